@@ -1,0 +1,1 @@
+export { formatSmoke, runSmoke, type SmokeResult } from './smoke.js';
