@@ -1,0 +1,101 @@
+import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
+import type { layers } from '@tensorflow/tfjs-layers';
+import type { z } from 'zod';
+
+/** A tfjs-layers layer (base class of every layer, including custom ones). */
+export type Layer = layers.Layer;
+
+/** Geometry of a 2-D convolution, independent of tfjs classes: what a cost model needs. */
+export interface ConvShape {
+  /** Kernel height and width. */
+  kernelSize: readonly [number, number];
+  inChannels: number;
+  outChannels: number;
+  strides: readonly [number, number];
+  dilation: readonly [number, number];
+  padding: 'same' | 'valid';
+  useBias: boolean;
+  /** Spatial size of the input (height, width), without the batch dimension. */
+  inputSize: readonly [number, number];
+  /** Spatial size of the output (height, width). */
+  outputSize: readonly [number, number];
+}
+
+/** A layer of a trained model that surgery offers to a strategy. */
+export interface TargetLayer {
+  /** The layer's name in the model, e.g. `stage2.block1.conv1`. */
+  name: string;
+  /** tfjs class name, e.g. `Conv2D`. */
+  className: string;
+  /** The layer itself (read-only for strategies: never mutate or dispose it). */
+  layer: Layer;
+  /** Convolution geometry; null when the layer is not a plain 2-D convolution. */
+  conv: ConvShape | null;
+  /** Trained kernel `[kh, kw, inChannels, outChannels]` (tfjs layout); null for a non-convolution. */
+  kernel: Tensor4D | null;
+  /** Trained bias `[outChannels]`, or null. */
+  bias: Tensor1D | null;
+  /** Fused activation of the layer (`linear` when none). */
+  activation: string;
+}
+
+/** Whether a strategy can rewrite a layer, and why not. */
+export type Support = { ok: true } | { ok: false; reason: string };
+
+/** How the replacement's weights start. */
+export type InitMode =
+  /** Fitted to the trained layer's weights (e.g. least squares, truncated SVD). */
+  | 'trained'
+  /** Fresh initialisation, for training the decomposed network from scratch. */
+  | 'scratch';
+
+export interface DecomposeContext {
+  init: InitMode;
+  /** Seed for any randomness in the initialisation; the same seed gives the same layers. */
+  seed: number;
+}
+
+/**
+ * The rewrite of one layer: layers applied one after another in place of the original, so that
+ * `layers[n-1](...layers[0](x))` has the original layer's input and output shapes and channel order.
+ */
+export interface Decomposition {
+  layers: Layer[];
+  /**
+   * Initial weights per layer, in the order of that layer's `getWeights()` once built; surgery sets them.
+   * Omitted (or an empty entry) keeps the layer's own initialisers. Surgery disposes these tensors.
+   */
+  weights?: Tensor[][];
+  /** Diagnostics to report, e.g. `{ relativeError: 0.031 }`. */
+  info?: Record<string, number | string>;
+}
+
+/** Parameters and multiply-adds of one layer (per image for MACs). */
+export interface LayerCost {
+  params: number;
+  /** Multiply-adds of the forward pass for one image. */
+  forwardMacs: number;
+  /** Multiply-adds of the backward pass (input gradient + weight gradients) for one image. */
+  backwardMacs: number;
+}
+
+/**
+ * A decomposition strategy: validated options, which layers it applies to, how it rewrites a layer, and
+ * what the rewrite costs. Built-ins (basis, SVD) and third-party plugins implement the same interface.
+ */
+export interface DecompositionStrategy<Options = unknown> {
+  /** Unique name used on the command line and in reports, e.g. `basis`. */
+  readonly name: string;
+  /** Semantic version of the strategy (of its package). */
+  readonly version: string;
+  /** One sentence for `--help` and reports. */
+  readonly description: string;
+  /** Validates and fills defaults of the options; surgery parses user input with it before any call. */
+  readonly optionsSchema: z.ZodType<Options>;
+  /** Whether `target` can be rewritten with `options`, with the reason when not. */
+  supports(target: TargetLayer, options: Options): Support;
+  /** The replacement of `target`; only called when `supports` said ok. */
+  decompose(target: TargetLayer, options: Options, context: DecomposeContext): Decomposition;
+  /** Cost of the replacement of a convolution of this shape (the dense cost comes from core's cost model). */
+  cost(shape: ConvShape, options: Options): LayerCost;
+}
