@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendUnavailableError, UnknownBackendError } from './errors.js';
+import { registerFileRouter } from './io/router.js';
 import { installEngineKernels } from './kernels.js';
 
 /** The backends the engine can run on, best first. */
@@ -126,6 +127,7 @@ export async function initEngine(options: InitEngineOptions = {}): Promise<Engin
     }
     if (backend === 'tensorflow') await setBackendOrThrow('tensorflow');
     await tf.ready();
+    registerFileRouter();
     return { backend, threads, skipped, engineKernels: installEngineKernels(backend) };
   }
   // cpu ships with the engine, so reaching this means even it failed to load.

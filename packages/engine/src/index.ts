@@ -8,4 +8,13 @@ export {
   type SkippedBackend,
 } from './backends.js';
 export { BackendUnavailableError, UnknownBackendError } from './errors.js';
+export {
+  FILE_SCHEME,
+  fileSystem,
+  MODEL_JSON_FILE,
+  ModelFileError,
+  type ModelFileProblem,
+  registerFileRouter,
+  WEIGHTS_FILE,
+} from './io/index.js';
 export { addEngineKernel, engineKernelNames } from './kernels.js';
