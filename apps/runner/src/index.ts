@@ -1,1 +1,22 @@
+export { type BenchResult, runBench } from './bench.js';
+export { type CompressSummary, type ModelFigures, runCompress } from './compress.js';
+export {
+  type BenchConfig,
+  benchConfigSchema,
+  type CompressConfig,
+  compressConfigSchema,
+  type EvalConfig,
+  evalConfigSchema,
+  type InspectConfig,
+  inspectConfigSchema,
+  resolveConfig,
+  type TrainConfig,
+  trainConfigSchema,
+} from './config.js';
+export { ConfigError, isTypedError, NoCheckpointError, reportError } from './errors.js';
+export { runEval } from './eval.js';
+export { type InspectReport, type InspectRow, runInspect } from './inspect.js';
+export { createProgram, type ProgramIo, runCli } from './program.js';
+export { Console } from './progress.js';
 export { formatSmoke, runSmoke, type SmokeResult } from './smoke.js';
+export { RUN_FILES, runTrain, type TrainSummary } from './train.js';

@@ -12,7 +12,14 @@ export interface Progress {
 export class Console {
   private logFile: string | null = null;
 
-  constructor(private readonly tty: boolean = Boolean(process.stderr.isTTY) && !process.env.CI) {}
+  /**
+   * @param tty - draw bars (default: stderr is a terminal and not CI)
+   * @param print - where log lines go (default stdout)
+   */
+  constructor(
+    private readonly tty: boolean = Boolean(process.stderr.isTTY) && !process.env.CI,
+    private readonly print: (line: string) => void = console.log,
+  ) {}
 
   /** Also append every log line to this file (the run's log in the report folder). */
   logTo(file: string | null): void {
@@ -20,12 +27,15 @@ export class Console {
   }
 
   log(line: string): void {
-    console.log(line);
+    this.print(line);
     if (this.logFile) appendFileSync(this.logFile, `${line}\n`);
   }
 
-  /** A progress bar for `total` units of `label`; plain lines (about every 10%) when not a terminal. */
-  progress(label: string, total: number): Progress {
+  /**
+   * A progress bar for `total` units of `label`; plain lines (about every 10%) when not a terminal.
+   * `alreadySeconds` is time spent on the task before the bar was created (for an ETA from the first update).
+   */
+  progress(label: string, total: number, alreadySeconds = 0): Progress {
     if (this.tty) {
       const bar = new SingleBar(
         {
@@ -40,7 +50,7 @@ export class Console {
         stop: () => bar.stop(),
       };
     }
-    const started = performance.now();
+    const started = performance.now() - 1000 * alreadySeconds;
     let lastDecile = -1;
     return {
       update: (done, status = '') => {

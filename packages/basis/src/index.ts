@@ -1,1 +1,27 @@
-export {};
+export {
+  BASIS_ACTIVATIONS,
+  type BasisActivation,
+  BasisConv2D,
+  type BasisConv2DArgs,
+  type BasisExecution,
+  type BasisForm,
+  type DenseConvConfig,
+} from './basis-conv2d.js';
+export { basisCost, factoredPays } from './cost.js';
+export { BasisConfigError, BasisConversionError } from './errors.js';
+export { type BasisFit, fitBasis } from './fit.js';
+export { type BasisOptions, type BasisOptionsInput, basisOptionsSchema, basisSize } from './options.js';
+export {
+  type BasisSchedule,
+  type BasisTrainingPlan,
+  basisScheduleSchema,
+  convertToBasis,
+  planBasisTraining,
+} from './schedule.js';
+export {
+  BASIS_VERSION,
+  basisFromTrained,
+  basisStrategy,
+  basisSupports,
+  type TrainedConv,
+} from './strategy.js';

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type Batch, createBatchStream } from './batches.js';
+import { type Cifar10Images, PIXELS_PER_IMAGE } from './format.js';
 import { normalizeImages } from './preprocess.js';
-import { type Cifar10Images, PIXELS_PER_IMAGE, readCifar10 } from './reader.js';
+import { readCifar10 } from './reader.js';
 import { SUBSET_DIR } from './test-fixtures.js';
 
 /** Whether two float arrays hold the same bits (vitest's deep equality is slow on a million elements). */

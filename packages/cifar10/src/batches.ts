@@ -1,5 +1,5 @@
+import { type Cifar10Images, PIXELS_PER_IMAGE } from './format.js';
 import { createNormalizeTable, drawCropFlip, writeImage } from './preprocess.js';
-import { type Cifar10Images, PIXELS_PER_IMAGE } from './reader.js';
 import { deriveSeed, Rng } from './rng.js';
 
 /** One batch, ready for the training loop. Its arrays are reused: the next batch overwrites them. */

@@ -25,6 +25,19 @@ export {
   Cifar10SubsetNotFoundError,
 } from './errors.js';
 export {
+  CHANNELS,
+  CIFAR10_CLASS_NAMES,
+  type Cifar10Images,
+  decodeBatch,
+  IMAGE_SIZE,
+  META_FILE,
+  NUM_CLASSES,
+  PIXELS_PER_IMAGE,
+  RECORD_BYTES,
+  TEST_FILE,
+  TRAIN_FILES,
+} from './format.js';
+export {
   CIFAR10_MEAN,
   CIFAR10_STD,
   CROP_PADDING,
@@ -36,20 +49,11 @@ export {
   writeImage,
 } from './preprocess.js';
 export {
-  CHANNELS,
   type Cifar10Dataset,
-  type Cifar10Images,
   checkCifar10Dir,
-  IMAGE_SIZE,
-  META_FILE,
-  NUM_CLASSES,
-  PIXELS_PER_IMAGE,
-  RECORD_BYTES,
   readCifar10,
   readCifar10Batches,
   readCifar10ClassNames,
-  TEST_FILE,
-  TRAIN_FILES,
 } from './reader.js';
 export { deriveSeed, Rng, type RngState } from './rng.js';
 export {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PIXELS_PER_IMAGE } from './format.js';
 import {
   CIFAR10_MEAN,
   CIFAR10_STD,
@@ -8,7 +9,7 @@ import {
   normalizeImages,
   writeImage,
 } from './preprocess.js';
-import { PIXELS_PER_IMAGE, readCifar10 } from './reader.js';
+import { readCifar10 } from './reader.js';
 import { Rng } from './rng.js';
 import { SUBSET_DIR } from './test-fixtures.js';
 

@@ -1,4 +1,4 @@
-import { CHANNELS, IMAGE_SIZE, PIXELS_PER_IMAGE } from './reader.js';
+import { CHANNELS, IMAGE_SIZE, PIXELS_PER_IMAGE } from './format.js';
 import type { Rng } from './rng.js';
 
 /**

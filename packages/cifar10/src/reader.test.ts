@@ -3,17 +3,9 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cifar10FormatError, Cifar10MetaError, Cifar10MissingFileError } from './errors.js';
-import {
-  type Cifar10Dataset,
-  checkCifar10Dir,
-  META_FILE,
-  PIXELS_PER_IMAGE,
-  RECORD_BYTES,
-  readCifar10,
-  readCifar10Batches,
-  TEST_FILE,
-} from './reader.js';
-import { CLASS_NAMES, makeRecords, SUBSET_DIR, tempDir, writeFixtureDir } from './test-fixtures.js';
+import { CIFAR10_CLASS_NAMES, META_FILE, PIXELS_PER_IMAGE, RECORD_BYTES, TEST_FILE } from './format.js';
+import { type Cifar10Dataset, checkCifar10Dir, readCifar10, readCifar10Batches } from './reader.js';
+import { makeRecords, SUBSET_DIR, tempDir, writeFixtureDir } from './test-fixtures.js';
 
 describe('readCifar10 on the bundled subset', () => {
   let data: Cifar10Dataset;
@@ -27,7 +19,7 @@ describe('readCifar10 on the bundled subset', () => {
     expect(data.train.images.length).toBe(5085 * 32 * 32 * 3);
     expect(data.train.labels.length).toBe(5085);
     expect(data.test.images.length).toBe(1017 * PIXELS_PER_IMAGE);
-    expect(data.classNames).toEqual(CLASS_NAMES);
+    expect(data.classNames).toEqual(CIFAR10_CLASS_NAMES);
   });
 
   it('keeps file order: the first labels match the official batches', () => {

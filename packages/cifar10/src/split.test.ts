@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Cifar10Images, NUM_CLASSES, PIXELS_PER_IMAGE, readCifar10 } from './reader.js';
+import { type Cifar10Images, NUM_CLASSES, PIXELS_PER_IMAGE } from './format.js';
+import { readCifar10 } from './reader.js';
 import { splitCalibration } from './split.js';
 import { SUBSET_DIR } from './test-fixtures.js';
 

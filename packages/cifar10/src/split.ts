@@ -1,4 +1,4 @@
-import { type Cifar10Images, NUM_CLASSES, PIXELS_PER_IMAGE } from './reader.js';
+import { type Cifar10Images, NUM_CLASSES, PIXELS_PER_IMAGE } from './format.js';
 import { deriveSeed, Rng } from './rng.js';
 
 /** Options of {@link splitCalibration}: give exactly one of `count` and `fraction`. */

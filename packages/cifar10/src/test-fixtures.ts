@@ -3,26 +3,12 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES } from './reader.js';
+import { CIFAR10_CLASS_NAMES, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES } from './format.js';
 
 /** The bundled subset, located relative to this file (the repository is cloned with shared/ beside it). */
 export const SUBSET_DIR = fileURLToPath(
   new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url),
 );
-
-/** The official class names, in label order. */
-export const CLASS_NAMES = [
-  'airplane',
-  'automobile',
-  'bird',
-  'cat',
-  'deer',
-  'dog',
-  'frog',
-  'horse',
-  'ship',
-  'truck',
-];
 
 /** A new empty temporary folder. */
 export function tempDir(): Promise<string> {
@@ -46,6 +32,6 @@ export async function writeFixtureDir(dir: string, perFile: number): Promise<str
   for (const [index, file] of [...TRAIN_FILES, TEST_FILE].entries()) {
     await writeFile(join(dir, file), makeRecords(perFile, index * perFile));
   }
-  await writeFile(join(dir, META_FILE), `${CLASS_NAMES.join('\n')}\n\n`);
+  await writeFile(join(dir, META_FILE), `${CIFAR10_CLASS_NAMES.join('\n')}\n\n`);
   return dir;
 }

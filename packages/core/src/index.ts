@@ -1,4 +1,31 @@
+export { cloneLayer } from './clone.js';
 export { addCosts, convCost, withConv } from './cost.js';
+export {
+  type CostAwareLayer,
+  type CostRow,
+  type CostSource,
+  type CostTable,
+  type CostTableOptions,
+  costTable,
+  registerLayerCost,
+} from './cost-table.js';
+export {
+  DuplicateStrategyError,
+  InvalidDecompositionError,
+  InvalidPluginError,
+  type OptionIssue,
+  PluginImportError,
+  SelectionError,
+  StrategyOptionsError,
+  UnknownLayerError,
+  UnknownStrategyError,
+  UnsupportedLayerError,
+  UnsupportedModelError,
+} from './errors.js';
+export { parseStrategyOptions } from './options.js';
+export { type LoadStrategyPluginOptions, loadStrategyPlugin } from './plugin.js';
+export { StrategyRegistry } from './registry.js';
+export type { LayerSelection } from './select.js';
 export type {
   ConvShape,
   DecomposeContext,
@@ -7,6 +34,19 @@ export type {
   InitMode,
   Layer,
   LayerCost,
+  LayerCostContext,
+  LayerCostFunction,
+  Shape,
   Support,
   TargetLayer,
 } from './strategy.js';
+export {
+  type ApplyStrategyOptions,
+  applyStrategy,
+  type LayerReplacement,
+  layerSeed,
+  type SkippedLayer,
+  type SurgeryResult,
+} from './surgery.js';
+export { describeLayer, listTargets } from './target.js';
+export { type LayerTiming, type MeasureLayerTimesOptions, measureLayerTimes } from './timing.js';

@@ -49,6 +49,7 @@ export type InitMode =
   /** Fresh initialisation, for training the decomposed network from scratch. */
   | 'scratch';
 
+/** What surgery hands to `decompose` besides the target and options. */
 export interface DecomposeContext {
   init: InitMode;
   /** Seed for any randomness in the initialisation; the same seed gives the same layers. */
@@ -68,6 +69,11 @@ export interface Decomposition {
   weights?: Tensor[][];
   /** Diagnostics to report, e.g. `{ relativeError: 0.031 }`. */
   info?: Record<string, number | string>;
+  /**
+   * Cost of this replacement when it depends on the trained weights (e.g. a rank chosen by retained energy),
+   * so `cost(shape, options)` cannot know it; surgery reports this instead of calling `cost`.
+   */
+  cost?: LayerCost;
 }
 
 /** Parameters and multiply-adds of one layer (per image for MACs). */
@@ -78,6 +84,18 @@ export interface LayerCost {
   /** Multiply-adds of the backward pass (input gradient + weight gradients) for one image. */
   backwardMacs: number;
 }
+
+/** A tensor shape as tfjs-layers gives it, batch dimension (null) first. */
+export type Shape = readonly (number | null)[];
+
+/** Where a layer sits in a model: the shapes of its inputs and outputs (batch dimension null). */
+export interface LayerCostContext {
+  inputShapes: readonly Shape[];
+  outputShapes: readonly Shape[];
+}
+
+/** Computes the cost of one layer (params, per-image MACs) from where it sits in the model. */
+export type LayerCostFunction = (layer: Layer, context: LayerCostContext) => LayerCost;
 
 /**
  * A decomposition strategy: validated options, which layers it applies to, how it rewrites a layer, and
@@ -98,4 +116,9 @@ export interface DecompositionStrategy<Options = unknown> {
   decompose(target: TargetLayer, options: Options, context: DecomposeContext): Decomposition;
   /** Cost of the replacement of a convolution of this shape (the dense cost comes from core's cost model). */
   cost(shape: ConvShape, options: Options): LayerCost;
+  /**
+   * Optional cost functions of the custom layer classes the strategy creates, by class name, which
+   * `costTable(model, { strategies })` uses (an alternative to implementing `CostAwareLayer` on the class).
+   */
+  readonly layerCosts?: Readonly<Record<string, LayerCostFunction>>;
 }

@@ -9,6 +9,20 @@ export {
 } from './backends.js';
 export { BackendUnavailableError, UnknownBackendError } from './errors.js';
 export {
+  createGradientComputer,
+  type GradientComputer,
+  GradientComputerClosedError,
+  type GradientComputerOptions,
+  GradientOptionsError,
+  type GradientResult,
+  GradientWorkerError,
+  InvalidBatchError,
+  type ModelOutputKind,
+  softmaxCrossEntropy,
+  type TrainingBatch,
+  type WorkerFailurePhase,
+} from './gradients/index.js';
+export {
   FILE_SCHEME,
   fileSystem,
   MODEL_JSON_FILE,
@@ -17,4 +31,5 @@ export {
   registerFileRouter,
   WEIGHTS_FILE,
 } from './io/index.js';
+export { UnsupportedKernelInputError } from './kernels/index.js';
 export { addEngineKernel, engineKernelNames } from './kernels.js';

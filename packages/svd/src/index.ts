@@ -1,1 +1,11 @@
-export {};
+export { SvdRankError, SvdTargetError } from './errors.js';
+export { buildSvdLayers, type ConvActivation, type SvdLayerOptions } from './layers.js';
+export {
+  SVD_MODES,
+  type SvdMode,
+  type SvdOptions,
+  type SvdOptionsInput,
+  svdOptionsSchema,
+} from './options.js';
+export { maxRank, rankForParams, svdConvShapes, svdCost } from './rank.js';
+export { SVD_VERSION, svdStrategy } from './strategy.js';

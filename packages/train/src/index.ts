@@ -1,1 +1,37 @@
-export {};
+export {
+  CHECKPOINT_FORMAT,
+  type CheckpointInfo,
+  loadCheckpointWeights,
+  readCheckpoint,
+} from './checkpoint.js';
+export { type ModelSignature, modelSignature, type TrainConfig } from './config.js';
+export {
+  CheckpointExistsError,
+  CheckpointMismatchError,
+  GradientMismatchError,
+  InvalidCheckpointError,
+  InvalidTrainingOptionError,
+  TrainingDivergedError,
+} from './errors.js';
+export { type EvaluationResult, evaluate } from './evaluate.js';
+export {
+  createSchedule,
+  type LrSchedule,
+  type ScheduleLength,
+  type ScheduleSpec,
+} from './schedule.js';
+export {
+  type ResolvedSgdOptions,
+  SgdOptimizer,
+  type SgdOptions,
+  type SgdState,
+  type WeightDecayScope,
+} from './sgd.js';
+export {
+  type EpochMetrics,
+  METRICS_FILE,
+  type StepProgress,
+  type TrainOptions,
+  type TrainResult,
+  train,
+} from './train.js';

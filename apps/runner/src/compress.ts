@@ -1,0 +1,226 @@
+import path from 'node:path';
+import {
+  applyStrategy,
+  costTable,
+  type DecompositionStrategy,
+  type LayerReplacement,
+  type LayerSelection,
+  type SkippedLayer,
+} from '@decompose/core';
+import { describeEngine, initEngine } from '@decompose/engine';
+import { evaluate, train } from '@decompose/train';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
+import type { CompressConfig } from './config.js';
+import { loadData } from './data.js';
+import { ConfigError } from './errors.js';
+import { readConfigFile, writeJsonAtomic } from './files.js';
+import {
+  absoluteSpecifier,
+  BUILT_IN_LAYER_MODULES,
+  BUILT_IN_STRATEGIES,
+  builtInRegistry,
+  loadModel,
+  loadPlugin,
+  modelPlugins,
+  saveModel,
+} from './models.js';
+import type { Console } from './progress.js';
+import { formatCount, formatTable } from './table.js';
+import { percent, plural, trainOptions } from './train.js';
+
+/** Parameters, per-image forward MACs and test accuracy of a model. */
+export interface ModelFigures {
+  params: number;
+  forwardMacs: number;
+  accuracy: number;
+  loss: number;
+}
+
+/** What `decompose compress` writes to `<out>/summary.json`. */
+export interface CompressSummary {
+  config: CompressConfig;
+  strategy: string;
+  /** Layers rewritten, with their options and per-layer costs. */
+  report: LayerReplacement[];
+  skipped: SkippedLayer[];
+  before: ModelFigures;
+  /** Right after surgery. */
+  compressed: ModelFigures;
+  /** After fine-tuning; null without it. */
+  fineTuned: ModelFigures | null;
+  modelDir: string;
+}
+
+/** The part of a selection file (`decompose sensitivity`'s output) that compress uses. */
+const selectionFileSchema = z.object({
+  choices: z.array(z.object({ layer: z.string(), options: z.unknown() })),
+});
+
+/** A strategy by built-in name, else loaded as a plugin; `plugin` is what a saved model must import. */
+async function resolveStrategy(
+  specifier: string,
+): Promise<{ strategy: DecompositionStrategy; plugin: string | null }> {
+  const registry = builtInRegistry();
+  if (registry.has(specifier)) return { strategy: registry.get(specifier), plugin: null };
+  const loaded = await loadPlugin(specifier);
+  const [strategy] = loaded;
+  if (loaded.length !== 1 || strategy === undefined) {
+    throw new ConfigError([
+      `--strategy: plugin '${specifier}' exports ${loaded.length} strategies (${loaded.map((s) => s.name).join(', ')}); ` +
+        'compress takes a plugin with exactly one, or a built-in name: ' +
+        registry.names().join(', '),
+    ]);
+  }
+  const builtIn = BUILT_IN_STRATEGIES.includes(strategy);
+  return { strategy, plugin: builtIn ? null : absoluteSpecifier(specifier) };
+}
+
+function strategyOptions(config: CompressConfig): unknown {
+  if (config.ratio !== undefined) return { ratio: config.ratio };
+  if (typeof config.options !== 'string') return config.options;
+  try {
+    return JSON.parse(config.options);
+  } catch (error) {
+    throw new ConfigError([
+      `--options: got ${JSON.stringify(config.options)}; expected a JSON object, e.g. '{"ratio":0.5}' (${(error as Error).message})`,
+    ]);
+  }
+}
+
+async function perLayerOptions(
+  selectionFile: string | undefined,
+): Promise<Record<string, unknown> | undefined> {
+  if (selectionFile === undefined) return undefined;
+  const parsed = selectionFileSchema.safeParse(await readConfigFile(selectionFile));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError([
+      `--selection: ${selectionFile} at '${issue?.path.join('.') ?? ''}': ${issue?.message}; expected a selection ` +
+        "as written by 'decompose sensitivity' ({ choices: [{ layer, options }, ...] })",
+    ]);
+  }
+  return Object.fromEntries(parsed.data.choices.map((choice) => [choice.layer, choice.options]));
+}
+
+function layerSelection(config: CompressConfig, fromSelection: boolean): LayerSelection | undefined {
+  if (config.layers !== undefined) {
+    return typeof config.layers === 'string' ? config.layers.split(',').map((s) => s.trim()) : config.layers;
+  }
+  // With a selection file the layers are its choices; otherwise every convolution the strategy supports.
+  return fromSelection ? undefined : (target) => target.conv !== null;
+}
+
+/**
+ * `decompose compress`: rewrites a saved model's convolutions with one strategy, optionally fine-tunes the
+ * result, saves it to `<out>/model/` and reports parameters, MACs and test accuracy before and after.
+ */
+export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
+  const engine = await initEngine();
+  for (const line of describeEngine(engine)) out.log(line);
+  const { strategy, plugin } = await resolveStrategy(config.strategy);
+  const options = strategyOptions(config);
+  const perLayer = await perLayerOptions(config.selection);
+  const data = await loadData(config, out);
+  const modelDir = path.resolve(config.modelDir);
+  const original = await loadModel(modelDir);
+  let compressed: tfl.LayersModel | null = null;
+  try {
+    const figures = async (model: tfl.LayersModel): Promise<ModelFigures> => {
+      const cost = costTable(model, {
+        strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
+      }).total;
+      const result = await evaluate(model, data.test, config.batch);
+      return {
+        params: cost.params,
+        forwardMacs: cost.forwardMacs,
+        accuracy: result.accuracy,
+        loss: result.loss,
+      };
+    };
+    const before = await figures(original);
+    const surgery = applyStrategy(original, strategy, {
+      layers: layerSelection(config, perLayer !== undefined),
+      options,
+      perLayerOptions: perLayer,
+      init: config.initFrom,
+      seed: config.seed,
+    });
+    compressed = surgery.model;
+    out.log(
+      `${strategy.name}: rewrote ${surgery.report.length} layers` +
+        (surgery.skipped.length > 0
+          ? ` (${surgery.skipped.length} matched but left as they are: see summary.json)`
+          : ''),
+    );
+    const afterSurgery = await figures(compressed);
+    let fineTuned: ModelFigures | null = null;
+    const outDir = path.resolve(config.out);
+    if (config.fineTuneEpochs > 0) {
+      out.log(`fine-tuning for ${plural(config.fineTuneEpochs, 'epoch')}`);
+      const setupModules = [
+        ...BUILT_IN_LAYER_MODULES,
+        ...(await modelPlugins(modelDir)),
+        ...(plugin ? [plugin] : []),
+      ];
+      await train({
+        ...trainOptions(
+          config,
+          { model: compressed, trainData: data.train, evalData: data.test, epochs: config.fineTuneEpochs },
+          out,
+        ),
+        checkpointDir: path.join(outDir, 'fine-tune'),
+        resume: false,
+        workerOptions: { setupModules, resolveFrom: new URL('.', import.meta.url) },
+      });
+      fineTuned = await figures(compressed);
+    }
+    const savedDir = path.join(outDir, 'model');
+    const plugins = [...new Set([...(await modelPlugins(modelDir)), ...(plugin ? [plugin] : [])])];
+    await saveModel(compressed, savedDir, plugins);
+    const summary: CompressSummary = {
+      config,
+      strategy: strategy.name,
+      report: surgery.report,
+      skipped: surgery.skipped,
+      before,
+      compressed: afterSurgery,
+      fineTuned,
+      modelDir: savedDir,
+    };
+    await writeJsonAtomic(path.join(outDir, 'summary.json'), summary);
+    for (const line of formatCompress(summary)) out.log(line);
+    return summary;
+  } finally {
+    original.dispose();
+    compressed?.dispose();
+  }
+}
+
+/** The before/after table of a compress run. */
+export function formatCompress(summary: CompressSummary): string[] {
+  const row = (label: string, f: ModelFigures) => [
+    label,
+    formatCount(f.params),
+    formatCount(f.forwardMacs),
+    percent(f.accuracy),
+    f.loss.toFixed(4),
+  ];
+  return [
+    ...formatTable(
+      [
+        { heading: 'model' },
+        { heading: 'params', align: 'right' },
+        { heading: 'MACs', align: 'right' },
+        { heading: 'test acc', align: 'right' },
+        { heading: 'test loss', align: 'right' },
+      ],
+      [
+        row('original', summary.before),
+        row(`${summary.strategy}`, summary.compressed),
+        ...(summary.fineTuned ? [row(`${summary.strategy} + fine-tune`, summary.fineTuned)] : []),
+      ],
+    ),
+    `saved to ${summary.modelDir}`,
+  ];
+}

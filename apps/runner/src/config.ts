@@ -1,0 +1,222 @@
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { readConfigFile } from './files.js';
+
+/** Where `--download` puts the full CIFAR-10 set unless `cacheDir` says otherwise. */
+export const DEFAULT_CACHE_DIR = path.join(homedir(), '.cache', 'decompose');
+
+const count = (what: string) =>
+  z.number().int(`${what} must be a whole number`).positive(`${what} must be ≥ 1`);
+
+/** Where the images come from; shared by every command that reads data. */
+const dataFields = {
+  /** A CIFAR-10 folder in the binary layout; default the bundled subset. */
+  data: z.string().min(1).optional(),
+  /** Download the full CIFAR-10 set into `cacheDir` (once) and use it. */
+  download: z.boolean().default(false),
+  cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),
+  /** Use only the first N training images (smoke runs). */
+  limitTrain: count('limitTrain').optional(),
+  /** Use only the first N test images (smoke runs). */
+  limitTest: count('limitTest').optional(),
+};
+
+/** The model a command builds from scratch. */
+const modelFields = {
+  model: z.enum(ARCHITECTURES).default('resnet20'),
+  shortcut: z.enum(SHORTCUTS).optional(),
+  init: z.enum(INITS).optional(),
+};
+
+/** SGD and schedule settings, shared by `train` and the fine-tuning of `compress`. */
+const sgdFields = {
+  batch: count('batch').default(128),
+  lr: z.number().positive('lr must be > 0, e.g. 0.1').default(0.1),
+  momentum: z.number().min(0).lt(1, 'momentum must be in [0, 1), e.g. 0.9').default(0.9),
+  nesterov: z.boolean().default(false),
+  weightDecay: z.number().min(0, 'weightDecay must be ≥ 0, e.g. 5e-4').default(5e-4),
+  decayOn: z.enum(['all', 'kernels']).default('all'),
+  schedule: z.enum(['cosine', 'step', 'constant']).default('cosine'),
+  /** Epochs at which the step schedule multiplies the rate by `gamma`; default half and three quarters. */
+  milestones: z.array(count('each milestone')).optional(),
+  gamma: z.number().positive().default(0.1),
+  warmupEpochs: z.number().min(0).default(0),
+  labelSmoothing: z.number().min(0).lt(1, 'labelSmoothing must be in [0, 1)').default(0),
+  augment: z.boolean().default(true),
+  workers: z.number().int().min(0, 'workers must be ≥ 0 (0 computes on the main thread)').default(0),
+  seed: z.number().int().min(0).default(0),
+};
+
+/** A refinement rejecting `a` and `b` together (a boolean `b` counts only when true). */
+function notBoth(
+  a: string,
+  b: string,
+): [(value: Record<string, unknown>) => boolean, z.core.$ZodCustomParams] {
+  return [
+    (value) => value[a] === undefined || value[b] === undefined || value[b] === false,
+    { message: `give either ${a} or ${b}, not both`, path: [b] },
+  ];
+}
+
+/** `decompose train`. */
+export const trainConfigSchema = z
+  .strictObject({
+    ...modelFields,
+    ...dataFields,
+    ...sgdFields,
+    epochs: count('epochs').default(15),
+    /** Output folder: checkpoints, `model/`, `summary.json`, `train.log`; default `runs/<model>`. */
+    out: z.string().min(1).optional(),
+    resume: z.boolean().default(false),
+  })
+  .refine(...notBoth('data', 'download'));
+/** A validated `decompose train` configuration, defaults filled in. */
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+/** `decompose eval`. */
+export const evalConfigSchema = z
+  .strictObject({
+    modelDir: z.string().min(1, 'modelDir is the folder holding model.json'),
+    ...dataFields,
+    batch: count('batch').default(128),
+  })
+  .refine(...notBoth('data', 'download'));
+/** A validated `decompose eval` configuration, defaults filled in. */
+export type EvalConfig = z.output<typeof evalConfigSchema>;
+
+/** `decompose inspect`. */
+export const inspectConfigSchema = z.strictObject({
+  modelDir: z.string().min(1).optional(),
+  ...modelFields,
+  json: z.boolean().default(false),
+  /** Measure each layer's forward and forward+backward time (off: costs only). */
+  timing: z.boolean().default(true),
+  /** Images per timed call. */
+  batch: count('batch').default(32),
+  repeats: count('repeats').default(5),
+});
+/** A validated `decompose inspect` configuration, defaults filled in. */
+export type InspectConfig = z.output<typeof inspectConfigSchema>;
+
+/** `decompose compress`. */
+export const compressConfigSchema = z
+  .strictObject({
+    modelDir: z.string().min(1, 'modelDir is the folder holding model.json'),
+    /** `basis`, `svd`, or a plugin (package name or file path). */
+    strategy: z.string().min(1),
+    /** The strategy's options: an object, or its JSON text on the command line. */
+    options: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
+    /** Shorthand for `options: { ratio }`. */
+    ratio: z.number().gt(0).lte(1, 'ratio must be in (0, 1]').optional(),
+    /** Layer names or globs; a comma-separated string on the command line. */
+    layers: z.union([z.array(z.string().min(1)), z.string().min(1)]).optional(),
+    /** A selection file (from `decompose sensitivity`) giving options per layer. */
+    selection: z.string().min(1).optional(),
+    initFrom: z.enum(['trained', 'scratch']).default('trained'),
+    fineTuneEpochs: z.number().int().min(0).default(0),
+    ...dataFields,
+    ...sgdFields,
+    lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),
+    out: z.string().min(1),
+  })
+  .refine(...notBoth('data', 'download'))
+  .refine(...notBoth('options', 'ratio'));
+/** A validated `decompose compress` configuration, defaults filled in. */
+export type CompressConfig = z.output<typeof compressConfigSchema>;
+
+/** `decompose bench`. */
+export const benchConfigSchema = z.strictObject({
+  ...modelFields,
+  batch: count('batch').default(32),
+  steps: count('steps').default(3),
+  workers: z.number().int().min(0).default(0),
+});
+/** A validated `decompose bench` configuration, defaults filled in. */
+export type BenchConfig = z.output<typeof benchConfigSchema>;
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function valueAt(input: unknown, keys: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of keys) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function shown(value: unknown): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+/** Where the fields of a configuration came from, to name them the way the user wrote them. */
+interface Sources {
+  flags: ReadonlySet<string>;
+  file?: string;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: unknown, sources: Sources, known: string[]): string[] {
+  const value = valueAt(input, issue.path);
+  // Named as the user wrote it: a flag, a field of the file, or (when missing) either way to give it.
+  const where = (field: string, top: string) => {
+    const flag = `--${kebab(top)}`;
+    const inFile = sources.file ? `'${field}' in ${sources.file}` : null;
+    if (sources.flags.has(top)) return flag;
+    if (value === undefined && top !== '') return inFile ? `${flag} (or ${inFile})` : flag;
+    return inFile ?? `'${field}'`;
+  };
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${where(key, key)}: unknown field; expected one of ${known.join(', ')}`);
+  }
+  const field = issue.path.map(String).join('.') || '(whole config)';
+  const top = String(issue.path[0] ?? '');
+  return [`${where(field, top)}: got ${shown(value)}; ${issue.message}`];
+}
+
+/**
+ * A command's configuration: the config file (YAML or JSON, if given) with command-line flags laid over it,
+ * validated by `schema` (defaults filled in). Flags whose value is `undefined` were not given.
+ *
+ * @throws ConfigError naming each bad field (as `--flag` or as the file's field), its value and the expected form;
+ *   ConfigFileError when the file cannot be read or parsed.
+ */
+export async function resolveConfig<Schema extends z.ZodType>(
+  schema: Schema,
+  flags: Readonly<Record<string, unknown>>,
+  configFile?: string,
+): Promise<z.output<Schema>> {
+  const fromFile = configFile === undefined ? {} : await readConfigFile(configFile);
+  if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) {
+    throw new ConfigError([
+      `${configFile} must hold a mapping of fields (e.g. 'epochs: 2'), got ${shown(fromFile)}`,
+    ]);
+  }
+  const given = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
+  const input = { ...(fromFile as Record<string, unknown>), ...given };
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const sources: Sources = { flags: new Set(Object.keys(given)), file: configFile };
+  const known = Object.keys(shapeOf(schema)).sort();
+  throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, input, sources, known)));
+}
+
+/** The fields of an object schema, looking through refinements. */
+function shapeOf(schema: z.ZodType): Record<string, unknown> {
+  const def = (schema as unknown as { def: { shape?: Record<string, unknown>; in?: z.ZodType } }).def;
+  if (def.shape) return def.shape;
+  return def.in ? shapeOf(def.in) : {};
+}
+
+/**
+ * Reads a number-like command-line value as a number; anything else stays a string, so that validation
+ * reports it with the flag's name.
+ */
+export function numberArg(value: string): number | string {
+  const parsed = Number(value);
+  return value.trim() !== '' && Number.isFinite(parsed) ? parsed : value;
+}

@@ -1,0 +1,67 @@
+/** Thrown when a command's configuration (config file merged with flags) is invalid; one issue per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    /** One line per problem, each naming the field, the bad value and the expected form. */
+    readonly issues: readonly string[],
+  ) {
+    super(
+      issues.length === 1
+        ? `Invalid configuration: ${issues[0]}`
+        : `Invalid configuration:\n  ${issues.join('\n  ')}`,
+    );
+  }
+}
+
+/** Thrown by `train --resume` when the output folder holds no checkpoint to continue. */
+export class NoCheckpointError extends Error {
+  override readonly name = 'NoCheckpointError';
+  constructor(
+    /** The run's output folder. */
+    readonly dir: string,
+    /** Where its checkpoints would be. */
+    readonly checkpointDir: string,
+  ) {
+    super(
+      `No checkpoint to resume in ${dir} (none under ${checkpointDir}). Drop --resume to start afresh, or point --out at an earlier run.`,
+    );
+  }
+}
+
+/** Exit code of a run that stopped on bad input (a typed error with a clear message). */
+export const EXIT_USAGE = 2;
+/** Exit code of a run that stopped on an unexpected error (a bug: the stack is printed). */
+export const EXIT_BUG = 1;
+
+/** The JavaScript engine's own error classes: a bug, not a message written for the user. */
+const BUILT_IN_ERRORS = new Set([
+  'Error',
+  'TypeError',
+  'RangeError',
+  'ReferenceError',
+  'SyntaxError',
+  'EvalError',
+  'URIError',
+  'AggregateError',
+]);
+
+/**
+ * Whether `error` is one of our typed errors (a named subclass of Error, such as `CheckpointMismatchError`),
+ * whose message says what is wrong and how to fix it, so the user needs no stack trace.
+ */
+export function isTypedError(error: unknown): error is Error {
+  return error instanceof Error && error.name.endsWith('Error') && !BUILT_IN_ERRORS.has(error.name);
+}
+
+/**
+ * The one place the runner turns a failure into output and an exit code: a typed error prints
+ * `error: <message>` and gives {@link EXIT_USAGE}; anything else prints its stack and gives {@link EXIT_BUG}.
+ */
+export function reportError(error: unknown, print: (line: string) => void = console.error): number {
+  if (isTypedError(error)) {
+    print(`error: ${error.message}`);
+    return EXIT_USAGE;
+  }
+  print(error instanceof Error ? (error.stack ?? String(error)) : `error: ${String(error)}`);
+  return EXIT_BUG;
+}

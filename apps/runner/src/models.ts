@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { basisStrategy } from '@decompose/basis';
+import type { DecompositionStrategy } from '@decompose/core';
+import { loadStrategyPlugin, PluginImportError, StrategyRegistry } from '@decompose/core';
+import { fileSystem } from '@decompose/engine';
+import { svdStrategy } from '@decompose/svd';
+import * as tfl from '@tensorflow/tfjs-layers';
+import tuckerStrategy from 'decompose-plugin-tucker';
+import { z } from 'zod';
+import { ConfigFileError, writeJsonAtomic } from './files.js';
+
+/** Strategies the runner knows by name; anything else is loaded as a plugin. */
+export const BUILT_IN_STRATEGIES: readonly DecompositionStrategy[] = [
+  basisStrategy,
+  svdStrategy,
+  tuckerStrategy,
+];
+
+/**
+ * Modules whose import registers the layer classes of the built-in strategies (handed to gradient workers so
+ * they can rebuild a compressed model).
+ */
+export const BUILT_IN_LAYER_MODULES = ['@decompose/basis', '@decompose/svd', 'decompose-plugin-tucker'];
+
+/** A registry holding the built-in strategies. */
+export function builtInRegistry(): StrategyRegistry {
+  return new StrategyRegistry().register(...BUILT_IN_STRATEGIES);
+}
+
+/**
+ * Beside a saved model: the plugins whose layers it uses, so that loading it imports them first (their layer
+ * classes must be registered before tfjs can rebuild the model).
+ */
+const PLUGINS_FILE = 'plugins.json';
+const pluginsSchema = z.object({ plugins: z.array(z.string()) });
+
+/** A plugin specifier as something importable from anywhere: paths become absolute, package names stay. */
+export function absoluteSpecifier(specifier: string): string {
+  return specifier.startsWith('.') || path.isAbsolute(specifier) ? path.resolve(specifier) : specifier;
+}
+
+/**
+ * Loads a strategy plugin: a path, or a package name resolved from the working directory and then from where
+ * the runner is installed (so plugins installed beside `decompose` are found from anywhere). A failure reports
+ * the first attempt's error.
+ */
+export async function loadPlugin(specifier: string): Promise<DecompositionStrategy[]> {
+  try {
+    return await loadStrategyPlugin(specifier);
+  } catch (error) {
+    if (!(error instanceof PluginImportError) || absoluteSpecifier(specifier) !== specifier) throw error;
+    try {
+      return await loadStrategyPlugin(specifier, { from: fileURLToPath(new URL('.', import.meta.url)) });
+    } catch {
+      throw error;
+    }
+  }
+}
+
+/** Saves `model` as `<dir>/model.json` + `weights.bin`, noting the plugins its layers come from. */
+export async function saveModel(
+  model: tfl.LayersModel,
+  dir: string,
+  plugins: readonly string[] = [],
+): Promise<void> {
+  await model.save(fileSystem(dir));
+  if (plugins.length > 0) await writeJsonAtomic(path.join(dir, PLUGINS_FILE), { plugins });
+}
+
+/** The plugins a saved model needs (empty when it was written without any). */
+export async function modelPlugins(dir: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, PLUGINS_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  let parsed: z.ZodSafeParseResult<{ plugins: string[] }> | null = null;
+  try {
+    parsed = pluginsSchema.safeParse(JSON.parse(text));
+  } catch {
+    // Not JSON: reported below like a wrong shape.
+  }
+  if (!parsed?.success) {
+    throw new ConfigFileError(
+      `${path.join(dir, PLUGINS_FILE)} must be JSON of the form { "plugins": ["<package or path>", ...] }; fix or delete it.`,
+    );
+  }
+  return parsed.data.plugins;
+}
+
+/**
+ * Loads a model saved by {@link saveModel} (or any tfjs layers model directory), importing the plugins it
+ * needs first. Throws the engine's `ModelFileError` for a missing or damaged directory.
+ */
+export async function loadModel(dir: string): Promise<tfl.LayersModel> {
+  for (const plugin of await modelPlugins(dir)) await loadPlugin(plugin);
+  return tfl.loadLayersModel(fileSystem(dir));
+}

@@ -1,0 +1,220 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Cifar10Images } from '@decompose/cifar10';
+import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
+import { createCifarResNet } from '@decompose/resnet';
+import {
+  type EpochMetrics,
+  METRICS_FILE,
+  readCheckpoint,
+  type ScheduleSpec,
+  type StepProgress,
+  type TrainOptions,
+  train,
+} from '@decompose/train';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { TrainConfig } from './config.js';
+import { loadData } from './data.js';
+import { NoCheckpointError } from './errors.js';
+import { writeJsonAtomic } from './files.js';
+import { saveModel } from './models.js';
+import type { Console, Progress } from './progress.js';
+
+/** Files a training run writes under its output folder. */
+export const RUN_FILES = {
+  checkpoints: 'checkpoints',
+  model: 'model',
+  summary: 'summary.json',
+  log: 'train.log',
+} as const;
+
+/** What `decompose train` writes to `<out>/summary.json`. */
+export interface TrainSummary {
+  config: TrainConfig & { out: string };
+  backend: EngineInfo;
+  data: { dir: string; train: number; test: number };
+  /** Every epoch of the run, those before a resume included. */
+  epochs: EpochMetrics[];
+  /** Epochs done before this invocation (0 unless resumed). */
+  resumedFrom: number;
+  finalTest: { loss: number; accuracy: number } | null;
+  /** Mean training throughput over the epochs this invocation ran (null when it ran none). */
+  trainImagesPerSecond: number | null;
+  /** Wall-clock seconds of each epoch (training and evaluation). */
+  secondsPerEpoch: number[];
+  modelDir: string;
+}
+
+/** The SGD settings shared by `train` and the fine-tuning of `compress`. */
+export type SgdSettings = Pick<
+  TrainConfig,
+  | 'batch'
+  | 'lr'
+  | 'momentum'
+  | 'nesterov'
+  | 'weightDecay'
+  | 'decayOn'
+  | 'schedule'
+  | 'milestones'
+  | 'gamma'
+  | 'warmupEpochs'
+  | 'labelSmoothing'
+  | 'augment'
+  | 'workers'
+  | 'seed'
+>;
+
+function scheduleSpec(settings: SgdSettings, epochs: number): ScheduleSpec {
+  const { lr, warmupEpochs } = settings;
+  switch (settings.schedule) {
+    case 'cosine':
+      return { type: 'cosine', lr, warmupEpochs };
+    case 'constant':
+      return { type: 'constant', lr, warmupEpochs };
+    case 'step': {
+      const milestones = settings.milestones ?? [
+        ...new Set([Math.round(epochs / 2), Math.round((3 * epochs) / 4)].filter((e) => e >= 1)),
+      ];
+      return { type: 'step', lr, milestones, gamma: settings.gamma, warmupEpochs };
+    }
+  }
+}
+
+/** The `train()` options for `model` under the command's SGD settings, with progress drawn on `out`. */
+export function trainOptions(
+  settings: SgdSettings,
+  run: { model: tfl.LayersModel; trainData: Cifar10Images; evalData: Cifar10Images; epochs: number },
+  out: Console,
+): TrainOptions {
+  let bar: Progress | null = null;
+  const status = (p: StepProgress) =>
+    `loss ${p.loss.toFixed(3)} acc ${percent(p.accuracy)} lr ${p.lr.toPrecision(3)} ${p.imagesPerSecond.toFixed(0)} img/s`;
+  return {
+    ...run,
+    batchSize: settings.batch,
+    augment: settings.augment,
+    seed: settings.seed,
+    schedule: scheduleSpec(settings, run.epochs),
+    optimizer: {
+      momentum: settings.momentum,
+      nesterov: settings.nesterov,
+      weightDecay: settings.weightDecay,
+      weightDecayScope: settings.decayOn,
+    },
+    labelSmoothing: settings.labelSmoothing,
+    workers: settings.workers,
+    onStep: (p) => {
+      // The first step is over before the bar exists: count its time, so the first line has an ETA.
+      if (p.step === 1) {
+        bar = out.progress(
+          `epoch ${p.epoch}/${p.epochs}`,
+          p.stepsPerEpoch,
+          settings.batch / p.imagesPerSecond,
+        );
+      }
+      bar?.update(p.step, status(p));
+    },
+    onEpoch: (m) => {
+      bar?.stop();
+      bar = null;
+      out.log(formatEpoch(m));
+    },
+  };
+}
+
+/** `n` and a noun, plural unless n is 1: `1 epoch`, `2 epochs`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** A fraction as a percentage with one decimal, e.g. `91.3%`. */
+export function percent(fraction: number): string {
+  return `${(100 * fraction).toFixed(1)}%`;
+}
+
+/** The one line logged per epoch. */
+export function formatEpoch(m: EpochMetrics): string {
+  const test = m.eval ? `test loss ${m.eval.loss.toFixed(4)} acc ${percent(m.eval.accuracy)}` : 'no test set';
+  return (
+    `epoch ${m.epoch}/${m.epochs}: train loss ${m.train.loss.toFixed(4)} acc ${percent(m.train.accuracy)} | ` +
+    `${test} | ${m.seconds.toFixed(1)}s (${m.train.imagesPerSecond.toFixed(0)} img/s) lr ${m.lr.toPrecision(3)}`
+  );
+}
+
+async function readMetrics(checkpointDir: string): Promise<EpochMetrics[]> {
+  const text = await readFile(path.join(checkpointDir, METRICS_FILE), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as EpochMetrics);
+}
+
+/**
+ * `decompose train`: trains a CIFAR ResNet from scratch (or resumes `<out>`'s newest checkpoint), logging to
+ * `<out>/train.log`, then saves `<out>/model/` and `<out>/summary.json`.
+ *
+ * @throws NoCheckpointError for `resume` without a checkpoint; the train package's `CheckpointMismatchError`
+ *   and `CheckpointExistsError` for a checkpoint that does not fit the run.
+ */
+export async function runTrain(config: TrainConfig, out: Console): Promise<TrainSummary> {
+  const outDir = path.resolve(config.out ?? path.join('runs', config.model));
+  const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
+  if (config.resume && (await readCheckpoint(checkpointDir)) === null)
+    throw new NoCheckpointError(outDir, checkpointDir);
+  await mkdir(outDir, { recursive: true });
+  out.logTo(path.join(outDir, RUN_FILES.log));
+  try {
+    const engine = await initEngine();
+    for (const line of describeEngine(engine)) out.log(line);
+    const data = await loadData(config, out);
+    const model = createCifarResNet({
+      arch: config.model,
+      shortcut: config.shortcut,
+      init: config.init,
+      seed: config.seed,
+    });
+    try {
+      out.log(
+        `${config.resume ? 'resuming' : 'training'} ${config.model} for ${plural(config.epochs, 'epoch')} into ${outDir}`,
+      );
+      const result = await train({
+        ...trainOptions(
+          config,
+          { model, trainData: data.train, evalData: data.test, epochs: config.epochs },
+          out,
+        ),
+        checkpointDir,
+        resume: config.resume,
+      });
+      const modelDir = path.join(outDir, RUN_FILES.model);
+      await saveModel(model, modelDir);
+      const epochs = await readMetrics(checkpointDir);
+      const last = epochs.at(-1)?.eval ?? null;
+      const summary: TrainSummary = {
+        config: { ...config, out: outDir },
+        backend: engine,
+        data: { dir: data.dir, train: data.train.count, test: data.test.count },
+        epochs,
+        resumedFrom: result.startEpoch,
+        finalTest: last && { loss: last.loss, accuracy: last.accuracy },
+        trainImagesPerSecond:
+          result.history.length === 0
+            ? null
+            : result.history.reduce((sum, m) => sum + m.train.imagesPerSecond, 0) / result.history.length,
+        secondsPerEpoch: epochs.map((m) => m.seconds),
+        modelDir,
+      };
+      await writeJsonAtomic(path.join(outDir, RUN_FILES.summary), summary);
+      out.log(
+        `done: final test accuracy ${summary.finalTest ? percent(summary.finalTest.accuracy) : 'n/a'}` +
+          `${summary.trainImagesPerSecond === null ? '' : `, ${summary.trainImagesPerSecond.toFixed(0)} img/s training`}; ` +
+          `model in ${modelDir}`,
+      );
+      return summary;
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    out.logTo(null);
+  }
+}

@@ -1,0 +1,96 @@
+import { basisStrategy } from '@decompose/basis';
+import { type Cifar10Images, normalizeImages } from '@decompose/cifar10/browser';
+import { applyStrategy, type LayerReplacement } from '@decompose/core';
+import { createCifarResNet } from '@decompose/resnet';
+import { svdStrategy } from '@decompose/svd';
+import * as tf from '@tensorflow/tfjs-core';
+import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+
+/** A ResNet-20 and a compressed copy of it, for the page when no trained model is at hand. */
+export interface DemoModels {
+  original: LayersModel;
+  compressed: LayersModel;
+  /** The layers the compressed model rewrote, with the strategy that rewrote each, basis ones first. */
+  replacements: (LayerReplacement & { strategy: string })[];
+}
+
+/** Convolutions rewritten as `BasisConv2D` (a custom layer the page must have registered). */
+export const DEMO_BASIS_LAYERS = 'stage2.**';
+/** Convolutions rewritten as two stock convolutions by SVD. */
+export const DEMO_SVD_LAYERS = 'stage3.*.conv2';
+
+/** Standard deviation the class-mean head gives the logits, so probabilities are neither flat nor one-hot. */
+const HEAD_LOGIT_STD = 2;
+
+/**
+ * Replaces the `head.fc` weights of an untrained ResNet by a nearest-class-mean classifier over its pooled
+ * features: logit_c = s · (μ_c − μ) · (f − μ), with μ_c the mean feature of class c in `calibration`, μ the
+ * mean over all of it. Random features are far from useless, so this gives predictions that depend on the
+ * image (a random head sends nearly every image to one class) without any training.
+ */
+function fitClassMeanHead(network: LayersModel, calibration: Cifar10Images): void {
+  const features = functionalModel({
+    inputs: network.inputs,
+    outputs: network.getLayer('head.pool').output as SymbolicTensor,
+  });
+  const head = network.getLayer('head.fc');
+  const [kernel, bias] = tf.tidy(() => {
+    const input = tf.tensor4d(normalizeImages(calibration.images), [calibration.count, 32, 32, 3]);
+    const pooled = features.predict(input) as tf.Tensor2D;
+    const mean = tf.mean(pooled, 0);
+    const centred = tf.sub(pooled, mean);
+    const numClasses = head.getWeights()[1]!.shape[0]!;
+    const oneHot = tf.oneHot(tf.tensor1d(calibration.labels, 'int32'), numClasses).toFloat();
+    const counts = tf.maximum(tf.sum(oneHot, 0), 1);
+    const classMeans = tf.div(tf.matMul(oneHot, centred, true, false), tf.reshape(counts, [numClasses, 1]));
+    const direction = tf.transpose(classMeans) as tf.Tensor2D;
+    const scale = tf.div(
+      HEAD_LOGIT_STD,
+      tf.add(tf.moments(tf.matMul(centred, direction)).variance.sqrt(), 1e-6),
+    );
+    const scaled = tf.mul(direction, scale);
+    return [scaled, tf.neg(tf.matMul(tf.reshape(mean, [1, -1]), scaled).reshape([numClasses]))];
+  });
+  head.setWeights([kernel, bias]);
+  tf.dispose([kernel, bias]);
+}
+
+/** Options of {@link createDemoModels}. */
+export interface DemoModelOptions {
+  /** Seed of the ResNet's initial weights and of the strategies (default 0). */
+  seed?: number;
+  /** A few hundred labelled training images for the class-mean head; without them the head stays random. */
+  calibration?: Cifar10Images;
+}
+
+/**
+ * A seeded, untrained ResNet-20 (shortcut A) and a copy with the stage-2 convolutions replaced by basis
+ * convolutions (half the filters kept) and the stage-3 second convolutions by SVD pairs (half the
+ * parameters), so the page exercises a custom layer and stock pairs alike. With `calibration` images
+ * (a few hundred training images), the head becomes a nearest-class-mean classifier, so predictions vary
+ * from image to image. The caller owns both models.
+ */
+export function createDemoModels(options: DemoModelOptions = {}): DemoModels {
+  const seed = options.seed ?? 0;
+  const original = createCifarResNet({ arch: 'resnet20', shortcut: 'A', seed });
+  if (options.calibration !== undefined) fitClassMeanHead(original, options.calibration);
+  const basis = applyStrategy(original, basisStrategy, {
+    layers: DEMO_BASIS_LAYERS,
+    options: { ratio: 0.5 },
+    seed,
+  });
+  const svd = applyStrategy(basis.model, svdStrategy, {
+    layers: DEMO_SVD_LAYERS,
+    options: { ratio: 0.5 },
+    seed,
+  });
+  basis.model.dispose();
+  return {
+    original,
+    compressed: svd.model,
+    replacements: [
+      ...basis.report.map((replacement) => ({ ...replacement, strategy: basisStrategy.name })),
+      ...svd.report.map((replacement) => ({ ...replacement, strategy: svdStrategy.name })),
+    ],
+  };
+}

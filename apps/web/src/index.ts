@@ -1,0 +1,12 @@
+export { classify, type Predictions, weightBytes } from './classify.js';
+export {
+  createDemoModels,
+  DEMO_BASIS_LAYERS,
+  DEMO_SVD_LAYERS,
+  type DemoModelOptions,
+  type DemoModels,
+} from './demo.js';
+export { type NodePredictions, type PrepareSiteOptions, prepareSite } from './prepare.js';
+export type { ModelResult, PageResults } from './results.js';
+export { RESULTS_PROPERTY } from './results.js';
+export { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot, NODE_PREDICTIONS_PATH } from './site.js';

@@ -1,0 +1,136 @@
+// Importing the layer packages registers their custom classes (BasisConv2D) with tfjs serialization, so the
+// stock loadLayersModel can rebuild compressed models. SVD replacements are stock layers and need nothing.
+import '@decompose/basis';
+import {
+  type Cifar10Images,
+  decodeBatch,
+  normalizeImages,
+  PIXELS_PER_IMAGE,
+} from '@decompose/cifar10/browser';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import threadedSimdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import * as tf from '@tensorflow/tfjs-core';
+import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
+import { batchAt, classifyBatch, PREDICT_BATCH, weightBytes } from '../classify.js';
+import { type ModelResult, type PageResults, RESULTS_PROPERTY } from '../results.js';
+import { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot } from '../site.js';
+import { renderGallery, renderStatus, renderSummary } from './render.js';
+
+function report(results: PageResults): void {
+  (window as unknown as Record<string, PageResults>)[RESULTS_PROPERTY] = results;
+}
+
+function step(text: string): void {
+  report({ status: 'running', step: text });
+  renderStatus(text);
+}
+
+function layerClasses(model: LayersModel): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const layer of model.layers) {
+    const name = layer.getClassName();
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
+async function fetchImages(url: string, limit: number): Promise<Cifar10Images> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`Could not fetch the test images ${url}: HTTP ${response.status}`);
+  return decodeBatch(new Uint8Array(await response.arrayBuffer()), { source: url, limit });
+}
+
+interface LoadedModel {
+  slot: ModelSlot;
+  url: string;
+  model: LayersModel;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/**
+ * Classifies the images with every model, alternating models batch by batch so that whatever else the
+ * machine does slows them alike; time per image is the median over batches, after one warm-up batch each
+ * (the first predict compiles and allocates).
+ */
+async function compare(loaded: readonly LoadedModel[], images: Cifar10Images): Promise<ModelResult[]> {
+  const input = normalizeImages(images.images);
+  for (const { model } of loaded) await classifyBatch(model, batchAt(input, 0));
+  const runs = loaded.map(() => ({
+    classes: [] as number[],
+    probabilities: [] as number[][],
+    ms: [] as number[],
+  }));
+  for (let start = 0; start < images.count; start += PREDICT_BATCH) {
+    const batch = batchAt(input, start);
+    const size = batch.length / PIXELS_PER_IMAGE;
+    for (const [index, { model }] of loaded.entries()) {
+      const began = performance.now();
+      const { classes, probabilities } = await classifyBatch(model, batch);
+      const run = runs[index]!;
+      run.ms.push((performance.now() - began) / size);
+      run.classes.push(...classes);
+      run.probabilities.push(...probabilities);
+    }
+  }
+  return loaded.map(({ slot, url, model }, index) => {
+    const { classes, probabilities, ms } = runs[index]!;
+    const correct = classes.filter((c, i) => c === images.labels[i]).length;
+    return {
+      slot,
+      url,
+      params: model.countParams(),
+      weightBytes: weightBytes(model),
+      layerClasses: layerClasses(model),
+      accuracy: correct / images.count,
+      msPerImage: median(ms),
+      classes,
+      probabilities,
+    };
+  });
+}
+
+async function run(): Promise<void> {
+  const query = new URLSearchParams(window.location.search);
+  const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY);
+  step('Starting the wasm backend…');
+  // The threaded build's pthread workers re-evaluate the module factory from its source text, which a
+  // bundler's minified scope breaks ("e is not defined", then a hang) when the page is cross-origin
+  // isolated; so the page always uses the single-threaded SIMD build.
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setWasmPaths({
+    'tfjs-backend-wasm.wasm': plainWasm,
+    'tfjs-backend-wasm-simd.wasm': simdWasm,
+    'tfjs-backend-wasm-threaded-simd.wasm': threadedSimdWasm,
+  });
+  if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend did not start.');
+  const imagesUrl = query.get('images') ?? IMAGES_PATH;
+  step(`Fetching ${imagesUrl}…`);
+  const images = await fetchImages(imagesUrl, limit);
+  const loaded: LoadedModel[] = [];
+  for (const slot of MODEL_SLOTS) {
+    const url = query.get(slot) ?? MODEL_PATHS[slot];
+    step(`Loading the ${slot} model from ${url}…`);
+    loaded.push({ slot, url, model: await loadLayersModel(url) });
+  }
+  step(`Classifying ${images.count} images with both models…`);
+  const models = await compare(loaded, images);
+  for (const { model } of loaded) model.dispose();
+  const backend = `${tf.getBackend()} (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})`;
+  renderStatus(`Done: ${images.count} CIFAR-10 test images on the ${backend} backend.`);
+  renderSummary(models, images.count);
+  renderGallery(images, models);
+  report({ status: 'done', backend: tf.getBackend(), imageCount: images.count, models });
+}
+
+run().catch((error: unknown) => {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  renderStatus(message, true);
+  report({ status: 'error', error: message });
+});

@@ -1,0 +1,34 @@
+import type { ModelSlot } from './site.js';
+
+/** What the page measured for one model. */
+export interface ModelResult {
+  slot: ModelSlot;
+  /** The `model.json` URL it loaded. */
+  url: string;
+  /** Parameters (weights) of the model. */
+  params: number;
+  /** Bytes of its weights. */
+  weightBytes: number;
+  /** How many layers of each class it has (e.g. `{ Conv2D: 13, BasisConv2D: 6, … }`). */
+  layerClasses: Record<string, number>;
+  /** Fraction of the images classified correctly. */
+  accuracy: number;
+  /**
+   * Median over batches of a batch's wall time per image; the models alternate batch by batch, after one
+   * warm-up batch each, so other load on the machine slows both alike.
+   */
+  msPerImage: number;
+  /** Predicted class of each image, in file order. */
+  classes: number[];
+  /** Softmax probabilities of each image. */
+  probabilities: number[][];
+}
+
+/** What the page puts on `window.__decomposeResults`: `running` until it is `done` or hits an `error`. */
+export type PageResults =
+  | { status: 'running'; step: string }
+  | { status: 'error'; error: string }
+  | { status: 'done'; backend: string; imageCount: number; models: ModelResult[] };
+
+/** The `window` property the page reports on. */
+export const RESULTS_PROPERTY = '__decomposeResults';

@@ -1,0 +1,68 @@
+import {
+  getKernelsForBackend,
+  type KernelConfig,
+  type KernelFunc,
+  registerKernel,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+
+/** Time spent in one kernel over a measured span. */
+export interface KernelTime {
+  kernel: string;
+  /** Wall-clock milliseconds. */
+  ms: number;
+  /** CPU milliseconds of this process (less inflated than wall time when other programs share the cores). */
+  cpu_ms: number;
+  calls: number;
+}
+
+/** Stops timing and restores the backend's kernels; returns kernels by total CPU time, largest first. */
+export type StopKernelTimer = () => KernelTime[];
+
+/**
+ * Wraps every kernel of `backendName` so its wall time is summed by kernel name. Only outermost calls count:
+ * a kernel that runs others (an engine kernel built on Conv2D) is charged their time, so totals add up.
+ * Works for synchronous backends (wasm, cpu), where a kernel's work is done when it returns.
+ */
+export function startKernelTimer(backendName: string): StopKernelTimer {
+  const originals = getKernelsForBackend(backendName);
+  const totals = new Map<string, KernelTime>();
+  let depth = 0;
+  const wrap = (config: KernelConfig): KernelConfig => {
+    const kernelFunc: KernelFunc = (args) => {
+      depth++;
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
+      try {
+        return config.kernelFunc(args);
+      } finally {
+        depth--;
+        if (depth === 0) {
+          const entry = totals.get(config.kernelName) ?? {
+            kernel: config.kernelName,
+            ms: 0,
+            cpu_ms: 0,
+            calls: 0,
+          };
+          entry.ms += performance.now() - start;
+          const cpu = process.cpuUsage(cpuStart);
+          entry.cpu_ms += (cpu.user + cpu.system) / 1000;
+          entry.calls++;
+          totals.set(config.kernelName, entry);
+        }
+      }
+    };
+    return { ...config, kernelFunc };
+  };
+  const replace = (configs: KernelConfig[]): void => {
+    for (const config of configs) {
+      unregisterKernel(config.kernelName, backendName);
+      registerKernel(config);
+    }
+  };
+  replace(originals.map(wrap));
+  return () => {
+    replace(originals);
+    return [...totals.values()].sort((a, b) => b.cpu_ms - a.cpu_ms);
+  };
+}

@@ -1,0 +1,430 @@
+import type { CostAwareLayer, LayerCost, LayerCostContext } from '@decompose/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
+import { basisCost, factoredPays } from './cost.js';
+import { BasisConfigError } from './errors.js';
+
+type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
+type Kwargs = Parameters<layers.Layer['call']>[1];
+type Shape = (number | null)[];
+
+/** Activations the layer fuses into its last op (those `tf.fused.matMul` and `tf.fused.conv2d` support). */
+export const BASIS_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'sigmoid'] as const;
+/** An activation {@link BasisConv2D} can apply. */
+export type BasisActivation = (typeof BASIS_ACTIVATIONS)[number];
+
+/**
+ * How the layer computes its outputs: `factored` convolves with the m basis filters, then applies the 1×1
+ * step; `folded` forms W = A·B each call and runs one dense convolution (cheaper where the factored path saves
+ * nothing); `auto` (default) picks per call, by multiply-adds ({@link factoredPays}). Same weights and results.
+ */
+export type BasisExecution = 'auto' | 'factored' | 'folded';
+
+/** How the C_out outputs are formed from the m basis outputs. */
+export type BasisForm = 'shrunk' | 'full';
+
+/** Constructor arguments of {@link BasisConv2D} (also its serialized config). */
+export interface BasisConv2DArgs extends LayerArgs {
+  /** Output channels C_out of the convolution this layer stands for. */
+  filters: number;
+  /** Number m of trained basis filters, 1 ≤ m ≤ C_out. */
+  basisSize: number;
+  kernelSize: number | readonly [number, number];
+  strides?: number | readonly [number, number];
+  padding?: 'same' | 'valid';
+  dilationRate?: number | readonly [number, number];
+  useBias?: boolean;
+  activation?: BasisActivation;
+  /**
+   * `shrunk` (default): outputs are the m basis outputs and C_out − m trained combinations of them,
+   * A = [I_m; A']. `full`: all C_out outputs are trained combinations, A is C_out × m.
+   */
+  form?: BasisForm;
+  /**
+   * Shrunk form only: `outputOrder[j]` is the internal output (0..m−1 basis, m.. combinations) that
+   * becomes output channel j, so the channel order matches the layer this one replaces. Omitted: identity.
+   */
+  outputOrder?: readonly number[] | null;
+  /** Seed of the initialisers (He normal for the basis, LeCun normal for the coefficients). */
+  seed?: number | null;
+  /** Computation path; default `auto`. */
+  execution?: BasisExecution;
+}
+
+function pair(value: number | readonly [number, number], what: string): [number, number] {
+  const [a, b] = typeof value === 'number' ? [value, value] : value;
+  if (a === undefined || b === undefined || !Number.isInteger(a) || !Number.isInteger(b) || a < 1 || b < 1) {
+    throw new BasisConfigError(
+      `${what} must be a positive integer or a pair of them, got ${JSON.stringify(value)}.`,
+    );
+  }
+  return [a, b];
+}
+
+function outputLength(
+  size: number | null,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  padding: string,
+) {
+  if (size === null) return null;
+  const span = padding === 'same' ? size : size - (kernel - 1) * dilation;
+  return Math.ceil(span / stride);
+}
+
+/** Constant tensors of the shrunk combination step, made once per layer (kept across calls). */
+interface MixingConstants {
+  identity: tf.Tensor2D;
+  /** `order[j]`: internal output (basis first, then combinations) that is output channel j. */
+  order: tf.Tensor1D;
+  /** Output channel of each combination, in internal order: the inverse of `order` on A'ᵀ's columns. */
+  combinationColumns: tf.Tensor1D;
+}
+
+/**
+ * `[I_m | A'ᵀ]` with its columns in output order. The gradient is the inverse permutation, restricted to
+ * A'ᵀ's columns: tfjs's own gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
+ */
+function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConstants): tf.Tensor2D {
+  const assemble = tf.customGrad((...inputs) => ({
+    value: tf.gather(tf.concat([constants.identity, inputs[0] as tf.Tensor2D], 1), constants.order, 1),
+    gradFunc: (dy: tf.Tensor) => tf.gather(dy, constants.combinationColumns, 1),
+  }));
+  return assemble(coefficientsT) as tf.Tensor2D;
+}
+
+/*
+ * y = z·M (+ bias) over the channel dimension, with a gradient that transposes the operands explicitly:
+ * the wasm backend's matMul with transposeA/transposeB (what tfjs's own matMul gradient uses) is 4–10×
+ * slower than transpose + plain matMul (measured with bench/src/layers.ts's shapes).
+ */
+const mixGradients = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+  const [z, mixing] = saved as [tf.Tensor2D, tf.Tensor2D];
+  return [tf.matMul(dy as tf.Tensor2D, tf.transpose(mixing)), tf.matMul(tf.transpose(z), dy as tf.Tensor2D)];
+};
+const channelMix = tf.customGrad((...args) => {
+  const [z, mixing, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([z, mixing]);
+  return { value: tf.matMul(z, mixing), gradFunc: mixGradients };
+});
+const channelMixWithBias = tf.customGrad((...args) => {
+  const [z, mixing, bias, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  save([z, mixing]);
+  return {
+    value: tf.fused.matMul({ a: z, b: mixing, bias }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [...mixGradients(dy, saved), tf.sum(dy, 0)],
+  };
+});
+
+const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
+  linear: (x) => x,
+  relu: tf.relu,
+  relu6: tf.relu6,
+  elu: tf.elu,
+  sigmoid: tf.sigmoid,
+};
+
+/**
+ * Basis convolution (arXiv 2408.06024): m trained filters B (a normal conv kernel `[kh, kw, C_in, m]`)
+ * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
+ *
+ * The forward pass is one convolution with B followed by ONE 1×1 step: a fused matMul over the channel
+ * dimension with the m × C_out weight `[I_m | A'ᵀ]` (columns in `outputOrder`), bias and activation, so
+ * the output is written once. Weights, in `getWeights()` order: `basis_kernel` `[kh, kw, C_in, m]`,
+ * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
+ * then `bias` `[C_out]` when `useBias`.
+ */
+export class BasisConv2D extends layers.Layer implements CostAwareLayer {
+  /** @nocollapse */
+  static className = 'BasisConv2D';
+
+  readonly filters: number;
+  readonly basisSize: number;
+  readonly kernelSize: [number, number];
+  readonly strides: [number, number];
+  readonly padding: 'same' | 'valid';
+  readonly dilationRate: [number, number];
+  readonly useBias: boolean;
+  readonly activation: BasisActivation;
+  readonly form: BasisForm;
+  readonly outputOrder: readonly number[] | null;
+  readonly seed: number | null;
+  readonly execution: BasisExecution;
+
+  private basisKernel: LayerVariable | null = null;
+  private coefficients: LayerVariable | null = null;
+  private bias: LayerVariable | null = null;
+  private constants: MixingConstants | null = null;
+
+  constructor(args: BasisConv2DArgs) {
+    super(args);
+    const { filters, basisSize } = args;
+    if (!Number.isInteger(filters) || filters < 1) {
+      throw new BasisConfigError(`filters must be a positive integer, got ${filters}.`);
+    }
+    if (!Number.isInteger(basisSize) || basisSize < 1 || basisSize > filters) {
+      throw new BasisConfigError(
+        `basisSize must be an integer in [1, filters = ${filters}], got ${basisSize}; lower the ratio or m.`,
+      );
+    }
+    this.filters = filters;
+    this.basisSize = basisSize;
+    this.kernelSize = pair(args.kernelSize, 'kernelSize');
+    this.strides = pair(args.strides ?? 1, 'strides');
+    this.dilationRate = pair(args.dilationRate ?? 1, 'dilationRate');
+    if (Math.max(...this.strides) > 1 && Math.max(...this.dilationRate) > 1) {
+      throw new BasisConfigError('strides > 1 and dilationRate > 1 cannot be combined (as in tfjs Conv2D).');
+    }
+    this.padding = args.padding ?? 'valid';
+    if (this.padding !== 'same' && this.padding !== 'valid') {
+      throw new BasisConfigError(`padding must be 'same' or 'valid', got '${String(this.padding)}'.`);
+    }
+    this.useBias = args.useBias ?? true;
+    const activation = args.activation ?? 'linear';
+    if (!BASIS_ACTIVATIONS.includes(activation)) {
+      throw new BasisConfigError(
+        `activation '${activation}' is not supported; use one of ${BASIS_ACTIVATIONS.join(', ')} or a separate activation layer.`,
+      );
+    }
+    this.activation = activation;
+    this.form = args.form ?? 'shrunk';
+    if (this.form !== 'shrunk' && this.form !== 'full') {
+      throw new BasisConfigError(`form must be 'shrunk' or 'full', got '${String(this.form)}'.`);
+    }
+    this.outputOrder = args.outputOrder ?? null;
+    if (this.outputOrder !== null) {
+      if (this.form === 'full') {
+        throw new BasisConfigError('outputOrder only applies to the shrunk form; fold it into A for full.');
+      }
+      const seen = new Set(this.outputOrder);
+      const isPermutation =
+        this.outputOrder.length === filters &&
+        seen.size === filters &&
+        this.outputOrder.every((t) => Number.isInteger(t) && t >= 0 && t < filters);
+      if (!isPermutation) {
+        throw new BasisConfigError(`outputOrder must be a permutation of 0..${filters - 1}.`);
+      }
+    }
+    this.seed = args.seed ?? null;
+    this.execution = args.execution ?? 'auto';
+    if (!['auto', 'factored', 'folded'].includes(this.execution)) {
+      throw new BasisConfigError(
+        `execution must be 'auto', 'factored' or 'folded', got '${this.execution}'.`,
+      );
+    }
+  }
+
+  /** Whether outputs need a 1×1 combination step (false only for shrunk m = C_out in identity order). */
+  get mixes(): boolean {
+    if (this.form === 'full' || this.basisSize < this.filters) return true;
+    return this.outputOrder?.some((t, j) => t !== j) ?? false;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const inChannels = shape[3];
+    if (shape.length !== 4 || inChannels === null || inChannels === undefined) {
+      throw new BasisConfigError(
+        `BasisConv2D expects NHWC input with known channels, got shape ${JSON.stringify(shape)}.`,
+      );
+    }
+    const seed = this.seed ?? undefined;
+    const [kh, kw] = this.kernelSize;
+    this.basisKernel = this.addWeight(
+      'basis_kernel',
+      [kh, kw, inChannels, this.basisSize],
+      'float32',
+      initializers.heNormal({ seed }),
+    );
+    const combinations = this.form === 'full' ? this.filters : this.filters - this.basisSize;
+    if (combinations > 0) {
+      // LeCun normal (variance 1/m): each combination of m roughly independent basis outputs then has the
+      // same variance as a basis output, i.e. as a He-initialised dense conv output.
+      this.coefficients = this.addWeight(
+        'coefficients',
+        [this.basisSize, combinations],
+        'float32',
+        initializers.leCunNormal({ seed: seed === undefined ? undefined : seed + 1 }),
+      );
+    }
+    if (this.useBias) {
+      this.bias = this.addWeight('bias', [this.filters], 'float32', initializers.zeros());
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const [kh, kw] = this.kernelSize;
+    return [
+      shape[0] ?? null,
+      outputLength(shape[1] ?? null, kh, this.strides[0], this.dilationRate[0], this.padding),
+      outputLength(shape[2] ?? null, kw, this.strides[1], this.dilationRate[1], this.padding),
+      this.filters,
+    ];
+  }
+
+  /**
+   * The m × C_out weight of the 1×1 combination step, `[I_m | A'ᵀ]` with columns in output order (shrunk)
+   * or Aᵀ (full); null when no combination is needed. Call inside `tf.tidy`.
+   */
+  mixingMatrix(): tf.Tensor2D | null {
+    if (!this.mixes) return null;
+    if (this.form === 'full') return this.coefficients!.read() as tf.Tensor2D;
+    const coefficientsT =
+      this.coefficients === null
+        ? tf.zeros<tf.Rank.R2>([this.basisSize, 0])
+        : (this.coefficients.read() as tf.Tensor2D);
+    const constants = this.mixingConstants();
+    // In identity order (layers built from scratch) no permutation is needed: concat's own gradient is a slice.
+    return this.outputOrder === null
+      ? tf.concat([constants.identity, coefficientsT], 1)
+      : assembleShrunkMixing(coefficientsT, constants);
+  }
+
+  private mixingConstants(): MixingConstants {
+    if (this.constants === null) {
+      const order = this.outputOrder ?? Array.from({ length: this.filters }, (_, j) => j);
+      const combinationColumns = new Array<number>(this.filters - this.basisSize);
+      order.forEach((t, j) => {
+        if (t >= this.basisSize) combinationColumns[t - this.basisSize] = j;
+      });
+      this.constants = {
+        identity: tf.keep(tf.eye(this.basisSize)),
+        order: tf.keep(tf.tensor1d([...order], 'int32')),
+        combinationColumns: tf.keep(tf.tensor1d(combinationColumns, 'int32')),
+      };
+    }
+    return this.constants;
+  }
+
+  protected override disposeWeights(): number {
+    if (this.constants !== null) tf.dispose(Object.values(this.constants));
+    this.constants = null;
+    return super.disposeWeights();
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      this.invokeCallHook(x, kwargs);
+      const basis = this.basisKernel!.read() as tf.Tensor4D;
+      const bias = this.bias === null ? undefined : (this.bias.read() as tf.Tensor1D);
+      const mixing = this.mixingMatrix();
+      if (mixing === null || this.runsFolded(x.shape)) {
+        return tf.fused.conv2d({
+          x,
+          filter: mixing === null ? basis : this.foldedKernel(basis, mixing),
+          strides: this.strides,
+          pad: this.padding,
+          dilations: this.dilationRate,
+          bias,
+          activation: this.activation,
+        });
+      }
+      const basisOutputs = tf.conv2d(x, basis, this.strides, this.padding, 'NHWC', this.dilationRate);
+      const [n, h, w] = basisOutputs.shape;
+      const z = tf.reshape(basisOutputs, [n * h * w, this.basisSize]);
+      const mixed = bias === undefined ? channelMix(z, mixing) : channelMixWithBias(z, mixing, bias);
+      return ACTIVATIONS[this.activation](tf.reshape(mixed, [n, h, w, this.filters]));
+    });
+  }
+
+  /** Whether this call forms W = A·B and runs one convolution (see {@link BasisExecution}). */
+  private runsFolded(inputShape: number[]): boolean {
+    if (this.execution !== 'auto') return this.execution === 'folded';
+    const [n, ho, wo] = this.computeOutputShape(inputShape);
+    const [kh, kw] = this.kernelSize;
+    const positions = (n ?? 1) * (ho ?? 1) * (wo ?? 1);
+    return !factoredPays(kh * kw, inputShape[3] ?? 0, this.filters, this.basisSize, positions);
+  }
+
+  /** W = A·B as a conv kernel `[kh, kw, C_in, C_out]`: the basis filters times the 1×1 step's weight. */
+  private foldedKernel(basis: tf.Tensor4D, mixing: tf.Tensor2D): tf.Tensor4D {
+    const [kh, kw, inChannels] = basis.shape;
+    const flat = tf.reshape(basis, [kh * kw * inChannels, this.basisSize]);
+    return tf.reshape(channelMix(flat, mixing), [kh, kw, inChannels, this.filters]);
+  }
+
+  /**
+   * The equivalent plain convolution, W = A·B: a `tf.layers.conv2d` config and its initial weights
+   * (`[kernel]` or `[kernel, bias]`). The caller owns the returned tensors.
+   */
+  toDense(): { config: DenseConvConfig; weights: tf.Tensor[] } {
+    if (!this.built) {
+      throw new BasisConfigError('toDense() needs a built layer: apply it to an input or a model first.');
+    }
+    const weights = tf.tidy(() => {
+      const basis = this.basisKernel!.read() as tf.Tensor4D;
+      const mixing = this.mixingMatrix();
+      const kernel = mixing === null ? basis.clone() : this.foldedKernel(basis, mixing);
+      return this.bias === null ? [kernel] : [kernel, this.bias.read().clone()];
+    });
+    return {
+      config: {
+        name: `${this.name}_dense`,
+        filters: this.filters,
+        kernelSize: [...this.kernelSize],
+        strides: [...this.strides],
+        padding: this.padding,
+        dilationRate: [...this.dilationRate],
+        useBias: this.useBias,
+        activation: this.activation,
+      },
+      weights,
+    };
+  }
+
+  /** Parameters and per-image multiply-adds where the layer sits in a model (core's `costTable` calls it). */
+  layerCost(context: LayerCostContext): LayerCost {
+    const input = context.inputShapes[0] ?? [];
+    const output = context.outputShapes[0] ?? [];
+    return basisCost(
+      {
+        kernelSize: this.kernelSize,
+        inChannels: input[3] ?? 0,
+        outChannels: this.filters,
+        strides: this.strides,
+        dilation: this.dilationRate,
+        padding: this.padding,
+        useBias: this.useBias,
+        inputSize: [input[1] ?? 0, input[2] ?? 0],
+        outputSize: [output[1] ?? 0, output[2] ?? 0],
+      },
+      { m: this.basisSize, form: this.form },
+    );
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      filters: this.filters,
+      basisSize: this.basisSize,
+      kernelSize: [...this.kernelSize],
+      strides: [...this.strides],
+      padding: this.padding,
+      dilationRate: [...this.dilationRate],
+      useBias: this.useBias,
+      activation: this.activation,
+      form: this.form,
+      outputOrder: this.outputOrder === null ? null : [...this.outputOrder],
+      seed: this.seed,
+      execution: this.execution,
+    };
+  }
+}
+
+/** A plain `tf.layers.conv2d` configuration (the dense equivalent of a {@link BasisConv2D}). */
+export interface DenseConvConfig {
+  name: string;
+  filters: number;
+  kernelSize: [number, number];
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  dilationRate: [number, number];
+  useBias: boolean;
+  activation: BasisActivation;
+}
+
+tf.serialization.registerClass(BasisConv2D);

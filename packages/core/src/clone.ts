@@ -1,0 +1,27 @@
+import { serialization, type Tensor, tensor } from '@tensorflow/tfjs-core';
+import { UnsupportedModelError } from './errors.js';
+import type { Layer } from './strategy.js';
+
+/**
+ * A new, unbuilt layer of the same class and config as `layer` (same name), made through the tfjs
+ * serialization map, so custom layers work once registered with `tf.serialization.registerClass`.
+ */
+export function cloneLayer(layer: Layer): Layer {
+  const className = layer.getClassName();
+  const entry = serialization.SerializationMap.getMap().classNameMap[className];
+  if (entry?.[0] !== layer.constructor) {
+    throw new UnsupportedModelError(
+      layer.name,
+      entry === undefined
+        ? `its class '${className}' is not registered for serialization; call tf.serialization.registerClass(${className}) where the class is defined`
+        : `another class is registered under its class name '${className}'; give the class a unique static className`,
+    );
+  }
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, layer.getConfig()) as Layer;
+}
+
+/** Deep copies of a layer's weights (new buffers, so nothing is shared with the layer's variables). */
+export function copyWeights(layer: Layer): Tensor[] {
+  return layer.getWeights().map((w) => tensor(w.dataSync().slice(), w.shape, w.dtype));
+}

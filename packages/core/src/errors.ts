@@ -1,0 +1,145 @@
+/** One problem found in a strategy's options, as the strategy's `optionsSchema` reported it. */
+export interface OptionIssue {
+  /** Dotted path of the offending field (`(root)` for the options value itself). */
+  field: string;
+  /** The value found there (`undefined` when it is missing). */
+  value: unknown;
+  /** What the schema expected, in its own words. */
+  expected: string;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Options given to a strategy do not satisfy its `optionsSchema`. */
+export class StrategyOptionsError extends Error {
+  override readonly name = 'StrategyOptionsError';
+  constructor(
+    readonly strategy: string,
+    /** The layer the options were meant for, or null for the options shared by every layer. */
+    readonly layer: string | null,
+    readonly issues: readonly OptionIssue[],
+  ) {
+    const where = layer === null ? '' : ` for layer '${layer}'`;
+    const lines = issues.map((i) => `${i.field}: got ${show(i.value)}, expected ${i.expected}`);
+    super(`Invalid options for strategy '${strategy}'${where}: ${lines.join('; ')}.`);
+  }
+}
+
+/** A layer name or pattern in a selection matches no layer of the model. */
+export class UnknownLayerError extends Error {
+  override readonly name = 'UnknownLayerError';
+  constructor(
+    /** The name or glob that matched nothing. */
+    readonly selector: string,
+    /** The model's layer names closest to `selector`. */
+    readonly closeNames: readonly string[],
+  ) {
+    const hint =
+      closeNames.length > 0
+        ? ` Did you mean: ${closeNames.join(', ')}?`
+        : ' Call listTargets(model) to see the layer names.';
+    super(`No layer of the model matches '${selector}'.${hint}`);
+  }
+}
+
+/** An explicitly named layer cannot be rewritten by the strategy. */
+export class UnsupportedLayerError extends Error {
+  override readonly name = 'UnsupportedLayerError';
+  constructor(
+    readonly layer: string,
+    readonly strategy: string,
+    readonly reason: string,
+  ) {
+    super(
+      `Strategy '${strategy}' cannot rewrite layer '${layer}': ${reason}. Remove it from the selection, or select layers with a glob to skip such layers.`,
+    );
+  }
+}
+
+/** The model's graph has a shape surgery does not handle (shared layers, nested models, unregistered classes). */
+export class UnsupportedModelError extends Error {
+  override readonly name = 'UnsupportedModelError';
+  constructor(
+    /** The layer where the problem was found. */
+    readonly layer: string,
+    readonly reason: string,
+  ) {
+    super(`Cannot rebuild the model at layer '${layer}': ${reason}.`);
+  }
+}
+
+/** A strategy returned a decomposition that does not fit in place of the original layer. */
+export class InvalidDecompositionError extends Error {
+  override readonly name = 'InvalidDecompositionError';
+  constructor(
+    readonly strategy: string,
+    readonly layer: string,
+    readonly reason: string,
+  ) {
+    super(`Strategy '${strategy}' returned an invalid decomposition of layer '${layer}': ${reason}.`);
+  }
+}
+
+/** A strategy name is already registered. */
+export class DuplicateStrategyError extends Error {
+  override readonly name = 'DuplicateStrategyError';
+  constructor(readonly strategy: string) {
+    super(
+      `A strategy named '${strategy}' is already registered; strategy names must be unique (rename one of them).`,
+    );
+  }
+}
+
+/** No strategy of that name is registered. */
+export class UnknownStrategyError extends Error {
+  override readonly name = 'UnknownStrategyError';
+  constructor(
+    readonly strategy: string,
+    readonly known: readonly string[],
+  ) {
+    const list = known.length > 0 ? known.join(', ') : 'none registered';
+    super(`Unknown strategy '${strategy}'. Known strategies: ${list}.`);
+  }
+}
+
+/** A plugin module could not be imported (not found, or its top-level code threw). */
+export class PluginImportError extends Error {
+  override readonly name = 'PluginImportError';
+  constructor(
+    readonly specifier: string,
+    override readonly cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`Could not import strategy plugin '${specifier}': ${reason}`, { cause });
+  }
+}
+
+/** A plugin module was imported but does not export valid strategies. */
+export class InvalidPluginError extends Error {
+  override readonly name = 'InvalidPluginError';
+  constructor(
+    readonly specifier: string,
+    /** Every problem found, e.g. `strategy.cost: expected a function, got undefined`. */
+    readonly problems: readonly string[],
+  ) {
+    super(
+      `Strategy plugin '${specifier}' does not export a valid DecompositionStrategy:\n  - ${problems.join('\n  - ')}\nSee "Writing a strategy" in the @decompose/core README.`,
+    );
+  }
+}
+
+/** A layer selection that cannot be carried out as given (nothing selected, options for unselected layers). */
+export class SelectionError extends Error {
+  override readonly name = 'SelectionError';
+  constructor(readonly reason: string) {
+    super(`Invalid layer selection: ${reason}.`);
+  }
+}

@@ -1,0 +1,366 @@
+import { dispose, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  model as functionalModel,
+  input,
+  type LayersModel,
+  type SymbolicTensor,
+} from '@tensorflow/tfjs-layers';
+import { cloneLayer, copyWeights } from './clone.js';
+import { convCost } from './cost.js';
+import {
+  InvalidDecompositionError,
+  SelectionError,
+  UnknownLayerError,
+  UnsupportedLayerError,
+  UnsupportedModelError,
+} from './errors.js';
+import { parseStrategyOptions } from './options.js';
+import { closeNames, type LayerSelection, selectLayers } from './select.js';
+import type {
+  ConvShape,
+  Decomposition,
+  DecompositionStrategy,
+  InitMode,
+  Layer,
+  LayerCost,
+  TargetLayer,
+} from './strategy.js';
+import { describeLayer, type GraphNode, graphOf, nodeInModel } from './target.js';
+
+/** What to rewrite, with which options, and how to initialise the replacements. */
+export interface ApplyStrategyOptions {
+  /**
+   * Layers to rewrite (names, globs or a predicate; see `LayerSelection`). Defaults to the names in
+   * `perLayerOptions`. Layers matched by glob or predicate that are not trainable, not a `Conv2D`, or that the
+   * strategy does not support are skipped (listed in `skipped`); an exactly named one the strategy cannot
+   * handle is an `UnsupportedLayerError`.
+   */
+  layers?: LayerSelection;
+  /** Raw options for every selected layer, parsed with `strategy.optionsSchema`. */
+  options?: unknown;
+  /**
+   * Raw options per layer name (e.g. a ratio per layer from a sensitivity selection). When both these and
+   * `options` are plain objects they are merged, the per-layer fields winning; otherwise they replace `options`.
+   */
+  perLayerOptions?: Readonly<Record<string, unknown>>;
+  /** `trained` (default) fits the replacements to the trained weights; `scratch` starts them fresh. */
+  init?: InitMode;
+  /** Base seed (default 0); each layer gets its own seed derived from this and its name. */
+  seed?: number;
+}
+
+/** One rewritten layer. */
+export interface LayerReplacement<Options = unknown> {
+  /** Name of the original layer. */
+  layer: string;
+  /** Its class name, e.g. `Conv2D`. */
+  className: string;
+  /** Names of the layers that replace it, in order. */
+  replacements: string[];
+  /** The parsed options used for this layer. */
+  options: Options;
+  /** The seed handed to the strategy for this layer. */
+  seed: number;
+  /** The strategy's diagnostics, e.g. `{ relativeError: 0.03 }`. */
+  info?: Record<string, number | string>;
+  /** Cost of the original convolution. */
+  before: LayerCost;
+  /** Cost of the replacement, as the strategy computes it. */
+  after: LayerCost;
+}
+
+/** A layer that a glob or predicate matched but that was left as it is. */
+export interface SkippedLayer {
+  layer: string;
+  reason: string;
+}
+
+/** The rewritten model (a new model; the original is untouched) and what was done. */
+export interface SurgeryResult<Options = unknown> {
+  model: LayersModel;
+  report: LayerReplacement<Options>[];
+  skipped: SkippedLayer[];
+}
+
+interface PlannedRewrite<Options> {
+  target: TargetLayer & { conv: ConvShape };
+  options: Options;
+  seed: number;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function rawOptionsFor(shared: unknown, perLayer: unknown): unknown {
+  if (perLayer === undefined) return shared;
+  if (isPlainObject(shared) && isPlainObject(perLayer)) return { ...shared, ...perLayer };
+  return perLayer;
+}
+
+/** A 32-bit seed for one layer: FNV-1a of its name, mixed with the base seed, so layers draw different numbers. */
+export function layerSeed(seed: number, layerName: string): number {
+  let hash = 0x811c9dc5 ^ (seed >>> 0);
+  for (let i = 0; i < layerName.length; i++) {
+    hash ^= layerName.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** Validates the whole request (selection, options, support) before anything is built. */
+function planRewrites<Options>(
+  model: LayersModel,
+  strategy: DecompositionStrategy<Options>,
+  request: ApplyStrategyOptions,
+): { plans: Map<Layer, PlannedRewrite<Options>>; skipped: SkippedLayer[] } {
+  const perLayer = request.perLayerOptions ?? {};
+  const selection = request.layers ?? Object.keys(perLayer);
+  if (Array.isArray(selection) && selection.length === 0) {
+    throw new SelectionError(
+      'no layers were selected: pass `layers` (names, globs or a predicate) or `perLayerOptions`',
+    );
+  }
+  const candidates = model.layers.filter((l) => !model.inputLayers.includes(l));
+  for (const layer of candidates) nodeInModel(model, layer);
+  const selected = selectLayers(candidates, selection, (l) => describeLayer(model, l));
+  const selectedNames = new Set(selected.map((s) => s.layer.name));
+  for (const name of Object.keys(perLayer)) {
+    if (!model.layers.some((l) => l.name === name)) {
+      throw new UnknownLayerError(
+        name,
+        closeNames(
+          name,
+          candidates.map((l) => l.name),
+        ),
+      );
+    }
+    if (!selectedNames.has(name)) {
+      throw new SelectionError(`perLayerOptions has options for '${name}', which \`layers\` does not select`);
+    }
+  }
+  // Parsed once, and only if some layer has no options of its own (they may make the shared ones complete).
+  let shared: { options: Options } | undefined;
+  const sharedOptions = () => {
+    shared ??= { options: parseStrategyOptions(strategy, request.options ?? {}) };
+    return shared.options;
+  };
+  const plans = new Map<Layer, PlannedRewrite<Options>>();
+  const skipped: SkippedLayer[] = [];
+  for (const { layer, explicit } of selected) {
+    const target = describeLayer(model, layer);
+    const own = perLayer[layer.name];
+    const options =
+      own === undefined
+        ? sharedOptions()
+        : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), layer.name);
+    const refusal =
+      !explicit && !layer.trainable
+        ? 'the layer is not trainable'
+        : !explicit && target.conv === null
+          ? `the layer is a ${target.className}, not a plain channels-last Conv2D`
+          : supportReason(strategy, target, options);
+    if (refusal !== null) {
+      if (explicit) throw new UnsupportedLayerError(layer.name, strategy.name, refusal);
+      skipped.push({ layer: layer.name, reason: refusal });
+      continue;
+    }
+    plans.set(layer, {
+      target: target as PlannedRewrite<Options>['target'],
+      options,
+      seed: layerSeed(request.seed ?? 0, layer.name),
+    });
+  }
+  return { plans, skipped };
+}
+
+/** Why the strategy (or core) refuses the layer, or null when it can be rewritten. */
+function supportReason<Options>(
+  strategy: DecompositionStrategy<Options>,
+  target: TargetLayer,
+  options: Options,
+): string | null {
+  const support = strategy.supports(target, options);
+  if (!support.ok) return support.reason;
+  if (target.conv === null) {
+    return `surgery rewrites plain channels-last Conv2D layers with known input size, and this is a ${target.className}`;
+  }
+  return null;
+}
+
+/** Calls `layer` on `inputs` the way `node` called the original. */
+function callLike(layer: Layer, node: GraphNode, inputs: SymbolicTensor[]): SymbolicTensor[] {
+  const output = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs);
+  return (Array.isArray(output) ? output : [output]) as SymbolicTensor[];
+}
+
+function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Rebuilds the graph around the replacements. Every layer built here is pushed to `built` as soon as it
+ * owns weights, so the caller can dispose them if anything fails.
+ */
+function rebuild<Options>(
+  model: LayersModel,
+  strategy: DecompositionStrategy<Options>,
+  plans: Map<Layer, PlannedRewrite<Options>>,
+  init: InitMode,
+  built: Layer[],
+): { model: LayersModel; report: LayerReplacement<Options>[] } {
+  const tensors = new Map<SymbolicTensor, SymbolicTensor>();
+  const lookup = (t: SymbolicTensor, layer: Layer) => {
+    const mapped = tensors.get(t);
+    if (mapped === undefined) {
+      throw new UnsupportedModelError(
+        layer.name,
+        `its input '${t.name}' comes from outside the model's graph`,
+      );
+    }
+    return mapped;
+  };
+  const inputs = model.inputs.map((original) => {
+    const fresh = input({
+      batchShape: original.shape,
+      dtype: original.dtype,
+      name: original.sourceLayer.name,
+    });
+    tensors.set(original, fresh);
+    return fresh;
+  });
+  // Names in use in the new model: every original name, until its layer is replaced.
+  const taken = new Set(model.layers.map((l) => l.name));
+  const report: LayerReplacement<Options>[] = [];
+  // model.layers is in topological order (tfjs sorts containers' layers by depth, inputs first).
+  for (const layer of model.layers) {
+    if (model.inputLayers.includes(layer)) continue;
+    const node = nodeInModel(model, layer);
+    const layerInputs = node.inputTensors.map((t) => lookup(t, layer));
+    const plan = plans.get(layer);
+    let outputs: SymbolicTensor[];
+    if (plan === undefined) {
+      const clone = cloneLayer(layer);
+      clone.setFastWeightInitDuringBuild(true); // zeros, not random draws: the weights are overwritten below
+      outputs = callLike(clone, node, layerInputs);
+      built.push(clone);
+      const weights = copyWeights(layer);
+      clone.setWeights(weights);
+      dispose(weights);
+    } else {
+      const decomposition = strategy.decompose(plan.target, plan.options, { init, seed: plan.seed });
+      try {
+        outputs = [
+          insertDecomposition(strategy, plan.target, decomposition, layerInputs, node, taken, built),
+        ];
+      } finally {
+        dispose((decomposition.weights ?? []).flat());
+      }
+      if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
+      report.push({
+        layer: layer.name,
+        className: plan.target.className,
+        replacements: decomposition.layers.map((l) => l.name),
+        options: plan.options,
+        seed: plan.seed,
+        ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
+        before: convCost(plan.target.conv),
+        after: decomposition.cost ?? strategy.cost(plan.target.conv, plan.options),
+      });
+    }
+    node.outputTensors.forEach((original, i) => {
+      const mapped = outputs[i];
+      if (mapped === undefined) {
+        throw new UnsupportedModelError(
+          layer.name,
+          `its copy returned ${outputs.length} outputs, expected more`,
+        );
+      }
+      tensors.set(original, mapped);
+    });
+  }
+  const outputs = model.outputs.map((t) => lookup(t, t.sourceLayer));
+  return { model: functionalModel({ inputs, outputs, name: model.name }), report };
+}
+
+/** Applies the decomposition's layers in sequence, checks names and shapes, and sets their initial weights. */
+function insertDecomposition<Options>(
+  strategy: DecompositionStrategy<Options>,
+  target: TargetLayer,
+  decomposition: Decomposition,
+  layerInputs: SymbolicTensor[],
+  node: GraphNode,
+  taken: Set<string>,
+  built: Layer[],
+): SymbolicTensor {
+  const invalid = (reason: string) => new InvalidDecompositionError(strategy.name, target.name, reason);
+  if (decomposition.layers.length === 0) throw invalid('it has no layers');
+  if ((decomposition.weights?.length ?? 0) > decomposition.layers.length) {
+    throw invalid(
+      `it has weights for ${decomposition.weights?.length} layers but only ${decomposition.layers.length} layers`,
+    );
+  }
+  // The replaced layer's own name is free again: a replacement may keep it (the others must differ).
+  taken.delete(target.name);
+  for (const replacement of decomposition.layers) {
+    if (taken.has(replacement.name)) {
+      throw invalid(
+        `layer name '${replacement.name}' is already used in the model (give each replacement a unique name)`,
+      );
+    }
+    taken.add(replacement.name);
+  }
+  let current = layerInputs;
+  for (const [i, replacement] of decomposition.layers.entries()) {
+    current = callLike(replacement, node, current);
+    built.push(replacement);
+    const weights = decomposition.weights?.[i] ?? [];
+    if (weights.length === 0) continue;
+    try {
+      replacement.setWeights(weights as Tensor[]);
+    } catch (error) {
+      throw invalid(`the weights of '${replacement.name}' do not fit it (${(error as Error).message})`);
+    }
+  }
+  const expected = node.outputTensors[0]!.shape;
+  if (current.length !== 1 || !sameShape(current[0]!.shape, expected)) {
+    throw invalid(
+      `its output shape ${JSON.stringify(current.map((t) => t.shape))} differs from the layer's ${JSON.stringify(expected)}`,
+    );
+  }
+  return current[0]!;
+}
+
+function disposeBuilt(layers: readonly Layer[]): void {
+  for (const layer of layers) {
+    try {
+      layer.dispose();
+    } catch {
+      // Already disposed or never used: nothing of it to release.
+    }
+  }
+}
+
+/**
+ * Rewrites the selected `Conv2D` layers of a functional model with `strategy`, returning a new model; every
+ * other layer is cloned with copies of its weights, so the original model keeps its graph and weights and
+ * shares no variable with the result. Options are parsed and support is checked for every layer before
+ * anything is built. The same (model, strategy, options, seed) always gives the same weights, provided the
+ * strategy honours the seed it is handed.
+ */
+export function applyStrategy<Options>(
+  model: LayersModel,
+  strategy: DecompositionStrategy<Options>,
+  request: ApplyStrategyOptions,
+): SurgeryResult<Options> {
+  model = graphOf(model);
+  const { plans, skipped } = planRewrites(model, strategy, request);
+  const built: Layer[] = [];
+  try {
+    const rebuilt = rebuild(model, strategy, plans, request.init ?? 'trained', built);
+    return { ...rebuilt, skipped };
+  } catch (error) {
+    disposeBuilt(built);
+    throw error;
+  }
+}

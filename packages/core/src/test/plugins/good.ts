@@ -1,0 +1,3 @@
+import { identityStrategy } from '../identity-strategy.js';
+
+export const strategy = identityStrategy;

@@ -1,0 +1,277 @@
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
+import type { PyJsonDict } from '@tensorflow/tfjs-layers/dist/keras_format/types.js';
+import type { BackendName } from '../backends.js';
+import { checkBatch, splitBatch, type TrainingBatch } from './batch.js';
+import type { GradientComputer } from './computer.js';
+import {
+  describeError,
+  GradientComputerClosedError,
+  GradientWorkerError,
+  type WorkerFailurePhase,
+} from './errors.js';
+import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
+import type { GradientResult, LossSettings } from './step.js';
+import { layoutOf, readWeights, type WeightLayout, weightView, writeWeight } from './weights.js';
+
+/** What a pool of gradient workers is built from. */
+export interface WorkerPoolSettings {
+  model: LayersModel;
+  workers: number;
+  loss: LossSettings;
+  exampleShape: number[];
+  setupModules: string[];
+  resolveFrom: string;
+  backend: BackendName | undefined;
+}
+
+/**
+ * The worker script: the compiled `worker.js` beside this module, or, when this module runs from its
+ * TypeScript source (under vitest), an entry that transpiles the sources on load, with the workspace's
+ * `@decompose/source` export condition so that setup modules resolve to sources too.
+ */
+function workerScript(): { url: URL; execArgv: string[] | undefined } {
+  if (import.meta.url.endsWith('.ts')) {
+    return {
+      url: new URL('./source-worker.mjs', import.meta.url),
+      execArgv: ['--conditions=@decompose/source'],
+    };
+  }
+  return { url: new URL('./worker.js', import.meta.url), execArgv: undefined };
+}
+
+/** One worker thread with at most one request in flight; any failure rejects it and is reported once. */
+class WorkerHandle {
+  readonly gradients: Float32Array;
+  readonly statistics: Float32Array;
+  private readonly worker: Worker;
+  private phase: WorkerFailurePhase = 'setup';
+  private waiting: { resolve: (message: FromWorker) => void; reject: (error: Error) => void } | undefined;
+  private failure: GradientWorkerError | undefined;
+  private closing = false;
+
+  constructor(
+    readonly index: number,
+    setup: WorkerSetup,
+    private readonly onFailure: (error: GradientWorkerError) => void,
+  ) {
+    this.gradients = new Float32Array(setup.gradients);
+    this.statistics = new Float32Array(setup.statistics);
+    const script = workerScript();
+    this.worker = new Worker(script.url, { workerData: setup, execArgv: script.execArgv });
+    // An idle worker does not keep the process alive (so a forgotten close() cannot hang the program);
+    // a worker with a request in flight does.
+    this.worker.unref();
+    this.worker.on('message', (message: FromWorker) => {
+      if (message.type === 'failed') this.fail(message.message);
+      else this.settle(message);
+    });
+    this.worker.on('error', (error) => this.fail(`uncaught ${describeError(error)}`));
+    this.worker.on('messageerror', (error) => this.fail(`unreadable message (${describeError(error)})`));
+    this.worker.on('exit', (code) => {
+      if (!this.closing) this.fail(`the thread exited with code ${code}`);
+    });
+  }
+
+  /** Waits for the worker's `ready` message. */
+  async ready(): Promise<void> {
+    await this.next();
+    this.phase = 'step';
+  }
+
+  /** Sends a request and waits for its answer. */
+  request(message: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
+    const answer = this.next();
+    if (this.failure === undefined) this.worker.postMessage(message, transfer);
+    return answer;
+  }
+
+  /** Stops the thread; a request still waiting is rejected. */
+  async terminate(): Promise<void> {
+    this.closing = true;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(new GradientComputerClosedError());
+    await this.worker.terminate();
+  }
+
+  private next(): Promise<FromWorker> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  private settle(message: FromWorker): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    this.worker.unref();
+    waiting?.resolve(message);
+  }
+
+  private fail(reason: string): void {
+    if (this.failure !== undefined || this.closing) return;
+    this.failure = new GradientWorkerError(this.index, this.phase, reason);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(this.failure);
+    this.onFailure(this.failure);
+  }
+}
+
+/**
+ * Data-parallel gradients over worker threads: each step writes the model's weights into shared memory,
+ * gives each worker a contiguous slice of the batch, and averages the workers' gradients and BatchNorm
+ * statistics weighted by slice size.
+ */
+export class WorkerPool implements GradientComputer {
+  private readonly trainable: LayerVariable[];
+  private readonly nonTrainable: LayerVariable[];
+  private readonly trainableLayout: WeightLayout;
+  private readonly nonTrainableLayout: WeightLayout;
+  private readonly weights: Float32Array;
+  private readonly handles: WorkerHandle[] = [];
+  private readonly exampleSize: number;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private failure: GradientWorkerError | undefined;
+
+  private constructor(private readonly settings: WorkerPoolSettings) {
+    const { model } = settings;
+    this.trainable = model.trainableWeights;
+    this.nonTrainable = model.nonTrainableWeights;
+    this.trainableLayout = layoutOf(this.trainable);
+    this.nonTrainableLayout = layoutOf(this.nonTrainable);
+    this.exampleSize = tf.util.sizeFromShape(settings.exampleShape);
+    const floats = (count: number) => new SharedArrayBuffer(count * Float32Array.BYTES_PER_ELEMENT);
+    const weights = floats(this.trainableLayout.size + this.nonTrainableLayout.size);
+    this.weights = new Float32Array(weights);
+    const topology = model.toJSON(null, false) as PyJsonDict;
+    for (let index = 0; index < settings.workers; index++) {
+      const setup: WorkerSetup = {
+        index,
+        topology,
+        setupModules: settings.setupModules,
+        resolveFrom: settings.resolveFrom,
+        backend: settings.backend,
+        loss: settings.loss,
+        exampleShape: settings.exampleShape,
+        trainable: this.trainableLayout,
+        nonTrainable: this.nonTrainableLayout,
+        weights,
+        gradients: floats(this.trainableLayout.size),
+        statistics: floats(this.nonTrainableLayout.size),
+      };
+      this.handles.push(new WorkerHandle(index, setup, (error) => this.fail(error)));
+    }
+  }
+
+  /** Starts the workers and waits until each has rebuilt the model; a failing worker closes the pool. */
+  static async start(settings: WorkerPoolSettings): Promise<WorkerPool> {
+    const pool = new WorkerPool(settings);
+    try {
+      await Promise.all(pool.handles.map((handle) => handle.ready()));
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  get workers(): number {
+    return this.handles.length;
+  }
+
+  async compute(batch: TrainingBatch): Promise<GradientResult> {
+    this.assertOpen();
+    checkBatch(batch, this.exampleSize, this.settings.loss.numClasses);
+    // Steps share the weight buffer, so they run one after another.
+    const result = this.tail.then(() => this.step(batch));
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  async workerTensorCounts(): Promise<number[]> {
+    this.assertOpen();
+    const answers = await Promise.all(this.handles.map((handle) => handle.request({ type: 'memory' })));
+    return answers.map((answer) => (answer.type === 'memory' ? answer.numTensors : Number.NaN));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.handles.map((handle) => handle.terminate()));
+  }
+
+  private assertOpen(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.closed) throw new GradientComputerClosedError();
+  }
+
+  private fail(error: GradientWorkerError): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    void this.close();
+  }
+
+  private async step(batch: TrainingBatch): Promise<GradientResult> {
+    this.assertOpen();
+    const trainableSize = this.trainableLayout.size;
+    readWeights(this.trainable, this.trainableLayout, this.weights.subarray(0, trainableSize));
+    const before = this.weights.subarray(trainableSize);
+    readWeights(this.nonTrainable, this.nonTrainableLayout, before);
+
+    const parts = splitBatch(batch.count, this.handles.length).flatMap((slice, index) => {
+      const handle = this.handles[index];
+      return handle && slice.count > 0 ? [{ handle, slice, share: slice.count / batch.count }] : [];
+    });
+    const answers = await Promise.all(
+      parts.map(({ handle, slice }) => {
+        const end = slice.start + slice.count;
+        const images = batch.images.slice(slice.start * this.exampleSize, end * this.exampleSize);
+        const labels = batch.labels.slice(slice.start, end);
+        return handle.request({ type: 'step', images, labels, count: slice.count }, [
+          images.buffer,
+          labels.buffer,
+        ]);
+      }),
+    );
+
+    let loss = 0;
+    let correct = 0;
+    const gradients = this.trainableLayout.shapes.map(
+      (_, i) => new Float32Array(weightView(this.weights, this.trainableLayout, i).length),
+    );
+    const statistics = new Float32Array(before);
+    for (const [p, answer] of answers.entries()) {
+      const part = parts[p];
+      if (answer.type !== 'stepped' || part === undefined) {
+        throw new Error(
+          `Gradient worker ${p} answered a step with '${answer.type}' (a bug in @decompose/engine).`,
+        );
+      }
+      loss += part.share * answer.loss;
+      correct += answer.correct;
+      for (const [i, gradient] of gradients.entries()) {
+        addScaled(gradient, weightView(part.handle.gradients, this.trainableLayout, i), part.share);
+      }
+      // Average the changes rather than the values, so that statistics no worker changed stay bit-identical.
+      for (let k = 0; k < statistics.length; k++) {
+        statistics[k] =
+          (statistics[k] ?? 0) + part.share * ((part.handle.statistics[k] ?? 0) - (before[k] ?? 0));
+      }
+    }
+    this.nonTrainable.forEach((variable, i) => {
+      const updated = weightView(statistics, this.nonTrainableLayout, i);
+      const previous = weightView(before, this.nonTrainableLayout, i);
+      if (updated.some((value, k) => value !== previous[k])) writeWeight(variable, updated);
+    });
+    return { loss, correct, gradients };
+  }
+}
+
+/** `target += scale * source`, element by element. */
+function addScaled(target: Float32Array, source: Float32Array, scale: number): void {
+  for (let k = 0; k < target.length; k++) target[k] = (target[k] ?? 0) + scale * (source[k] ?? 0);
+}

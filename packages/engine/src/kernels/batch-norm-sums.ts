@@ -1,0 +1,40 @@
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { WasmBackend } from './wasm-backend.js';
+
+/**
+ * Engine kernel (wasm only): per-channel Σ dy and Σ dy·(x − mean) over every axis but the last, in one pass
+ * over x and dy. The BatchNorm gradient needs both; as tfjs ops they take four passes and two temporaries.
+ * Inputs: `x` and `dy` of the same float32 shape [..., C], `mean` of C values. Outputs: two [C] tensors.
+ */
+export const BATCH_NORM_GRAD_SUMS = 'DecomposeBatchNormGradSums';
+
+const batchNormGradSums: KernelFunc = ({ inputs, backend }) => {
+  const wasm = backend as WasmBackend;
+  const { x, dy, mean } = inputs as { x: TensorInfo; dy: TensorInfo; mean: TensorInfo };
+  const channels = x.shape[x.shape.length - 1] ?? 0;
+  const sumDy = wasm.makeOutput([channels], 'float32');
+  const sumDyCentered = wasm.makeOutput([channels], 'float32');
+  const xs = wasm.typedArrayFromHeap(x);
+  const dys = wasm.typedArrayFromHeap(dy);
+  const means = Float64Array.from(wasm.typedArrayFromHeap(mean));
+  const totals = new Float64Array(channels);
+  const centeredTotals = new Float64Array(channels);
+  let c = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const g = dys[i] as number;
+    totals[c] = (totals[c] as number) + g;
+    // In float64 throughout (rounding x − mean to float32 as the ops do makes this loop 80% slower).
+    centeredTotals[c] = (centeredTotals[c] as number) + g * ((xs[i] as number) - (means[c] as number));
+    if (++c === channels) c = 0;
+  }
+  wasm.typedArrayFromHeap(sumDy).set(totals);
+  wasm.typedArrayFromHeap(sumDyCentered).set(centeredTotals);
+  return [sumDy, sumDyCentered];
+};
+
+/** {@link BATCH_NORM_GRAD_SUMS} for the wasm backend. */
+export const wasmBatchNormGradSumsConfig: KernelConfig = {
+  kernelName: BATCH_NORM_GRAD_SUMS,
+  backendName: 'wasm',
+  kernelFunc: batchNormGradSums,
+};

@@ -1,0 +1,82 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { initEngine } from '../index.js';
+
+function seededValues(size: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[i] = state / 2 ** 31 - 1;
+  }
+  return values;
+}
+
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs((actual[i] as number) - (expected[i] as number)));
+    scale = Math.max(scale, Math.abs(expected[i] as number));
+  }
+  return diff / scale;
+}
+
+const full = [2, 6, 5, 8];
+const ops: [string, (x: tf.Tensor, c: tf.Tensor) => tf.Tensor][] = [
+  ['sum over N, H, W', (x) => tf.sum(x, [0, 1, 2])],
+  ['sum over N, H, W keeping dims', (x) => tf.sum(x, [2, 0, 1], true)],
+  ['sum over H only (backend path)', (x) => tf.sum(x, 1)],
+  ['mean over N, H, W', (x) => tf.mean(x, [0, 1, 2])],
+  ['mean over everything (backend path)', (x) => tf.mean(x)],
+  ['x · c', (x, c) => tf.mul(x, c)],
+  ['c · x with c [1,1,1,C]', (x, c) => tf.mul(tf.reshape(c, [1, 1, 1, 8]), x)],
+  ['x + c', (x, c) => tf.add(x, c)],
+  ['c + x', (x, c) => tf.add(c, x)],
+  ['x − c', (x, c) => tf.sub(x, c)],
+  ['c − x', (x, c) => tf.sub(c, x)],
+  ['x · x (backend path)', (x) => tf.mul(x, x)],
+  ['x · scalar (backend path)', (x) => tf.mul(x, 3)],
+  ['broadcastTo of a channel vector', (_, c) => tf.broadcastTo(tf.reshape(c, [1, 1, 1, 8]), full)],
+  ['tile along channels (backend path)', (_, c) => tf.tile(tf.reshape(c, [1, 8]), [3, 2])],
+  ['clone and same-type cast', (x) => tf.add(tf.cast(x.clone(), 'float32'), 1)],
+  ['cast to int32 (backend path)', (x) => tf.cast(tf.mul(x, 10), 'int32')],
+];
+
+function run(op: (x: tf.Tensor, c: tf.Tensor) => tf.Tensor): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor(seededValues(tf.util.sizeFromShape(full), 1), full);
+    const c = tf.tensor1d(seededValues(8, 2));
+    return Float32Array.from(op(x, c).dataSync());
+  });
+}
+
+describe('wasm per-channel kernels', () => {
+  it.each(ops)('%s matches cpu', async (_, op) => {
+    await initEngine({ backend: 'cpu' });
+    const expected = run(op);
+    await initEngine({ backend: 'wasm' });
+    const actual = run(op);
+    expect(actual.length).toBe(expected.length);
+    expect(relativeError(actual, expected)).toBeLessThan(1e-6);
+  });
+
+  it('Mean gradient matches cpu and frees what it allocates', async () => {
+    const grad = (): Float32Array =>
+      tf.tidy(() => {
+        const x = tf.tensor(seededValues(tf.util.sizeFromShape(full), 3), full);
+        const r = tf.tensor1d(seededValues(8, 4));
+        return Float32Array.from(
+          tf
+            .grad((xs: tf.Tensor) => tf.sum(tf.mul(tf.mean(xs, [0, 1, 2]), r)))(x)
+            .dataSync(),
+        );
+      });
+    await initEngine({ backend: 'cpu' });
+    const expected = grad();
+    await initEngine({ backend: 'wasm' });
+    const before = tf.memory().numTensors;
+    expect(relativeError(grad(), expected)).toBeLessThan(1e-6);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -1,0 +1,19 @@
+import type { GradConfig, KernelConfig } from '@tensorflow/tfjs-core';
+import { fusedBatchNormGradConfig } from './batch-norm-grad.js';
+import { wasmBatchNormGradSumsConfig } from './batch-norm-sums.js';
+import { wasmChannelKernels } from './channel-ops.js';
+import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
+import { meanGradConfig } from './mean-grad.js';
+
+/** Kernels the engine adds to (or replaces in) the wasm backend so it can train convolutional networks. */
+export const wasmTrainingKernels: readonly KernelConfig[] = [
+  wasmConv2DBackpropFilterConfig,
+  wasmConv2DBackpropInputConfig,
+  ...wasmChannelKernels,
+  wasmBatchNormGradSumsConfig,
+];
+
+/** Gradients the engine registers for every backend (exact replacements of slower tfjs-core ones). */
+export const engineGradients: readonly GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig];
+
+export { rememberStockKernel, UnsupportedKernelInputError } from './wasm-backend.js';

@@ -1,0 +1,80 @@
+import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
+import { softmaxCrossEntropy } from '@decompose/engine';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { InvalidTrainingOptionError } from './errors.js';
+
+/** Loss and accuracy of a model over a data set. */
+export interface EvaluationResult {
+  /** Mean softmax cross-entropy (no label smoothing). */
+  loss: number;
+  /** Fraction of top-1 predictions that are right, in [0, 1]. */
+  accuracy: number;
+  /** Images evaluated. */
+  count: number;
+  /** Wall-clock seconds the evaluation took. */
+  seconds: number;
+  /** Throughput: `count / seconds`. */
+  imagesPerSecond: number;
+}
+
+/** The model's input shape without the batch dimension, and its number of classes. */
+export function modelGeometry(model: LayersModel): { exampleShape: number[]; numClasses: number } {
+  const inputShape = model.inputs[0]?.shape ?? [];
+  const outputShape = model.outputs[0]?.shape ?? [];
+  const exampleShape = inputShape.slice(1);
+  const numClasses = outputShape[outputShape.length - 1];
+  if (
+    model.inputs.length !== 1 ||
+    model.outputs.length !== 1 ||
+    exampleShape.some((d) => d === null) ||
+    outputShape.length !== 2 ||
+    typeof numClasses !== 'number'
+  ) {
+    throw new InvalidTrainingOptionError(
+      'model',
+      `expected one input of known shape and one [batch, classes] output; got input [${inputShape.join(', ')}], ` +
+        `output [${outputShape.join(', ')}]`,
+    );
+  }
+  return { exampleShape: exampleShape as number[], numClasses };
+}
+
+/**
+ * Evaluates `model` in inference mode (BatchNorm uses its moving statistics) on `data`, normalised the way
+ * `@decompose/cifar10` normalises training batches, in batches of `batchSize` images.
+ */
+export async function evaluate(
+  model: LayersModel,
+  data: Cifar10Images,
+  batchSize: number,
+): Promise<EvaluationResult> {
+  const { exampleShape, numClasses } = modelGeometry(model);
+  const stream = createBatchStream(data, { batchSize, shuffle: false, augment: false });
+  const started = performance.now();
+  let lossSum = 0;
+  let correct = 0;
+  for (const batch of stream.epoch(0)) {
+    const [loss, hits] = tf.tidy(() => {
+      const images = tf.tensor(batch.images, [batch.count, ...exampleShape], 'float32');
+      const labels = tf.tensor1d(batch.labels, 'int32');
+      const logits = model.predict(images) as tf.Tensor2D;
+      const batchLoss = softmaxCrossEntropy(logits, labels, numClasses, 0);
+      const batchHits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'int32'));
+      return [batchLoss, batchHits];
+    });
+    const [lossValue] = await loss.data();
+    const [hitCount] = await hits.data();
+    tf.dispose([loss, hits]);
+    lossSum += (lossValue ?? Number.NaN) * batch.count;
+    correct += hitCount ?? 0;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    loss: lossSum / data.count,
+    accuracy: correct / data.count,
+    count: data.count,
+    seconds,
+    imagesPerSecond: data.count / seconds,
+  };
+}
