@@ -8,7 +8,7 @@ type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 type Kwargs = Parameters<layers.Layer['call']>[1];
 type Shape = (number | null)[];
 
-/** Activations the layer fuses into its last op (those `tf.fused.matMul` and `tf.fused.conv2d` support). */
+/** Activations the layer can apply (fused into the convolution when it runs one, else after the 1×1 step). */
 export const BASIS_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'sigmoid'] as const;
 /** An activation {@link BasisConv2D} can apply. */
 export type BasisActivation = (typeof BASIS_ACTIVATIONS)[number];
@@ -129,9 +129,9 @@ const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
  * Basis convolution (arXiv 2408.06024): m trained filters B (a normal conv kernel `[kh, kw, C_in, m]`)
  * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
  *
- * The forward pass is one convolution with B followed by ONE 1×1 step: a fused matMul over the channel
- * dimension with the m × C_out weight `[I_m | A'ᵀ]` (columns in `outputOrder`), bias and activation, so
- * the output is written once. Weights, in `getWeights()` order: `basis_kernel` `[kh, kw, C_in, m]`,
+ * The forward pass is one convolution with B followed by ONE 1×1 step: a matMul over the channel dimension
+ * with the m × C_out weight `[I_m | A'ᵀ]` (columns in `outputOrder`) and the bias fused, so the output is
+ * written by one op (then the activation, if any). See {@link BasisExecution} for the folded alternative. Weights, in `getWeights()` order: `basis_kernel` `[kh, kw, C_in, m]`,
  * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
  * then `bias` `[C_out]` when `useBias`.
  */

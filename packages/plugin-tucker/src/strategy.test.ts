@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { type Decomposition, loadStrategyPlugin } from '@decompose/core';
 import '@tensorflow/tfjs-backend-cpu';
+import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from '@decompose/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TuckerRankError, TuckerTargetError } from './errors.js';
 import { type TuckerOptionsInput, tuckerOptionsSchema } from './options.js';
 import { TUCKER_VERSION, tuckerStrategy } from './strategy.js';
-import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from './testing/conv-target.js';
 
 // Like any outside author, the plugin tests on a stock tfjs backend (the host application picks its own).
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Decomposition } from '@decompose/core';
+import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
@@ -9,7 +10,6 @@ import { SvdRankError, SvdTargetError } from './errors.js';
 import { type SvdMode, type SvdOptionsInput, svdOptionsSchema } from './options.js';
 import { maxRank } from './rank.js';
 import { SVD_VERSION, svdStrategy } from './strategy.js';
-import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from './testing/conv-target.js';
 
 beforeAll(async () => {
   await initEngine();

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
 import { createGradientComputer, type GradientComputerOptions } from '@decompose/engine';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import writeFileAtomic from 'write-file-atomic';
 import {
   type CheckpointInfo,
   loadCheckpointWeights,
@@ -18,7 +19,7 @@ import {
   TrainingDivergedError,
 } from './errors.js';
 import { type EvaluationResult, evaluate, modelGeometry } from './evaluate.js';
-import { isNodeError, writeFileAtomic } from './files.js';
+import { isNodeError } from './files.js';
 import { createSchedule, resolveScheduleSpec, type ScheduleSpec } from './schedule.js';
 import { SgdOptimizer, type SgdOptions } from './sgd.js';
 

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import writeFileAtomic from 'write-file-atomic';
 import { ModelFileError } from './errors.js';
 
 /** File name of the model topology and weights manifest inside a model directory. */
@@ -27,27 +27,6 @@ function isNodeError(error: unknown, code: string): boolean {
 function resolveModelPaths(target: string): { directory: string; modelJson: string } {
   if (target.endsWith('.json')) return { directory: path.dirname(target), modelJson: target };
   return { directory: target, modelJson: path.join(target, MODEL_JSON_FILE) };
-}
-
-/** Writes `data` to `file` through a temporary file in the same directory, so `file` is never half-written. */
-async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const temp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
-  try {
-    const handle = await open(temp, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }
 
 /** Bytes the weights described by `specs` occupy, or undefined when variable-length strings make it unknowable. */
@@ -171,7 +150,8 @@ export function fileSystem(target: string): tf.io.IOHandler {
       const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []);
       await mkdir(directory, { recursive: true });
       // Weights first: a reader never sees a new model.json pointing at weights not yet written.
-      await writeFileAtomic(path.join(directory, WEIGHTS_FILE), new Uint8Array(weights));
+      // write-file-atomic: temp file in the same directory, fsync, rename, so no file is ever half-written.
+      await writeFileAtomic(path.join(directory, WEIGHTS_FILE), Buffer.from(weights));
       await writeFileAtomic(modelJson, JSON.stringify(json));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },

@@ -1,31 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initEngine } from '../index.js';
-
-function seededValues(size: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    values[i] = state / 2 ** 31 - 1;
-  }
-  return values;
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let diff = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs((actual[i] as number) - (expected[i] as number)));
-    scale = Math.max(scale, Math.abs(expected[i] as number));
-  }
-  return diff / scale;
-}
+import { relativeError, seededValues } from './parity-helpers.js';
 
 const full = [2, 6, 5, 8];
 const ops: [string, (x: tf.Tensor, c: tf.Tensor) => tf.Tensor][] = [
   ['sum over N, H, W', (x) => tf.sum(x, [0, 1, 2])],
   ['sum over N, H, W keeping dims', (x) => tf.sum(x, [2, 0, 1], true)],
+  ['sum over N, H, W of 3 channels', (x) => tf.sum(tf.slice(x, [0, 0, 0, 0], [2, 6, 5, 3]), [0, 1, 2])],
   ['sum over H only (backend path)', (x) => tf.sum(x, 1)],
   ['mean over N, H, W', (x) => tf.mean(x, [0, 1, 2])],
   ['mean over everything (backend path)', (x) => tf.mean(x)],

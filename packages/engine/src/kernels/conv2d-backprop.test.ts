@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initEngine, UnsupportedKernelInputError } from '../index.js';
+import { relativeError, seededValues } from './parity-helpers.js';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -89,27 +90,6 @@ const wideCases: ConvCase[] = [
   conv('resnet18 512→512 s1 @4', 1, 4, 512, 512, 3, 1),
 ];
 const parityCases = process.env.DECOMPOSE_FULL_PARITY === '1' ? [...cases, ...wideCases] : cases;
-
-function seededValues(size: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    values[i] = state / 2 ** 31 - 1;
-  }
-  return values;
-}
-
-/** max |a − b| over max |b|: the error relative to the reference's scale. */
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let diff = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs((actual[i] as number) - (expected[i] as number)));
-    scale = Math.max(scale, Math.abs(expected[i] as number));
-  }
-  return diff / scale;
-}
 
 interface ConvGrads {
   dx: Float32Array;

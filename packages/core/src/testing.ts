@@ -1,8 +1,12 @@
-// Test helpers: a one-convolution model with random weights, described the way surgery offers it (describeLayer).
-import { type Decomposition, describeLayer, type TargetLayer } from '@decompose/core';
+// Helpers for testing a strategy: a one-convolution model described the way surgery offers it, the decomposed
+// model built from a Decomposition, and a relative difference. Exported as `@decompose/core/testing`.
+
 import * as tf from '@tensorflow/tfjs-core';
 import { input, type LayersModel, layers, model } from '@tensorflow/tfjs-layers';
+import type { Decomposition, TargetLayer } from './strategy.js';
+import { describeLayer } from './target.js';
 
+/** A convolution to build for a test. */
 export interface ConvSpec {
   inputShape: [number, number, number];
   filters: number;
@@ -14,7 +18,7 @@ export interface ConvSpec {
   activation?: 'linear' | 'relu';
 }
 
-/** A model `input → Conv2D` with seeded random weights, and that convolution as a `TargetLayer`. */
+/** A model `input → Conv2D` with seeded random weights (He-normal kernel), and that convolution as a `TargetLayer`. */
 export function convTarget(spec: ConvSpec, seed = 1): { model: LayersModel; target: TargetLayer } {
   const conv = layers.conv2d({
     name: 'conv',
@@ -29,7 +33,12 @@ export function convTarget(spec: ConvSpec, seed = 1): { model: LayersModel; targ
   const x = input({ shape: spec.inputShape });
   const y = conv.apply(x) as ReturnType<typeof input>;
   const m = model({ inputs: x, outputs: y });
-  const weights = conv.getWeights().map((w, i) => tf.randomNormal(w.shape, 0, 0.5, 'float32', seed + i));
+  // He-normal kernel (the scale of a trained or freshly initialised conv), small random bias.
+  const fanIn = spec.kernelSize[0] * spec.kernelSize[1] * spec.inputShape[2];
+  const scales = [Math.sqrt(2 / fanIn), 0.1];
+  const weights = conv
+    .getWeights()
+    .map((w, i) => tf.randomNormal(w.shape, 0, scales[i], 'float32', seed + i));
   conv.setWeights(weights);
   tf.dispose(weights);
   return { model: m, target: describeLayer(m, 'conv') };
