@@ -2,7 +2,6 @@ import path from 'node:path';
 import {
   applyStrategy,
   costTable,
-  type DecompositionStrategy,
   type LayerReplacement,
   type LayerSelection,
   type SkippedLayer,
@@ -16,13 +15,11 @@ import { loadData } from './data.js';
 import { ConfigError } from './errors.js';
 import { readConfigFile, writeJsonAtomic } from './files.js';
 import {
-  absoluteSpecifier,
   BUILT_IN_LAYER_MODULES,
   BUILT_IN_STRATEGIES,
-  builtInRegistry,
   loadModel,
-  loadPlugin,
   modelPlugins,
+  resolveStrategy,
   saveModel,
 } from './models.js';
 import type { Console } from './progress.js';
@@ -56,25 +53,6 @@ export interface CompressSummary {
 const selectionFileSchema = z.object({
   choices: z.array(z.object({ layer: z.string(), options: z.unknown() })),
 });
-
-/** A strategy by built-in name, else loaded as a plugin; `plugin` is what a saved model must import. */
-async function resolveStrategy(
-  specifier: string,
-): Promise<{ strategy: DecompositionStrategy; plugin: string | null }> {
-  const registry = builtInRegistry();
-  if (registry.has(specifier)) return { strategy: registry.get(specifier), plugin: null };
-  const loaded = await loadPlugin(specifier);
-  const [strategy] = loaded;
-  if (loaded.length !== 1 || strategy === undefined) {
-    throw new ConfigError([
-      `--strategy: plugin '${specifier}' exports ${loaded.length} strategies (${loaded.map((s) => s.name).join(', ')}); ` +
-        'compress takes a plugin with exactly one, or a built-in name: ' +
-        registry.names().join(', '),
-    ]);
-  }
-  const builtIn = BUILT_IN_STRATEGIES.includes(strategy);
-  return { strategy, plugin: builtIn ? null : absoluteSpecifier(specifier) };
-}
 
 function strategyOptions(config: CompressConfig): unknown {
   if (config.ratio !== undefined) return { ratio: config.ratio };
@@ -118,7 +96,7 @@ function layerSelection(config: CompressConfig, fromSelection: boolean): LayerSe
 export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
   const engine = await initEngine();
   for (const line of describeEngine(engine)) out.log(line);
-  const { strategy, plugin } = await resolveStrategy(config.strategy);
+  const { strategy, plugin } = await resolveStrategy(config.strategy, '--strategy');
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
   const data = await loadData(config, out);

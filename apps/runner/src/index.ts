@@ -1,4 +1,14 @@
 export { type BenchResult, runBench } from './bench.js';
+export { type CommandDeps, commandAction } from './command.js';
+export {
+  type CompareConfig,
+  type CompareResults,
+  compareConfigSchema,
+  DEMO_PRESET,
+  registerCompareCommand,
+  runCompare,
+  runDemo,
+} from './compare/index.js';
 export { type CompressSummary, type ModelFigures, runCompress } from './compress.js';
 export {
   type BenchConfig,
@@ -18,5 +28,6 @@ export { runEval } from './eval.js';
 export { type InspectReport, type InspectRow, runInspect } from './inspect.js';
 export { createProgram, type ProgramIo, runCli } from './program.js';
 export { Console } from './progress.js';
+export { registerSensitivityCommand, runSensitivity, sensitivityConfigSchema } from './sensitivity/index.js';
 export { formatSmoke, runSmoke, type SmokeResult } from './smoke.js';
 export { RUN_FILES, runTrain, type TrainSummary } from './train.js';

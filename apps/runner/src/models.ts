@@ -9,6 +9,7 @@ import { svdStrategy } from '@decompose/svd';
 import * as tfl from '@tensorflow/tfjs-layers';
 import tuckerStrategy from 'decompose-plugin-tucker';
 import { z } from 'zod';
+import { ConfigError } from './errors.js';
 import { ConfigFileError, writeJsonAtomic } from './files.js';
 
 /** Strategies the runner knows by name; anything else is loaded as a plugin. */
@@ -98,4 +99,39 @@ export async function modelPlugins(dir: string): Promise<string[]> {
 export async function loadModel(dir: string): Promise<tfl.LayersModel> {
   for (const plugin of await modelPlugins(dir)) await loadPlugin(plugin);
   return tfl.loadLayersModel(fileSystem(dir));
+}
+
+/** A strategy and the plugin (importable specifier) a saved model using it must import, if any. */
+export interface ResolvedStrategy {
+  strategy: DecompositionStrategy;
+  /** Null for strategies the runner ships with. */
+  plugin: string | null;
+}
+
+/**
+ * A strategy by built-in name (`basis`, `svd`, `tucker`) or by the package of a strategy the runner ships with
+ * (`decompose-plugin-tucker`), else a plugin package name or file path ({@link loadPlugin}) exporting exactly one
+ * strategy.
+ *
+ * @throws ConfigError naming `field` when the plugin exports several strategies; core's plugin errors when it
+ *   cannot be imported or is not a strategy.
+ */
+export async function resolveStrategy(specifier: string, field: string): Promise<ResolvedStrategy> {
+  const registry = builtInRegistry();
+  if (registry.has(specifier)) return { strategy: registry.get(specifier), plugin: null };
+  // The runner's own strategy packages (e.g. `decompose-plugin-tucker`) are already imported: reuse them.
+  const bundled = BUILT_IN_STRATEGIES[BUILT_IN_LAYER_MODULES.indexOf(specifier)];
+  if (bundled !== undefined) return { strategy: bundled, plugin: null };
+  const loaded = await loadPlugin(specifier);
+  const [strategy] = loaded;
+  if (loaded.length !== 1 || strategy === undefined) {
+    throw new ConfigError([
+      `${field}: plugin '${specifier}' exports ${loaded.length} strategies (${loaded.map((s) => s.name).join(', ')}); ` +
+        `expected a plugin with exactly one, or a built-in name: ${registry.names().join(', ')}`,
+    ]);
+  }
+  return {
+    strategy,
+    plugin: BUILT_IN_STRATEGIES.includes(strategy) ? null : absoluteSpecifier(specifier),
+  };
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { z } from 'zod';
 import { runBench } from './bench.js';
+import { type CommandDeps, commandAction } from './command.js';
+import { registerCompareCommand, runDemo } from './compare/index.js';
 import { runCompress } from './compress.js';
 import {
   benchConfigSchema,
@@ -8,14 +9,13 @@ import {
   evalConfigSchema,
   inspectConfigSchema,
   numberArg,
-  resolveConfig,
   trainConfigSchema,
 } from './config.js';
-import { runDemo } from './demo.js';
 import { EXIT_USAGE, reportError } from './errors.js';
 import { runEval } from './eval.js';
 import { runInspect } from './inspect.js';
 import { Console } from './progress.js';
+import { registerSensitivityCommand } from './sensitivity/index.js';
 import { formatSmoke, runSmoke } from './smoke.js';
 import { runTrain } from './train.js';
 
@@ -77,26 +77,6 @@ function addSgdOptions(command: Command, defaultLr: string): Command {
     .addOption(num('--seed <s>', 'seed of initialisation, shuffling and augmentation (default 0)'));
 }
 
-/**
- * Registers a command's action: the config file and flags resolved with `schema`, then `run`; any failure goes
- * through {@link reportError}, which sets the exit code.
- */
-function action<Schema extends z.ZodType>(
-  command: Command,
-  schema: Schema,
-  run: (config: z.output<Schema>, out: Console) => Promise<unknown>,
-  io: ProgramIo,
-  guarded: Guard,
-): Command {
-  return command.action((options: Record<string, unknown>) =>
-    guarded(async () => {
-      const { config: configFile, ...flags } = options;
-      const config = await resolveConfig(schema, flags, configFile as string | undefined);
-      await run(config, new Console(io.tty, io.print));
-    }),
-  );
-}
-
 /** Runs a command's work, turning any failure into output and an exit code (see {@link reportError}). */
 type Guard = (work: () => Promise<unknown>) => Promise<void>;
 
@@ -114,9 +94,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       setExit(reportError(error, io.printError));
     }
   };
+  const deps: CommandDeps = { io, setExit };
   const configOption = () => new Option('--config <file>', 'YAML or JSON file of options; flags override it');
 
-  action(
+  commandAction(
     addSgdOptions(
       addDataOptions(
         addModelOptions(
@@ -143,11 +124,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       ),
     trainConfigSchema,
     runTrain,
-    io,
-    guarded,
+    deps,
   );
 
-  action(
+  commandAction(
     addDataOptions(
       program
         .command('eval')
@@ -159,11 +139,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       .addHelpText('after', examples('decompose eval --model-dir runs/r20/model')),
     evalConfigSchema,
     runEval,
-    io,
-    guarded,
+    deps,
   );
 
-  action(
+  commandAction(
     addModelOptions(
       program
         .command('inspect')
@@ -187,11 +166,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       ),
     inspectConfigSchema,
     runInspect,
-    io,
-    guarded,
+    deps,
   );
 
-  action(
+  commandAction(
     addSgdOptions(
       addDataOptions(
         program
@@ -221,11 +199,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
     ),
     compressConfigSchema,
     runCompress,
-    io,
-    guarded,
+    deps,
   );
 
-  action(
+  commandAction(
     addModelOptions(
       program
         .command('bench')
@@ -240,8 +217,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       .addHelpText('after', examples('decompose bench --model resnet20 --batch 64 --steps 5')),
     benchConfigSchema,
     runBench,
-    io,
-    guarded,
+    deps,
   );
 
   program
@@ -256,9 +232,11 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
   program
     .command('demo')
     .description(
-      "The README's main job on the embedded defaults (for now: the engine smoke run and a few ResNet-20 training steps).",
+      "The README's main job on the embedded defaults: train a small ResNet-20 baseline on the bundled subset, scan layer sensitivity, compare basis convolutions (selected and all layers), SVD and the Tucker plugin, and write the report to reports/demo.",
     )
     .action(() => guarded(() => runDemo(new Console(io.tty, io.print))));
+  registerSensitivityCommand(program, deps);
+  registerCompareCommand(program, deps);
 
   return program;
 }

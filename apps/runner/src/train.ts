@@ -1,12 +1,12 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
-  METRICS_FILE,
   readCheckpoint,
+  readMetrics,
   type ScheduleSpec,
   type StepProgress,
   type TrainOptions,
@@ -139,14 +139,6 @@ export function formatEpoch(m: EpochMetrics): string {
     `epoch ${m.epoch}/${m.epochs}: train loss ${m.train.loss.toFixed(4)} acc ${percent(m.train.accuracy)} | ` +
     `${test} | ${m.seconds.toFixed(1)}s (${m.train.imagesPerSecond.toFixed(0)} img/s) lr ${m.lr.toPrecision(3)}`
   );
-}
-
-async function readMetrics(checkpointDir: string): Promise<EpochMetrics[]> {
-  const text = await readFile(path.join(checkpointDir, METRICS_FILE), 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as EpochMetrics);
 }
 
 /**

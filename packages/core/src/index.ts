@@ -25,7 +25,7 @@ export {
 export { parseStrategyOptions } from './options.js';
 export { type LoadStrategyPluginOptions, loadStrategyPlugin } from './plugin.js';
 export { StrategyRegistry } from './registry.js';
-export type { LayerSelection } from './select.js';
+export { type LayerSelection, layerNameMatcher } from './select.js';
 export type {
   ConvShape,
   DecomposeContext,

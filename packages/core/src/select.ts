@@ -39,6 +39,13 @@ export function isGlob(selector: string): boolean {
 
 const asPath = (name: string) => name.replaceAll('.', '/');
 
+/** A test of layer names against one selector: an exact name, or a glob with the rules of {@link LayerSelection}. */
+export function layerNameMatcher(selector: string): (name: string) => boolean {
+  if (!isGlob(selector)) return (name) => name === selector;
+  const test = picomatch(asPath(selector), { dot: true });
+  return (name) => test(asPath(name));
+}
+
 /**
  * The layers a selection picks among `candidates`, in candidate order. Every name or glob must match at
  * least one candidate, else an `UnknownLayerError` listing close names.
@@ -59,8 +66,8 @@ export function selectLayers(
   const names = candidates.map((l) => l.name);
   for (const selector of selectors) {
     const glob = isGlob(selector);
-    const test = glob ? picomatch(asPath(selector), { dot: true }) : null;
-    const hits = candidates.filter((l) => (test === null ? l.name === selector : test(asPath(l.name))));
+    const matches = layerNameMatcher(selector);
+    const hits = candidates.filter((l) => matches(l.name));
     if (hits.length === 0) throw new UnknownLayerError(selector, closeNames(selector, names));
     for (const hit of hits) (glob ? matched : explicit).add(hit);
   }

@@ -30,6 +30,7 @@ export {
 export {
   type EpochMetrics,
   METRICS_FILE,
+  readMetrics,
   type StepProgress,
   type TrainOptions,
   type TrainResult,

@@ -26,6 +26,15 @@ import { SgdOptimizer, type SgdOptions } from './sgd.js';
 /** File under the checkpoint directory to which each epoch's {@link EpochMetrics} is appended as a JSON line. */
 export const METRICS_FILE = 'metrics.jsonl';
 
+/** The per-epoch metrics a run appended to `<checkpointDir>/metrics.jsonl` (empty when there are none yet). */
+export async function readMetrics(checkpointDir: string): Promise<EpochMetrics[]> {
+  const text = await readFile(path.join(checkpointDir, METRICS_FILE), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as EpochMetrics);
+}
+
 /** Progress after one optimizer step; running figures cover the current epoch so far. */
 export interface StepProgress {
   /** Current epoch, from 1. */

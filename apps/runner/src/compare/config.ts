@@ -1,0 +1,117 @@
+import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
+import { z } from 'zod';
+import { trainConfigSchema } from '../config.js';
+import { budgetFieldSchema } from '../sensitivity/budget.js';
+import { layersFieldSchema, scanFields } from '../sensitivity/config.js';
+
+const shared = trainConfigSchema.shape;
+
+/** SGD settings and length of one training run (the fields `decompose train` takes for them). */
+const recipeFields = {
+  epochs: shared.epochs,
+  batch: shared.batch,
+  lr: shared.lr,
+  momentum: shared.momentum,
+  nesterov: shared.nesterov,
+  weightDecay: shared.weightDecay,
+  decayOn: shared.decayOn,
+  schedule: shared.schedule,
+  milestones: shared.milestones,
+  gamma: shared.gamma,
+  warmupEpochs: shared.warmupEpochs,
+  labelSmoothing: shared.labelSmoothing,
+  augment: shared.augment,
+  workers: shared.workers,
+  seed: shared.seed,
+};
+
+/** The fine-tuning recipe every arm gets, identical for all (epochs, learning rate schedule, batch…). */
+export const recipeSchema = z.strictObject({
+  ...recipeFields,
+  epochs: z.number().int('epochs must be a whole number').positive('epochs must be ≥ 1').default(2),
+  lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),
+});
+export type Recipe = z.output<typeof recipeSchema>;
+
+/** The trained baseline: an existing model, or one trained here with this recipe. */
+export const baselineSchema = z.strictObject({
+  /** A trained model (folder holding model.json, or a `decompose train` run folder); absent: train one. */
+  modelDir: z.string().min(1).optional(),
+  model: z.enum(ARCHITECTURES).default('resnet20'),
+  shortcut: z.enum(SHORTCUTS).optional(),
+  init: z.enum(INITS).optional(),
+  ...recipeFields,
+});
+export type BaselineConfig = z.output<typeof baselineSchema>;
+
+/** An arm's sensitivity-based selection: scan the candidate layers, then select for the budget. */
+export const armSelectSchema = z.strictObject({
+  budget: budgetFieldSchema,
+  ...scanFields,
+});
+
+/** One compressed model of the comparison. */
+export const armSchema = z.strictObject({
+  /** Names the arm in the report and its folder (`arms/<name>/`). */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'name must be letters, digits, ".", "_" or "-", e.g. basis-0.5'),
+  /** `basis`, `svd`, `tucker`, or a plugin package name or file path. */
+  strategy: z.string().min(1),
+  /** The strategy's options for every rewritten layer (a selection's per-layer ratio overrides its ratio). */
+  options: z.record(z.string(), z.unknown()).default({}),
+  /** Layer names or globs to rewrite (with `select`: the candidates of the scan); default every conv. */
+  layers: layersFieldSchema.optional(),
+  select: armSelectSchema.optional(),
+});
+export type ArmConfig = z.output<typeof armSchema>;
+
+/** `decompose compare`. */
+export const compareConfigSchema = z
+  .strictObject({
+    /** Names the report folder: `<reportDir>/<run>/`. */
+    run: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'run must be letters, digits, ".", "_" or "-"')
+      .default('compare'),
+    reportDir: z.string().min(1).default('reports'),
+    data: shared.data,
+    download: shared.download,
+    cacheDir: shared.cacheDir,
+    limitTrain: shared.limitTrain,
+    limitTest: shared.limitTest,
+    baseline: baselineSchema.default(baselineSchema.parse({})),
+    fineTune: recipeSchema.default(recipeSchema.parse({})),
+    /** Timed throughput steps (after one warm-up) and their batch. */
+    measure: z
+      .strictObject({
+        batch: z.number().int().positive().default(32),
+        steps: z.number().int().positive().default(3),
+      })
+      .default({ batch: 32, steps: 3 }),
+    arms: z
+      .array(armSchema, {
+        error:
+          'expected a list of arms ({ name, strategy, options, layers | select }); give the config with --config',
+      })
+      .min(1, 'give at least one arm (strategy and options) to compare'),
+  })
+  .refine((c) => c.data === undefined || !c.download, {
+    message: 'give either data or download, not both',
+    path: ['download'],
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, arm] of c.arms.entries()) {
+      if (seen.has(arm.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['arms', i, 'name'],
+          message: 'arm names must be unique (they name the report folders)',
+        });
+      seen.add(arm.name);
+    }
+  });
+export type CompareConfig = z.output<typeof compareConfigSchema>;
+/** A compare configuration as written (defaults not yet filled), e.g. the demo preset. */
+export type CompareConfigInput = z.input<typeof compareConfigSchema>;

@@ -1,0 +1,84 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { type Cifar10Images, createBatchStream, NUM_CLASSES } from '@decompose/cifar10';
+import { costTable, type DecompositionStrategy } from '@decompose/core';
+import { createGradientComputer } from '@decompose/engine';
+import { evaluate } from '@decompose/train';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+/** What the leaderboard shows for one model. */
+export interface ModelMeasurement {
+  /** Test accuracy in [0, 1] and mean test loss. */
+  accuracy: number;
+  loss: number;
+  params: number;
+  /** Forward multiply-adds per image (core's cost table). */
+  forwardMacs: number;
+  /** Measured forward+backward (gradient) images per second, batch `measure.batch`. */
+  trainImagesPerSecond: number;
+  /** Measured inference images per second. */
+  evalImagesPerSecond: number;
+}
+
+async function timedSeconds(run: () => Promise<void>, steps: number): Promise<number> {
+  await run(); // warm-up: kernels compiled, buffers allocated
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) await run();
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * Test accuracy, cost table totals and measured throughput of `model` on the active backend: `steps` timed
+ * gradient computations and inference passes on a batch of real images, after one warm-up of each. The model's
+ * weights (BatchNorm statistics included) are left as they were.
+ */
+export async function measureModel(
+  model: tfl.LayersModel,
+  test: Cifar10Images,
+  options: { evalBatch: number; batch: number; steps: number; strategies: readonly DecompositionStrategy[] },
+): Promise<ModelMeasurement> {
+  const { accuracy, loss } = await evaluate(model, test, options.evalBatch);
+  const cost = costTable(model, { strategies: options.strategies }).total;
+  const [first] = createBatchStream(test, { batchSize: options.batch, shuffle: false }).epoch(0);
+  if (first === undefined) throw new RangeError('measureModel needs at least one test image');
+  const batch = { images: first.images.slice(), labels: first.labels.slice(), count: first.count };
+  // Gradient steps update BatchNorm's moving statistics: keep a copy of the weights to put back.
+  const weights = model.getWeights().map((w) => w.clone());
+  const computer = await createGradientComputer({ model, workers: 0, numClasses: NUM_CLASSES });
+  let trainSeconds: number;
+  try {
+    trainSeconds = await timedSeconds(async () => {
+      await computer.compute(batch);
+    }, options.steps);
+  } finally {
+    await computer.close();
+    model.setWeights(weights);
+    tf.dispose(weights);
+  }
+  const input = tf.tensor4d(batch.images, [batch.count, 32, 32, 3]);
+  const evalSeconds = await timedSeconds(async () => {
+    const logits = model.predict(input) as tf.Tensor;
+    await logits.data();
+    logits.dispose();
+  }, options.steps);
+  input.dispose();
+  const images = batch.count * options.steps;
+  return {
+    accuracy,
+    loss,
+    params: cost.params,
+    forwardMacs: cost.forwardMacs,
+    trainImagesPerSecond: images / trainSeconds,
+    evalImagesPerSecond: images / evalSeconds,
+  };
+}
+
+/** Bytes of a saved model's weight files (`*.bin`). */
+export async function weightBytes(modelDir: string): Promise<number> {
+  let total = 0;
+  for (const file of await readdir(modelDir)) {
+    if (file.endsWith('.bin')) total += (await stat(path.join(modelDir, file))).size;
+  }
+  return total;
+}

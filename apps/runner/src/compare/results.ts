@@ -1,0 +1,113 @@
+import type { LayerCost, SkippedLayer } from '@decompose/core';
+import type { Selection, SensitivityTable } from '@decompose/sensitivity';
+import type { EpochMetrics } from '@decompose/train';
+import type { MachineInfo } from '../report/machine.js';
+import type { ArmConfig, BaselineConfig, Recipe } from './config.js';
+import type { ModelMeasurement } from './measure.js';
+
+/** The baseline as measured in this run. */
+export interface BaselineResult extends ModelMeasurement {
+  name: 'baseline';
+  architecture: string;
+  modelDir: string;
+  /** Bytes of the saved weights. */
+  modelBytes: number;
+  /** Seed of the baseline's training (and of the calibration splits). */
+  seed: number;
+  /** Trained by this compare run (else loaded from `baseline.modelDir`). */
+  trainedHere: boolean;
+  /** Epochs of its training when trained here. */
+  epochs: EpochMetrics[];
+}
+
+/** One rewritten layer of an arm. */
+export interface RewrittenLayer {
+  layer: string;
+  options: unknown;
+  before: LayerCost;
+  after: LayerCost;
+}
+
+/** Fine-tune training curve: running mean loss within the epoch after each optimizer step. */
+export interface StepLoss {
+  step: number;
+  loss: number;
+}
+
+/** Wall-clock seconds of one arm's phases (in the run that computed it). */
+export interface ArmSeconds {
+  scan: number;
+  surgery: number;
+  fineTune: number;
+  measure: number;
+}
+
+/** What `arms/<name>/result.json` holds: everything the report needs about one finished arm. */
+export interface ArmResult extends ModelMeasurement {
+  name: string;
+  strategy: string;
+  /** The plugin the arm's model needs to load (null for built-in strategies). */
+  plugin: string | null;
+  /** The arm's configuration and the fine-tune recipe it was made with (a re-run reuses it only if equal). */
+  config: ArmConfig;
+  recipe: Recipe;
+  /** Fingerprint of the baseline's weights it was made from. */
+  baselineFingerprint: string;
+  rewritten: RewrittenLayer[];
+  skipped: SkippedLayer[];
+  /** The sensitivity scan and selection, when the arm selects layers by sensitivity. */
+  scan: SensitivityTable | null;
+  selection: Selection | null;
+  /** Test accuracy right after surgery, before fine-tuning. */
+  surgeryAccuracy: number;
+  fineTune: { epochs: EpochMetrics[]; steps: StepLoss[] };
+  seconds: ArmSeconds;
+  modelDir: string;
+  modelBytes: number;
+}
+
+/** An arm in the final results: its result and its difference to the baseline. */
+export interface ArmRow extends ArmResult {
+  /** Test accuracy minus the baseline's (fractions; negative = worse). */
+  deltaAccuracy: number;
+  /** Arm's parameters and MACs as a fraction of the baseline's. */
+  paramsRatio: number;
+  macsRatio: number;
+}
+
+/** One timed phase of the run. */
+export interface Phase {
+  phase: string;
+  seconds: number;
+  /** E.g. "reused from an earlier run". */
+  note?: string;
+}
+
+/** `results.json`. */
+export interface CompareResults {
+  run: string;
+  createdAt: string;
+  reportDir: string;
+  machine: MachineInfo;
+  data: { dir: string; train: number; test: number };
+  recipe: { baseline: BaselineConfig; fineTune: Recipe; measure: { batch: number; steps: number } };
+  baseline: BaselineResult;
+  arms: ArmRow[];
+  phases: Phase[];
+}
+
+/** Files and folders of a compare report, under `<reportDir>/<run>/`. */
+export const COMPARE_FILES = {
+  log: 'run.log',
+  results: 'results.json',
+  csv: 'results.csv',
+  report: 'report.md',
+  scanCache: 'scan-cache.jsonl',
+  baseline: 'baseline',
+  arms: 'arms',
+  result: 'result.json',
+  model: 'model',
+  checkpoints: 'checkpoints',
+  /** Beside the baseline trained here: the settings it was trained with. */
+  recipe: 'recipe.json',
+} as const;

@@ -1,0 +1,46 @@
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ScanCache, ScanEntry } from '@decompose/sensitivity';
+import { sensitivityTableSchema } from '@decompose/sensitivity';
+import { z } from 'zod';
+
+const lineSchema = z.object({ key: z.string(), entry: sensitivityTableSchema.shape.entries.element });
+
+/** A scan cache in a JSON-lines file, and how many entries it held when opened. */
+export interface JsonlScanCache extends ScanCache {
+  readonly loaded: number;
+}
+
+/**
+ * A {@link ScanCache} backed by a JSON-lines file: each finished entry is appended as one line
+ * `{ key, entry }`, so a killed scan loses at most the entry it was computing. Keys are prefixed with
+ * `scope` (what the entries depend on besides the strategy, layer, ratio and steps: the model's weights, the
+ * calibration split), so one file can serve several models without mix-ups. A torn last line is ignored.
+ */
+export async function openScanCache(file: string, scope: string): Promise<JsonlScanCache> {
+  const entries = new Map<string, ScanEntry>();
+  const text = await readFile(file, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const parsed = lineSchema.safeParse(json);
+    if (parsed.success) entries.set(parsed.data.key, parsed.data.entry);
+  }
+  const prefix = `${scope}|`;
+  await mkdir(path.dirname(file), { recursive: true });
+  // After a torn last line, start on a fresh line so the next entry is not glued to it.
+  if (text !== '' && !text.endsWith('\n')) await appendFile(file, '\n');
+  return {
+    loaded: [...entries.keys()].filter((key) => key.startsWith(prefix)).length,
+    get: (key) => entries.get(prefix + key),
+    set: async (key, entry) => {
+      entries.set(prefix + key, entry);
+      await appendFile(file, `${JSON.stringify({ key: prefix + key, entry })}\n`);
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type Cifar10Images, splitCalibration } from '@decompose/cifar10';
+import { describeEngine, initEngine } from '@decompose/engine';
+import {
+  type Budget,
+  type Selection,
+  type SensitivityTable,
+  selectGreedy,
+  selectPerLayer,
+  sensitivityCsv,
+} from '@decompose/sensitivity';
+import { type Command, Option } from 'commander';
+import { renderChart } from '../charts.js';
+import { type CommandDeps, commandAction } from '../command.js';
+import { numberArg } from '../config.js';
+import { loadData } from '../data.js';
+import { ConfigError } from '../errors.js';
+import { writeAtomic, writeJsonAtomic } from '../files.js';
+import { loadModel, resolveStrategy } from '../models.js';
+import type { Console } from '../progress.js';
+import { sensitivityHeatmapSpec } from '../report/charts.js';
+import { formatSelection } from '../report/selection.js';
+import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
+import { runScan } from './scan.js';
+import { locateTrainedModel } from './trained.js';
+
+/** Files `decompose sensitivity` writes under `--out`. */
+export const SENSITIVITY_FILES = {
+  table: 'sensitivity.json',
+  csv: 'sensitivity.csv',
+  heatmap: 'sensitivity-heatmap',
+  cache: 'scan-cache.jsonl',
+  selection: 'selection.json',
+  log: 'sensitivity.log',
+} as const;
+
+/** What `decompose sensitivity` produced. */
+export interface SensitivityResult {
+  table: SensitivityTable;
+  selection: Selection | null;
+  /** Seed of the calibration split. */
+  seed: number;
+  outDir: string;
+}
+
+/** A calibration split of `count` images held out of the training images, and the rest. */
+export function calibrationSplit(
+  trainImages: Cifar10Images,
+  count: number,
+  seed: number,
+  field: string,
+): { calibration: Cifar10Images; rest: Cifar10Images } {
+  if (count >= trainImages.count) {
+    throw new ConfigError([
+      `${field}: got ${count}; the calibration split must be smaller than the ${trainImages.count} training images`,
+    ]);
+  }
+  const split = splitCalibration(trainImages, { count, seed });
+  return { calibration: split.calibration, rest: split.train };
+}
+
+/** The selector of a config (`greedy` or `per-layer`) applied to a table. */
+export function select(table: SensitivityTable, budget: Budget, selector: 'greedy' | 'per-layer'): Selection {
+  return selector === 'greedy' ? selectGreedy(table, budget) : selectPerLayer(table, budget);
+}
+
+/**
+ * `decompose sensitivity`: the layer × ratio scan of a trained model on a calibration split of the training
+ * data (split with the training run's seed), resumable through `<out>/scan-cache.jsonl`; writes the table
+ * (JSON, CSV), its heatmap (SVG, PNG) and, with a budget, the selection and its explanation.
+ */
+export async function runSensitivity(config: SensitivityConfig, out: Console): Promise<SensitivityResult> {
+  const outDir = path.resolve(config.out);
+  await mkdir(outDir, { recursive: true });
+  out.logTo(path.join(outDir, SENSITIVITY_FILES.log));
+  try {
+    const trained = await locateTrainedModel(config.modelDir, '--model-dir');
+    const { strategy } = await resolveStrategy(config.strategy, '--strategy');
+    const engine = await initEngine();
+    for (const line of describeEngine(engine)) out.log(line);
+    const seed = config.seed ?? trained.trainingSeed ?? 0;
+    out.log(
+      `calibration split: ${config.calibration} training images, seed ${seed} ` +
+        `(${config.seed !== undefined ? '--seed' : trained.trainingSeed !== null ? "the training run's seed" : 'no training summary found: default'})`,
+    );
+    const data = await loadData(config, out);
+    const { calibration, rest } = calibrationSplit(data.train, config.calibration, seed, '--calibration');
+    const model = await loadModel(trained.modelDir);
+    try {
+      const table = await runScan(
+        {
+          model,
+          strategy,
+          layers: config.layers,
+          ratios: config.ratios,
+          calibration,
+          fineTuneData: rest,
+          fineTuneSteps: config.fineTuneSteps,
+          fineTuneLr: config.fineTuneLr,
+          measureTime: config.measureTime,
+          batch: config.batch,
+          seed,
+          cacheFile: path.join(outDir, SENSITIVITY_FILES.cache),
+          layersField: '--layers',
+        },
+        out,
+      );
+      await writeJsonAtomic(path.join(outDir, SENSITIVITY_FILES.table), table);
+      await writeAtomic(path.join(outDir, SENSITIVITY_FILES.csv), sensitivityCsv(table));
+
+      out.log(
+        `scan done in ${table.seconds.toFixed(1)}s: ${table.entries.length} entries; ` +
+          `wrote ${SENSITIVITY_FILES.table}, ${SENSITIVITY_FILES.csv}, ${SENSITIVITY_FILES.heatmap}.svg/.png to ${outDir}`,
+      );
+      const selection = config.budget === undefined ? null : select(table, config.budget, config.selector);
+      await renderChart(
+        sensitivityHeatmapSpec(table, selection?.choices),
+        path.join(outDir, SENSITIVITY_FILES.heatmap),
+      );
+      if (selection !== null) {
+        await writeJsonAtomic(path.join(outDir, SENSITIVITY_FILES.selection), {
+          strategy: table.strategy,
+          modelDir: trained.modelDir,
+          ...selection,
+        });
+        for (const line of formatSelection(selection)) out.log(line);
+        out.log(`wrote ${path.join(outDir, SENSITIVITY_FILES.selection)} (use it with compress --selection)`);
+      }
+      return { table, selection, seed, outDir };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    out.logTo(null);
+  }
+}
+
+const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+
+/** Adds `decompose sensitivity` to the program. */
+export function registerSensitivityCommand(program: Command, deps: CommandDeps): Command {
+  const command = program
+    .command('sensitivity')
+    .description(
+      'Layer-by-layer sensitivity scan of a trained model (one layer decomposed at a time, each ratio, measured on a calibration split of the training data); optional selection for a budget.',
+    )
+    .addOption(new Option('--config <file>', 'YAML or JSON file of options; flags override it'))
+    .option('--model-dir <dir>', 'the trained model (folder holding model.json, or the training run folder)')
+    .option('--strategy <name>', 'basis | svd | tucker, or a plugin package name or file path')
+    .option('--ratios <list>', 'comma-separated ratios to try (default 0.25,0.5,0.75)')
+    .option('--layers <globs>', 'comma-separated layer names or globs (default: every supported convolution)')
+    .addOption(num('--calibration <n>', 'training images held out to measure on (default 500)'))
+    .addOption(
+      num('--fine-tune-steps <k>', 'SGD steps after each decomposition before measuring (default 0)'),
+    )
+    .addOption(num('--fine-tune-lr <rate>', 'learning rate of those steps (default 0.01)'))
+    .option('--measure-time', 'measure forward+backward time of each entry (enables time: budgets)')
+    .option(
+      '--budget <budget>',
+      'params:F | macs:F | time:F (remove fraction F) | drop:D (max accuracy drop)',
+    )
+    .option('--selector <kind>', 'greedy | per-layer (default greedy)')
+    .addOption(num('--batch <n>', 'batch size of evaluation and fine-tune steps (default 128)'))
+    .addOption(num('--seed <s>', "seed of the calibration split (default: the training run's)"))
+    .option('--data <dir>', 'CIFAR-10 folder in the binary layout (default: the bundled subset)')
+    .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
+    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
+    .addOption(num('--limit-train <n>', 'use only the first n training images (smoke runs)'))
+    .addOption(num('--limit-test <n>', 'use only the first n test images (smoke runs)'))
+    .option('--out <dir>', 'output folder')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ decompose sensitivity --model-dir runs/r20/model --strategy basis --ratios 0.25,0.5,0.75 --out runs/r20-scan',
+        "  $ decompose sensitivity --model-dir runs/r20 --strategy svd --layers 'stage2.**,stage3.**' --calibration 500 --fine-tune-steps 20 --budget params:0.4 --selector per-layer --out runs/r20-svd-scan",
+        '',
+      ].join('\n'),
+    );
+  return commandAction(command, sensitivityConfigSchema, runSensitivity, deps);
+}

@@ -1,0 +1,13 @@
+export { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
+export { type JsonlScanCache, openScanCache } from './cache.js';
+export {
+  calibrationSplit,
+  registerSensitivityCommand,
+  runSensitivity,
+  SENSITIVITY_FILES,
+  type SensitivityResult,
+  select,
+} from './command.js';
+export { layersFieldSchema, type SensitivityConfig, scanFields, sensitivityConfigSchema } from './config.js';
+export { matchConvolutions, runScan, type ScanRequest, scanLayers, weightsFingerprint } from './scan.js';
+export { locateTrainedModel, type TrainedModel } from './trained.js';

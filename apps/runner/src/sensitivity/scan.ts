@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { type Cifar10Images, selectImages } from '@decompose/cifar10';
+import {
+  type DecompositionStrategy,
+  layerNameMatcher,
+  listTargets,
+  measureLayerTimes,
+  parseStrategyOptions,
+  type TargetLayer,
+} from '@decompose/core';
+import { type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
+import { evaluate, train } from '@decompose/train';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { ConfigError } from '../errors.js';
+import type { Console } from '../progress.js';
+import { percent } from '../train.js';
+import { openScanCache } from './cache.js';
+
+/** Everything a scan of one model with one strategy needs. */
+export interface ScanRequest {
+  model: tfl.LayersModel;
+  strategy: DecompositionStrategy;
+  /** Layer names or globs (`*` within a dot-separated segment, `**` across); default every supported conv. */
+  layers?: readonly string[];
+  ratios: readonly number[];
+  /** Strategy options besides the ratio (each entry uses `{ ...baseOptions, ratio }`); default none. */
+  baseOptions?: Readonly<Record<string, unknown>>;
+  /** The calibration split (held out of the training data; never the test set). */
+  calibration: Cifar10Images;
+  /** Training images for the optional short fine-tune of each entry (the rest of the training split). */
+  fineTuneData: Cifar10Images;
+  fineTuneSteps: number;
+  fineTuneLr: number;
+  measureTime: boolean;
+  batch: number;
+  seed: number;
+  /** The JSON-lines cache; entries already in it are not recomputed. */
+  cacheFile: string;
+  /** Field name the layers came from, for error messages. */
+  layersField: string;
+}
+
+/**
+ * The convolutions of `model` that `selectors` (names or globs; all when absent) match, in model order.
+ *
+ * @throws ConfigError naming `field` when a selector matches no convolution, listing the model's.
+ */
+export function matchConvolutions(
+  model: tfl.LayersModel,
+  selectors: readonly string[] | undefined,
+  field: string,
+): TargetLayer[] {
+  const convs = listTargets(model).filter((t) => t.conv !== null);
+  const names = convs.map((t) => t.name);
+  const patterns = (selectors ?? ['**']).map((s) => ({ s, matches: layerNameMatcher(s) }));
+  for (const { s, matches } of patterns) {
+    if (!names.some(matches)) {
+      throw new ConfigError([
+        `${field}: ${JSON.stringify(s)} matches no convolution; the model's are ${names.join(', ')}`,
+      ]);
+    }
+  }
+  return convs.filter((t) => patterns.some(({ matches }) => matches(t.name)));
+}
+
+/**
+ * The convolutions to scan: those matched by `selectors` (all when absent) that the strategy supports with
+ * `baseOptions` at every ratio, in model order.
+ *
+ * @throws ConfigError when a selector matches no convolution, or nothing is left to scan; the strategy's
+ *   `StrategyOptionsError` when its options are invalid.
+ */
+export function scanLayers(
+  model: tfl.LayersModel,
+  strategy: DecompositionStrategy,
+  ratios: readonly number[],
+  baseOptions: Readonly<Record<string, unknown>>,
+  selectors: readonly string[] | undefined,
+  field: string,
+): string[] {
+  const options = ratios.map((ratio) => parseStrategyOptions(strategy, { ...baseOptions, ratio }));
+  const chosen = matchConvolutions(model, selectors, field)
+    .filter((t) => options.every((o) => strategy.supports(t, o).ok))
+    .map((t) => t.name);
+  if (chosen.length === 0) {
+    throw new ConfigError([
+      `${field}: ${strategy.name} supports none of the selected convolutions at ratios ${ratios.join(', ')}`,
+    ]);
+  }
+  return chosen;
+}
+
+/** A fingerprint of a model's weights: cache entries are only valid for the weights they were measured on. */
+export function weightsFingerprint(model: tfl.LayersModel): string {
+  const hash = createHash('sha256');
+  for (const weight of model.getWeights()) {
+    const data = weight.dataSync();
+    hash.update(weight.shape.join('x'));
+    hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+const TIMING_BATCH = 32;
+const TIMING_REPEATS = 3;
+
+/**
+ * Runs a sensitivity scan with a progress bar, resuming from the JSON-lines cache, and returns its table.
+ * Each entry is evaluated on the calibration split; with `fineTuneSteps` > 0 each decomposed model first trains
+ * that many SGD steps (constant `fineTuneLr`) on the training images.
+ */
+export async function runScan(request: ScanRequest, out: Console): Promise<SensitivityTable> {
+  const { model, strategy, ratios, calibration, batch, seed } = request;
+  const baseOptions = request.baseOptions ?? {};
+  const layers = scanLayers(model, strategy, ratios, baseOptions, request.layers, request.layersField);
+  const scope = [
+    weightsFingerprint(model),
+    JSON.stringify(baseOptions),
+    `calib${calibration.count}`,
+    `seed${seed}`,
+    request.fineTuneSteps > 0 ? `batch${batch}-lr${request.fineTuneLr}` : 'noft',
+    request.measureTime ? `timed${TIMING_BATCH}` : 'untimed',
+  ].join('|');
+  const cache = await openScanCache(request.cacheFile, scope);
+  const total = layers.length * ratios.length;
+  out.log(
+    `scanning ${layers.length} layers x ${ratios.length} ratios with ${strategy.name} on ${calibration.count} calibration images` +
+      `${cache.loaded > 0 ? ` (${cache.loaded} entries cached in ${request.cacheFile})` : ''}`,
+  );
+  const fineTuneImages = Math.min(request.fineTuneData.count, request.fineTuneSteps * batch);
+  const fineTuneData = selectImages(
+    request.fineTuneData,
+    Uint32Array.from({ length: fineTuneImages }, (_, i) => i),
+  );
+  const bar = out.progress(`scan ${strategy.name}`, total);
+  try {
+    return await scanSensitivity({
+      model,
+      strategy,
+      layers,
+      ratios,
+      optionsForRatio: (ratio) => ({ ...baseOptions, ratio }),
+      seed,
+      calibrationSize: calibration.count,
+      evaluate: async (m) => {
+        const { accuracy, loss } = await evaluate(m, calibration, batch);
+        return { accuracy, loss };
+      },
+      ...(request.fineTuneSteps > 0
+        ? {
+            fineTune: {
+              steps: request.fineTuneSteps,
+              run: async (m: tfl.LayersModel) => {
+                await train({
+                  model: m,
+                  trainData: fineTuneData,
+                  epochs: 1,
+                  batchSize: batch,
+                  seed,
+                  schedule: { type: 'constant', lr: request.fineTuneLr },
+                  optimizer: { momentum: 0.9, weightDecay: 5e-4 },
+                });
+              },
+            },
+          }
+        : {}),
+      ...(request.measureTime
+        ? {
+            measureLayers: async (m: tfl.LayersModel, names: readonly string[]) =>
+              (
+                await measureLayerTimes(m, { layers: names, batch: TIMING_BATCH, repeats: TIMING_REPEATS })
+              ).map((t) => t.forwardBackwardMs ?? t.forwardMs),
+          }
+        : {}),
+      cache,
+      onProgress: ({ done, entry, cached }) =>
+        bar.update(
+          done,
+          `${entry.layer} @ ${entry.ratio}: calib acc ${percent(entry.metric.accuracy)}${cached ? ' (cached)' : ''}`,
+        ),
+    });
+  } finally {
+    bar.stop();
+  }
+}

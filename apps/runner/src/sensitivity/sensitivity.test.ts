@@ -1,0 +1,133 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initEngine } from '@decompose/engine';
+import { createCifarResNet } from '@decompose/resnet';
+import type { Selection, SensitivityTable } from '@decompose/sensitivity';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { saveModel } from '../models.js';
+import { registerSensitivityCommand } from './command.js';
+
+const subset = fileURLToPath(new URL('../../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+
+/** Runs `decompose sensitivity` in-process, capturing what it prints and the exit code. */
+async function sensitivity(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  let code = 0;
+  const program = new Command('decompose').exitOverride();
+  registerSensitivityCommand(program, {
+    io: { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false },
+    setExit: (c) => {
+      code = c;
+    },
+  });
+  await program.parseAsync(['sensitivity', ...argv], { from: 'user' });
+  return { code, out, err };
+}
+
+const readJson = async <T>(file: string): Promise<T> => JSON.parse(await readFile(file, 'utf8')) as T;
+const lines = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n');
+
+describe('decompose sensitivity', () => {
+  let dir: string;
+  let modelDir: string;
+  beforeAll(async () => {
+    await initEngine();
+    dir = await mkdtemp(path.join(tmpdir(), 'decompose-sensitivity-'));
+    // An untrained ResNet-20 in a run folder whose summary records the training seed.
+    modelDir = path.join(dir, 'run', 'model');
+    const model = createCifarResNet({ arch: 'resnet20', seed: 3 });
+    await saveModel(model, modelDir);
+    model.dispose();
+    await writeFile(path.join(dir, 'run', 'summary.json'), JSON.stringify({ config: { seed: 7 } }));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const scan = (out: string, ...extra: string[]) =>
+    sensitivity(
+      '--model-dir',
+      modelDir,
+      '--strategy',
+      'svd',
+      '--ratios',
+      '0.25,0.5',
+      '--layers',
+      'stage3.block1.conv1,stage3.block2.conv2',
+      '--calibration',
+      '16',
+      '--batch',
+      '16',
+      '--data',
+      subset,
+      '--limit-train',
+      '64',
+      '--limit-test',
+      '8',
+      '--out',
+      out,
+      ...extra,
+    );
+
+  it('scans, writes the table, CSV, heatmap and selection, and resumes from the cache', async () => {
+    const out = path.join(dir, 'scan');
+    const first = await scan(out, '--budget', 'params:0.3', '--selector', 'per-layer');
+    expect(first.err).toEqual([]);
+    expect(first.code).toBe(0);
+    expect(first.out.some((l) => l.includes('seed 7 (the training run'))).toBe(true);
+    const table = await readJson<SensitivityTable>(path.join(out, 'sensitivity.json'));
+    expect(table.layers.map((l) => l.layer)).toEqual(['stage3.block1.conv1', 'stage3.block2.conv2']);
+    expect(table.entries).toHaveLength(4);
+    expect(table.calibrationSize).toBe(16);
+    const csv = await lines(path.join(out, 'sensitivity.csv'));
+    expect(csv).toHaveLength(5);
+    const png = await readFile(path.join(out, 'sensitivity-heatmap.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(await readFile(path.join(out, 'sensitivity-heatmap.svg'), 'utf8')).toContain('<svg');
+    const selection = await readJson<Selection>(path.join(out, 'selection.json'));
+    expect(selection.method).toBe('per-layer');
+    expect(selection.met).toBe(true);
+    expect(first.out.some((l) => l.startsWith('per-layer selection for remove 30.0%'))).toBe(true);
+
+    // A killed scan: only the first two entries reached the cache; one is marked to prove it is reused.
+    const cacheFile = path.join(out, 'scan-cache.jsonl');
+    const cached = (await lines(cacheFile)).slice(0, 2);
+    const marked = JSON.parse(cached[0]!) as { key: string; entry: SensitivityTable['entries'][number] };
+    marked.entry.metric.accuracy = 0.123;
+    await writeFile(cacheFile, `${JSON.stringify(marked)}\n${cached[1]}`); // torn: no final newline
+    const resumed = await scan(out);
+    expect(resumed.code).toBe(0);
+    expect(resumed.out.some((l) => l.includes('(2 entries cached in'))).toBe(true);
+    const after = await lines(cacheFile);
+    expect(after).toHaveLength(4); // two kept, two computed
+    expect(after.slice(0, 2)).toEqual([JSON.stringify(marked), cached[1]]);
+    const again = await readJson<SensitivityTable>(path.join(out, 'sensitivity.json'));
+    expect(again.entries[0]?.metric.accuracy).toBe(0.123);
+    expect(again.entries.slice(1)).toEqual(table.entries.slice(1));
+  });
+
+  it('rejects bad ratios, budgets and layer globs with the field, value and expected form', async () => {
+    const bad = await scan(path.join(dir, 'bad'), '--ratios', '0.5,2', '--budget', 'flops:3');
+    expect(bad.code).toBe(2);
+    expect(bad.err[0]).toContain(
+      '--ratios: got "0.5,2"; each ratio must be in (0, 1]; expected e.g. 0.25,0.5,0.75',
+    );
+    expect(bad.err[0]).toContain('--budget: got "flops:3"; expected \'params:F\'');
+    const glob = await sensitivity(
+      '--model-dir',
+      modelDir,
+      '--strategy',
+      'svd',
+      '--layers',
+      'stage9.**',
+      '--data',
+      subset,
+      '--out',
+      path.join(dir, 'glob'),
+    );
+    expect(glob.code).toBe(2);
+    expect(glob.err[0]).toMatch(/--layers: "stage9\.\*\*" matches no convolution; the model's are stem/);
+  });
+});
