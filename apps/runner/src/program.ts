@@ -193,7 +193,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       'after',
       examples(
         'decompose compress --model-dir runs/r20/model --strategy basis --ratio 0.5 --out runs/r20-basis',
-        "decompose compress --model-dir runs/r20/model --strategy svd --options '{\"energy\":0.9}' --layers 'stage3.**' --fine-tune-epochs 2 --out runs/r20-svd",
+        "decompose compress --model-dir runs/r20/model --strategy svd --options '{\"energy\":0.9}' --layers 'stage3.*.conv*' --fine-tune-epochs 2 --out runs/r20-svd",
         'decompose compress --model-dir runs/r20/model --strategy ./my-plugin.js --ratio 0.5 --out runs/r20-mine',
       ),
     ),

@@ -28,7 +28,7 @@ export function registerCompareCommand(program: Command, deps: CommandDeps): Com
         '  fineTune: { epochs: 2, lr: 0.01, schedule: cosine }   # the same for every arm',
         '  arms:',
         '    - { name: basis-sel, strategy: basis, select: { budget: "params:0.4", selector: greedy, ratios: [0.25, 0.5, 0.75], calibration: 500 } }',
-        '    - { name: svd-half, strategy: svd, options: { ratio: 0.5 }, layers: "stage2.**,stage3.**" }',
+        '    - { name: svd-half, strategy: svd, options: { ratio: 0.5 }, layers: "stage2.*.conv*,stage3.*.conv*" }',
         '    - { name: tucker, strategy: decompose-plugin-tucker, options: { ratio: 0.5 } }',
         '',
       ].join('\n'),

@@ -175,7 +175,7 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
         '',
         'Examples:',
         '  $ decompose sensitivity --model-dir runs/r20/model --strategy basis --ratios 0.25,0.5,0.75 --out runs/r20-scan',
-        "  $ decompose sensitivity --model-dir runs/r20 --strategy svd --layers 'stage2.**,stage3.**' --calibration 500 --fine-tune-steps 20 --budget params:0.4 --selector per-layer --out runs/r20-svd-scan",
+        "  $ decompose sensitivity --model-dir runs/r20 --strategy svd --layers 'stage2.*.conv*,stage3.*.conv*' --calibration 500 --fine-tune-steps 20 --budget params:0.4 --selector per-layer --out runs/r20-svd-scan",
         '',
       ].join('\n'),
     );
