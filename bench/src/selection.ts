@@ -1,0 +1,743 @@
+/**
+ * Does sensitivity-based layer selection (arXiv 2408.06024) beat decomposing every layer, or random layers, at
+ * the same compression? On CIFAR ResNet-20 (shortcut B, PyTorch init) trained on the bundled subset:
+ *
+ * 1. a trained baseline (`--baseline-dir` from `decompose train`, or trained here on the training split);
+ * 2. a scan: each candidate layer (every trainable 3×3 conv) alone as a basis convolution at each ratio, weights
+ *    from the trained layer, no fine-tune, accuracy and loss on a calibration split held out of the training set;
+ * 3. arms of the same parameter reduction over the candidate layers (kernel weights of the 3×3 convs; 1×1
+ *    shortcut projections, batch norm and the classifier are not counted): `selected` (selectPerLayer on the
+ *    scan), `all_layers` (one ratio everywhere), `random` (random layers at random scanned ratios, several
+ *    draws); each is fine-tuned with the same epochs, schedule and seed, then evaluated on the test set.
+ *
+ * Writes bench/results/selection.json and prints a table. Everything finished is cached in the work directory,
+ * so a killed run continues where it stopped. Run `node bench/dist/selection.js --help` for the flags.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { basisStrategy } from '@decompose/basis';
+import {
+  type Cifar10Images,
+  createBatchStream,
+  findBundledSubset,
+  readCifar10,
+  selectImages,
+  splitCalibration,
+} from '@decompose/cifar10';
+import { applyStrategy, costTable } from '@decompose/core';
+import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
+import { createCifarResNet } from '@decompose/resnet';
+import {
+  type Budget,
+  type Metric,
+  type ScanEntry,
+  type Selection,
+  type SensitivityTable,
+  scanEntryKey,
+  scanSensitivity,
+  selectGreedy,
+  selectPerLayer,
+} from '@decompose/sensitivity';
+import { type EpochMetrics, evaluate, METRICS_FILE, type TrainOptions, train } from '@decompose/train';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  type Candidate,
+  candidateLayers,
+  type PlanCost,
+  type PlanLayer,
+  planCost,
+  randomPlan,
+  trimToBudget,
+  uniformPlan,
+} from './selection-plan.js';
+import { WorkDir, WorkDirMismatchError, writeAtomically } from './selection-work.js';
+
+const USAGE = `node bench/dist/selection.js [flags]
+  --baseline-dir DIR      trained baseline from \`decompose train\` (DIR/model/model.json, DIR/summary.json)
+  --baseline-epochs N     epochs of the baseline trained here when no --baseline-dir (default 15)
+  --fine-tune-epochs N    fine-tune epochs of every arm (default 2)
+  --fine-tune-lr X        peak lr of the fine-tune's cosine schedule (default 0.01)
+  --calibration N         images held out of the training set for the scan (default 500)
+  --ratios LIST           scanned ratios (default 0.125,0.25,0.5,0.75)
+  --reduction X           fraction of candidate-layer params to remove (default 0.4)
+  --random-draws N        draws of the random arm (default 3)
+  --seed N                seed of split, baseline, surgery, fine-tune (default 0)
+  --limit-train N         use only the first N training images (smoke runs)
+  --limit-test N          use only the first N test images (smoke runs)
+  --batch N               training batch size (default 128)
+  --timing-batch N        batch of the timed throughput steps (default 32)
+  --timing-steps N        timed steps per measurement, after one warm-up (default 3)
+  --work-dir DIR          cache of a resumable run (default bench/results/selection-work)
+  --out FILE              result JSON (default bench/results/selection.json)`;
+
+/** Thrown for a bad flag value. */
+export class SelectionBenchOptionError extends Error {
+  override readonly name = 'SelectionBenchOptionError';
+}
+
+interface Config {
+  baselineDir: string | null;
+  baselineEpochs: number;
+  fineTuneEpochs: number;
+  fineTuneLr: number;
+  calibration: number;
+  ratios: number[];
+  reduction: number;
+  randomDraws: number;
+  seed: number;
+  limitTrain: number | null;
+  limitTest: number | null;
+  batch: number;
+  timingBatch: number;
+  timingSteps: number;
+  workDir: string;
+  out: string;
+}
+
+function parseConfig(argv: string[]): Config | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean' },
+      'baseline-dir': { type: 'string' },
+      'baseline-epochs': { type: 'string', default: '15' },
+      'fine-tune-epochs': { type: 'string', default: '2' },
+      'fine-tune-lr': { type: 'string', default: '0.01' },
+      calibration: { type: 'string', default: '500' },
+      ratios: { type: 'string', default: '0.125,0.25,0.5,0.75' },
+      reduction: { type: 'string', default: '0.4' },
+      'random-draws': { type: 'string', default: '3' },
+      seed: { type: 'string', default: '0' },
+      'limit-train': { type: 'string' },
+      'limit-test': { type: 'string' },
+      batch: { type: 'string', default: '128' },
+      'timing-batch': { type: 'string', default: '32' },
+      'timing-steps': { type: 'string', default: '3' },
+      'work-dir': { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  if (values.help) return null;
+  const integer = (flag: string, text: string, min: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min)
+      throw new SelectionBenchOptionError(`--${flag} must be an integer ≥ ${min}, got '${text}'.`);
+    return n;
+  };
+  const fraction = (flag: string, text: string) => {
+    const x = Number(text);
+    if (!(x > 0 && x < 1)) throw new SelectionBenchOptionError(`--${flag} must be in (0, 1), got '${text}'.`);
+    return x;
+  };
+  const ratios = values.ratios.split(',').map((r) => fraction('ratios', r.trim()));
+  const lr = Number(values['fine-tune-lr']);
+  if (!(lr > 0))
+    throw new SelectionBenchOptionError(`--fine-tune-lr must be > 0, got '${values['fine-tune-lr']}'.`);
+  const results = fileURLToPath(new URL('../results/', import.meta.url));
+  const optional = (flag: string, text: string | undefined) =>
+    text === undefined ? null : integer(flag, text, 1);
+  return {
+    baselineDir: values['baseline-dir'] === undefined ? null : path.resolve(values['baseline-dir']),
+    baselineEpochs: integer('baseline-epochs', values['baseline-epochs'], 1),
+    fineTuneEpochs: integer('fine-tune-epochs', values['fine-tune-epochs'], 1),
+    fineTuneLr: lr,
+    calibration: integer('calibration', values.calibration, 1),
+    ratios: [...new Set(ratios)].sort((a, b) => a - b),
+    reduction: fraction('reduction', values.reduction),
+    randomDraws: integer('random-draws', values['random-draws'], 1),
+    seed: integer('seed', values.seed, 0),
+    limitTrain: optional('limit-train', values['limit-train']),
+    limitTest: optional('limit-test', values['limit-test']),
+    batch: integer('batch', values.batch, 1),
+    timingBatch: integer('timing-batch', values['timing-batch'], 1),
+    timingSteps: integer('timing-steps', values['timing-steps'], 1),
+    workDir: path.resolve(values['work-dir'] ?? path.join(results, 'selection-work')),
+    out: path.resolve(values.out ?? path.join(results, 'selection.json')),
+  };
+}
+
+const log = (text: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+
+function firstImages(data: Cifar10Images, limit: number | null): Cifar10Images {
+  if (limit === null || limit >= data.count) return data;
+  return selectImages(
+    data,
+    Uint32Array.from({ length: limit }, (_, i) => i),
+  );
+}
+
+/** The SGD recipe of `decompose train` (momentum 0.9, weight decay 5e-4 on all weights, cosine lr). */
+function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: string) {
+  return {
+    epochs,
+    batchSize: config.batch,
+    evalBatchSize: 256,
+    seed: config.seed,
+    augment: true,
+    schedule: { type: 'cosine', lr },
+    optimizer: { momentum: 0.9, weightDecay: 5e-4, weightDecayScope: 'all' },
+    checkpointDir,
+    resume: true,
+    onEpoch: (m: EpochMetrics) =>
+      log(
+        `  epoch ${m.epoch}/${m.epochs}: train loss ${m.train.loss.toFixed(3)} acc ${pct(m.train.accuracy)}, ` +
+          `${m.train.seconds.toFixed(0)} s (${m.train.imagesPerSecond.toFixed(1)} img/s)`,
+      ),
+  } satisfies Partial<TrainOptions>;
+}
+
+interface Baseline {
+  model: tfl.LayersModel;
+  source: string;
+  /** Wall-clock seconds of the baseline's training steps (per-epoch evaluation excluded). */
+  trainSeconds: number;
+  /** Wall-clock seconds of its epochs including their test evaluation. */
+  epochSeconds: number;
+  epochs: number;
+  trainImages: number;
+  /** Whether the calibration images were part of the baseline's training data. */
+  sawCalibration: boolean;
+}
+
+const summarySeconds = (epochs: readonly EpochMetrics[]) => ({
+  trainSeconds: epochs.reduce((s, e) => s + e.train.seconds, 0),
+  epochSeconds: epochs.reduce((s, e) => s + e.seconds, 0),
+});
+
+async function loadBaseline(config: Config, work: WorkDir, trainSplit: Cifar10Images): Promise<Baseline> {
+  if (config.baselineDir !== null) {
+    const summary = JSON.parse(await readFile(path.join(config.baselineDir, 'summary.json'), 'utf8')) as {
+      epochs: EpochMetrics[];
+      data: { train: number };
+    };
+    const model = await tfl.loadLayersModel(fileSystem(path.join(config.baselineDir, 'model')));
+    return {
+      model,
+      source: config.baselineDir,
+      ...summarySeconds(summary.epochs),
+      epochs: summary.epochs.length,
+      trainImages: summary.data.train,
+      sawCalibration: true,
+    };
+  }
+  const modelDir = work.file('baseline', 'model');
+  const checkpointDir = work.file('baseline', 'checkpoints');
+  const model = createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed });
+  const done = await work.read<{ epochs: number }>('baseline/done');
+  if (done === undefined) {
+    log(`training the baseline: ${config.baselineEpochs} epochs on ${trainSplit.count} images`);
+    await train({
+      model,
+      trainData: trainSplit,
+      ...sgdOptions(config, 0.1, config.baselineEpochs, checkpointDir),
+    });
+    await model.save(fileSystem(modelDir));
+    await work.write('baseline/done', { epochs: config.baselineEpochs });
+  } else {
+    model.dispose();
+  }
+  const metrics = (await readFile(path.join(checkpointDir, METRICS_FILE), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as EpochMetrics);
+  return {
+    model: done === undefined ? model : await tfl.loadLayersModel(fileSystem(modelDir)),
+    source: `trained here (${work.file('baseline')})`,
+    ...summarySeconds(metrics),
+    epochs: metrics.length,
+    trainImages: trainSplit.count,
+    sawCalibration: false,
+  };
+}
+
+/** The scan, one `scanSensitivity` call per layer (each with the ratios the strategy supports there). */
+async function runScan(
+  baseline: tfl.LayersModel,
+  candidates: readonly Candidate[],
+  config: Config,
+  calibration: Cifar10Images,
+  work: WorkDir,
+): Promise<SensitivityTable> {
+  const clock = { mark: performance.now() };
+  const cache = work.scanCache(clock);
+  let baselineMetric: Metric | null = null;
+  const baselineStarted = performance.now();
+  const calibrate = async (model: tfl.LayersModel): Promise<Metric> => {
+    // The dense model's metric is the same for every layer's call: compute it once.
+    if (model === baseline && baselineMetric !== null) return baselineMetric;
+    const { accuracy, loss } = await evaluate(model, calibration, 100);
+    if (model === baseline) baselineMetric = { accuracy, loss };
+    return { accuracy, loss };
+  };
+  await calibrate(baseline);
+  const baselineSeconds = (performance.now() - baselineStarted) / 1000;
+  const layers: SensitivityTable['layers'] = [];
+  const entries: ScanEntry[] = [];
+  const keys: string[] = [];
+  let done = 0;
+  const total = candidates.reduce((n, c) => n + config.ratios.filter((r) => c.costAt(r) !== null).length, 0);
+  for (const candidate of candidates) {
+    const ratios = config.ratios.filter((r) => candidate.costAt(r) !== null);
+    if (ratios.length === 0) continue;
+    clock.mark = performance.now();
+    const table = await scanSensitivity({
+      model: baseline,
+      strategy: basisStrategy,
+      layers: [candidate.layer],
+      ratios,
+      evaluate: calibrate,
+      calibrationSize: calibration.count,
+      cache,
+      seed: config.seed,
+      onProgress: ({ entry, cached }) => {
+        clock.mark = performance.now();
+        done++;
+        if (!cached)
+          log(
+            `  scan ${done}/${total} ${entry.layer} @${entry.ratio}: calibration acc ${pct(entry.metric.accuracy)}`,
+          );
+      },
+    });
+    layers.push(...table.layers);
+    entries.push(...table.entries);
+    keys.push(...ratios.map((r) => scanEntryKey(basisStrategy, candidate.layer, r, 0)));
+  }
+  return {
+    strategy: { name: basisStrategy.name, version: basisStrategy.version },
+    baseline: baselineMetric ?? { accuracy: 0, loss: 0 },
+    ratios: config.ratios,
+    layers,
+    entries,
+    calibrationSize: calibration.count,
+    fineTuneSteps: 0,
+    seconds: baselineSeconds + work.scanSeconds(keys),
+  };
+}
+
+interface Throughput {
+  /** Images per second of forward+backward (gradient computation, no optimizer update), by process CPU time. */
+  trainImgPerS: number;
+  /** Images per second of inference (predict), by process CPU time. */
+  evalImgPerS: number;
+  /** The same by wall-clock time (inflated by waiting for a core on a shared machine). */
+  trainImgPerSWall: number;
+  evalImgPerSWall: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1] ?? Number.NaN;
+}
+
+async function timeSteps(steps: number, step: () => Promise<void>): Promise<{ cpu: number; wall: number }> {
+  await step();
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const wallStart = performance.now();
+    const cpuStart = process.cpuUsage();
+    await step();
+    const used = process.cpuUsage(cpuStart);
+    wall.push((performance.now() - wallStart) / 1000);
+    cpu.push((used.user + used.system) / 1e6);
+  }
+  return { cpu: median(cpu), wall: median(wall) };
+}
+
+/** Measured throughput of a model on one fixed batch; it updates BatchNorm statistics, so run it last. */
+async function throughput(model: tfl.LayersModel, data: Cifar10Images, config: Config): Promise<Throughput> {
+  const stream = createBatchStream(data, { batchSize: config.timingBatch, shuffle: false });
+  const batch = stream.epoch(0).next().value;
+  if (!batch) throw new Error('No images to time.');
+  const images = batch.images.slice();
+  const labels = batch.labels.slice();
+  const count = batch.count;
+  const computer = await createGradientComputer({ model, workers: 0, numClasses: 10 });
+  try {
+    const training = await timeSteps(config.timingSteps, async () => {
+      await computer.compute({ images, labels, count });
+    });
+    const input = tf.tensor4d(images, [count, 32, 32, 3]);
+    const inference = await timeSteps(config.timingSteps, async () => {
+      const out = model.predict(input) as tf.Tensor;
+      await out.data();
+      out.dispose();
+    });
+    input.dispose();
+    return {
+      trainImgPerS: count / training.cpu,
+      evalImgPerS: count / inference.cpu,
+      trainImgPerSWall: count / training.wall,
+      evalImgPerSWall: count / inference.wall,
+    };
+  } finally {
+    await computer.close();
+  }
+}
+
+interface ArmResult {
+  name: string;
+  plan: PlanLayer[];
+  candidateCost: PlanCost;
+  /** Whole-model params and forward MACs per image (every layer with weights). */
+  params: number;
+  macs: number;
+  testAccBeforeFineTune: number;
+  testAcc: number;
+  testLoss: number;
+  fineTuneSeconds: number;
+  throughput: Throughput;
+}
+
+async function runArm(
+  name: string,
+  plan: PlanLayer[],
+  context: { baseline: tfl.LayersModel; candidates: Candidate[]; config: Config; work: WorkDir },
+  data: { train: Cifar10Images; test: Cifar10Images },
+  fineTune = plan.length > 0,
+): Promise<ArmResult> {
+  const { baseline, candidates, config, work } = context;
+  const cached = await work.read<ArmResult>(`arms/${name}`);
+  if (cached !== undefined && JSON.stringify(cached.plan) !== JSON.stringify(plan)) {
+    // Plans follow from the configuration and the scan, so only a changed selection rule gets here.
+    throw new WorkDirMismatchError(work.dir, [`arm ${name} was run with another layer plan`]);
+  }
+  if (cached !== undefined) {
+    log(`${name}: cached, test acc ${pct(cached.testAcc)}`);
+    return cached;
+  }
+  const candidateCost = planCost(candidates, plan);
+  log(
+    `${name}: ${plan.length} layers (${plan.map((p) => `${p.layer}@${p.ratio}`).join(', ')}), ` +
+      `candidate params −${pct(candidateCost.paramsReduction)}`,
+  );
+  const model =
+    plan.length > 0
+      ? applyStrategy(baseline, basisStrategy, {
+          perLayerOptions: Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }])),
+          init: 'trained',
+          seed: config.seed,
+        }).model
+      : fineTune
+        ? await copyModel(baseline)
+        : baseline;
+  try {
+    const before = await evaluate(model, data.test, 256);
+    log(`  test acc before fine-tune ${pct(before.accuracy)}`);
+    let fineTuneSeconds = 0;
+    if (fineTune) {
+      const started = performance.now();
+      await train({
+        model,
+        trainData: data.train,
+        ...sgdOptions(
+          config,
+          config.fineTuneLr,
+          config.fineTuneEpochs,
+          work.file('arms', name, 'checkpoints'),
+        ),
+      });
+      fineTuneSeconds = (performance.now() - started) / 1000;
+    }
+    const after = fineTune ? await evaluate(model, data.test, 256) : before;
+    const totals = costTable(model, { strategies: [basisStrategy] }).total;
+    const result: ArmResult = {
+      name,
+      plan,
+      candidateCost,
+      params: totals.params,
+      macs: totals.forwardMacs,
+      testAccBeforeFineTune: before.accuracy,
+      testAcc: after.accuracy,
+      testLoss: after.loss,
+      fineTuneSeconds,
+      throughput: await throughput(model, data.test, config),
+    };
+    log(`  test acc ${pct(result.testAcc)}`);
+    await work.write(`arms/${name}`, result);
+    return result;
+  } finally {
+    if (model !== baseline) model.dispose();
+  }
+}
+
+/** An independent copy of a model (topology and weights), through an in-memory save. */
+async function copyModel(model: tfl.LayersModel): Promise<tfl.LayersModel> {
+  let saved: tf.io.ModelArtifacts | null = null;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (saved === null) throw new Error('Saving the model to memory produced nothing.');
+  return tfl.loadLayersModel(tf.io.fromMemory(saved));
+}
+
+/**
+ * Per-layer and greedy selections for the budget, and the per-layer one trimmed to it. By `accuracy`: the
+ * selectors' own metric (calibration accuracy drop). By `loss`: the same selectors fed the calibration loss
+ * increase as the "drop" (a finer signal than accuracy on a few hundred images, where many drops tie at 0).
+ */
+function selectFor(
+  table: SensitivityTable,
+  budget: Budget,
+  candidates: readonly Candidate[],
+  config: Config,
+  metric: 'accuracy' | 'loss',
+) {
+  const scored: SensitivityTable =
+    metric === 'accuracy'
+      ? table
+      : {
+          ...table,
+          baseline: { ...table.baseline, accuracy: -table.baseline.loss },
+          entries: table.entries.map((e) => ({ ...e, metric: { ...e.metric, accuracy: -e.metric.loss } })),
+        };
+  const entryOf = new Map(scored.entries.map((e) => [`${e.layer}|${e.ratio}`, e]));
+  const sensitivity = (layer: string, ratio: number) => {
+    const entry = entryOf.get(`${layer}|${ratio}`);
+    return entry === undefined
+      ? undefined
+      : {
+          drop: scored.baseline.accuracy - entry.metric.accuracy,
+          lossIncrease: entry.metric.loss - scored.baseline.loss,
+        };
+  };
+  const perLayer = selectPerLayer(scored, budget);
+  const greedy = selectGreedy(scored, budget);
+  const chosen = perLayer.choices.map((c) => ({ layer: c.layer, ratio: c.ratio }));
+  const plan = trimToBudget(candidates, chosen, sensitivity, config.ratios, config.reduction);
+  return { perLayer, greedy, plan, sensitivity };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function meanAndSpread(values: number[]): { mean: number; std: number; min: number; max: number } {
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const variance = values.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, values.length - 1);
+  return { mean, std: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function selectionSummary(selection: Selection) {
+  return {
+    method: selection.method,
+    met: selection.met,
+    threshold: selection.threshold ?? null,
+    estimatedDrop: selection.estimatedDrop,
+    reduction: selection.reduction,
+    choices: selection.choices.map((c) => ({
+      layer: c.layer,
+      ratio: c.ratio,
+      drop: c.drop,
+      params_saved: c.saving.params,
+    })),
+  };
+}
+
+function printTable(records: Record<string, string | number>[]): void {
+  const header = Object.keys(records[0] ?? {});
+  const body = records.map((r) => header.map((h) => String(r[h])));
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
+  process.stdout.write(`\n${line(header)}\n${body.map(line).join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const config = parseConfig(process.argv.slice(2).filter((a) => a !== '--'));
+  if (config === null) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const engine: EngineInfo = await initEngine();
+  log(`backend ${engine.backend} (${engine.threads} thread(s))`);
+  const dataDir = findBundledSubset(fileURLToPath(new URL('.', import.meta.url)));
+  const dataset = await readCifar10(dataDir);
+  const fullTrain = firstImages(dataset.train, config.limitTrain);
+  const test = firstImages(dataset.test, config.limitTest);
+  const split = splitCalibration(fullTrain, { count: config.calibration, seed: config.seed });
+  const { workDir: _w, out: _o, ...fingerprint } = config;
+  const work = await WorkDir.open(config.workDir, fingerprint);
+
+  const baseline = await loadBaseline(config, work, split.train);
+  const candidates = candidateLayers(baseline.model, basisStrategy);
+  log(
+    `baseline: ${baseline.source}, ${baseline.epochs} epochs, ${baseline.trainSeconds.toFixed(0)} s of training; ` +
+      `${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params`,
+  );
+
+  log(
+    `scan: ${candidates.length} layers × ratios ${config.ratios.join(', ')} on ${split.calibration.count} images`,
+  );
+  const table = await runScan(baseline.model, candidates, config, split.calibration, work);
+  await writeAtomically(work.file('scan-table.json'), `${JSON.stringify(table, null, 2)}\n`);
+  const budget: Budget = { kind: 'reduction', target: 'params', reduction: config.reduction };
+  const byAccuracy = selectFor(table, budget, candidates, config, 'accuracy');
+  const byLoss = selectFor(table, budget, candidates, config, 'loss');
+  const { perLayer, greedy, plan: selectedPlan, sensitivity } = byAccuracy;
+  const uniform = uniformPlan(candidates, config.reduction);
+  log(
+    `scan: ${table.seconds.toFixed(0)} s (${pct(table.seconds / baseline.trainSeconds)} of the baseline's training); ` +
+      `per-layer: ${perLayer.choices.length} layers, −${pct(perLayer.reduction.params)} params, estimated drop ${pct(perLayer.estimatedDrop)}, ` +
+      `trimmed to ${selectedPlan.length} layers, −${pct(planCost(candidates, selectedPlan).paramsReduction)}; ` +
+      `greedy: ${greedy.choices.length} layers, estimated drop ${pct(greedy.estimatedDrop)}; uniform ratio ${uniform.ratio}`,
+  );
+
+  const context = { baseline: baseline.model, candidates, config, work };
+  const data = { train: split.train, test };
+  const dense = await runArm('dense', [], context, data);
+  const selected = await runArm('selected', selectedPlan, context, data);
+  const allLayers = await runArm('all_layers', uniform.plan, context, data);
+  const draws: ArmResult[] = [];
+  for (let i = 0; i < config.randomDraws; i++) {
+    const plan = randomPlan(candidates, config.ratios, config.reduction, config.seed * 1000 + i + 1);
+    draws.push(await runArm(`random-${i}`, plan, context, data));
+  }
+  const selectedByLoss = await runArm('selected_loss', byLoss.plan, context, data);
+  // The dense model with the same fine-tune: what the extra training alone is worth (the reference to beat).
+  const denseFineTuned = await runArm('dense_fine_tuned', [], context, data, true);
+
+  const scanSeconds = table.seconds;
+  const common = {
+    scan_seconds: scanSeconds,
+    baseline_train_seconds: baseline.trainSeconds,
+    scan_to_baseline_ratio: scanSeconds / baseline.trainSeconds,
+  };
+  const record = (arm: string, r: ArmResult) => ({
+    arm,
+    test_acc: r.testAcc,
+    test_acc_before_fine_tune: r.testAccBeforeFineTune,
+    params: r.params,
+    macs: r.macs,
+    candidate_params: r.candidateCost.params,
+    candidate_params_reduction: r.candidateCost.paramsReduction,
+    candidate_macs_reduction: r.candidateCost.macsReduction,
+    train_img_per_s: r.throughput.trainImgPerS,
+    eval_img_per_s: r.throughput.evalImgPerS,
+    train_img_per_s_wall: r.throughput.trainImgPerSWall,
+    eval_img_per_s_wall: r.throughput.evalImgPerSWall,
+    fine_tune_seconds: r.fineTuneSeconds,
+    layers: r.plan,
+    ...common,
+  });
+  const mean = (f: (r: ArmResult) => number) => meanAndSpread(draws.map(f)).mean;
+  const accuracy = meanAndSpread(draws.map((d) => d.testAcc));
+  const records = [
+    record('selected', selected),
+    { ...record('all_layers', allLayers), ratio: uniform.ratio },
+    record('selected_loss', selectedByLoss),
+    {
+      arm: 'random',
+      test_acc: accuracy.mean,
+      test_acc_std: accuracy.std,
+      test_acc_min: accuracy.min,
+      test_acc_max: accuracy.max,
+      test_acc_before_fine_tune: mean((d) => d.testAccBeforeFineTune),
+      params: mean((d) => d.params),
+      macs: mean((d) => d.macs),
+      candidate_params: mean((d) => d.candidateCost.params),
+      candidate_params_reduction: mean((d) => d.candidateCost.paramsReduction),
+      candidate_macs_reduction: mean((d) => d.candidateCost.macsReduction),
+      train_img_per_s: mean((d) => d.throughput.trainImgPerS),
+      eval_img_per_s: mean((d) => d.throughput.evalImgPerS),
+      train_img_per_s_wall: mean((d) => d.throughput.trainImgPerSWall),
+      eval_img_per_s_wall: mean((d) => d.throughput.evalImgPerSWall),
+      fine_tune_seconds: mean((d) => d.fineTuneSeconds),
+      ...common,
+      draws: draws.map((d, i) => record(`random-${i}`, d)),
+    },
+  ];
+  const result = {
+    date: new Date().toISOString(),
+    engine,
+    config: {
+      ...config,
+      data: {
+        dir: dataDir,
+        train: split.train.count,
+        calibration: split.calibration.count,
+        test: test.count,
+      },
+      model: 'resnet20, shortcut B, PyTorch init',
+      strategy: `${basisStrategy.name}@${basisStrategy.version}, options { ratio }, m = round(ratio·C_out), weights from the trained layer (pivoted QR + least squares)`,
+      budget,
+      baseline: {
+        source: baseline.source,
+        epochs: baseline.epochs,
+        train_images: baseline.trainImages,
+        train_seconds: baseline.trainSeconds,
+        epoch_seconds_with_eval: baseline.epochSeconds,
+        saw_calibration_images: baseline.sawCalibration,
+      },
+    },
+    notes: [
+      `Counted params: kernel weights of the ${candidates.length} candidate layers = every trainable 3×3 conv (stem included; 1×1 shortcut projections, batch norm and the classifier excluded), ${planCost(candidates, []).denseParams} dense. Every arm removes ≥ ${config.reduction} of them (achieved: candidate_params_reduction). params/macs are whole-model totals (costTable; batch-norm statistics included in params).`,
+      'selected_loss: the same selection with the calibration loss increase in place of the accuracy drop (selectors fed -loss as the metric), to see whether the coarse accuracy signal of a small calibration split limits the selection.',
+      'selected = selectPerLayer for the budget, then trimmed back towards it (trimToBudget: layers move to less compressive ratios or back to dense, least-sensitive-first by calibration accuracy drop then loss increase, while the reduction still reaches the budget), because per-layer selection gives every layer its most compressive ratio within one accepted drop and can overshoot the budget by far. The untrimmed per-layer and the greedy selections are reported under selection.',
+      'Scan: each candidate layer alone decomposed at each ratio the strategy supports there (one that would not save weights is skipped), no fine-tune, accuracy/loss on the calibration split. scan_seconds = wall-clock of the dense calibration evaluation + every entry (surgery + evaluation), summed over resumed runs from the cache.',
+      "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or metrics.jsonl; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
+      'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, seed, epochs — on the training split without the calibration images.',
+      'train_img_per_s: gradient computation (forward+backward, no optimizer update) on one fixed batch of timing_batch test images; eval_img_per_s: predict on the same batch; median of timing_steps steps after a warm-up, by process CPU time (single-threaded wasm, so CPU time ≈ compute time on a loaded machine); *_wall are the wall-clock equivalents.',
+      `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
+      `dense reference: test acc ${pct(dense.testAcc)}, train ${dense.throughput.trainImgPerS.toFixed(1)} img/s, eval ${dense.throughput.evalImgPerS.toFixed(1)} img/s (CPU time).`,
+    ],
+    dense: record('dense', dense),
+    dense_fine_tuned: record('dense_fine_tuned', denseFineTuned),
+    selection: {
+      calibration: table.baseline,
+      per_layer: selectionSummary(perLayer),
+      per_layer_trimmed: selectedPlan.map((p) => ({ ...p, ...sensitivity(p.layer, p.ratio) })),
+      by_loss: {
+        per_layer: selectionSummary(byLoss.perLayer),
+        greedy: selectionSummary(byLoss.greedy),
+        per_layer_trimmed: byLoss.plan.map((p) => ({ ...p, ...byLoss.sensitivity(p.layer, p.ratio) })),
+      },
+      greedy: selectionSummary(greedy),
+      uniform_ratio: uniform.ratio,
+      scan: table.entries.map((e) => ({
+        layer: e.layer,
+        ratio: e.ratio,
+        accuracy: e.metric.accuracy,
+        loss: e.metric.loss,
+        drop: table.baseline.accuracy - e.metric.accuracy,
+        params: e.cost.params,
+        relative_error: e.info?.relativeError ?? null,
+      })),
+    },
+    records,
+  };
+  await writeAtomically(config.out, `${JSON.stringify(result, null, 2)}\n`);
+  printTable(
+    [record('dense', dense), record('dense_fine_tuned', denseFineTuned), ...records].map((r) => ({
+      arm: r.arm,
+      'test acc': pct(r.test_acc) + ('test_acc_std' in r ? ` ±${(100 * r.test_acc_std).toFixed(1)}` : ''),
+      'before FT': pct(r.test_acc_before_fine_tune),
+      params: Math.round(r.params),
+      'MACs (M)': (r.macs / 1e6).toFixed(1),
+      'cand. params −': pct(r.candidate_params_reduction),
+      'train img/s': r.train_img_per_s.toFixed(1),
+      'eval img/s': r.eval_img_per_s.toFixed(1),
+      'scan s': r.scan_seconds.toFixed(0),
+      'baseline s': r.baseline_train_seconds.toFixed(0),
+    })),
+  );
+  process.stdout.write(
+    `\nscan / baseline training: ${pct(common.scan_to_baseline_ratio)} (target ≤ 10%)\n` +
+      `per-layer selection: ${perLayer.choices.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
+      `  trimmed (selected): ${selectedPlan.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
+      `selected by loss:    ${byLoss.plan.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
+      `greedy selection:    ${greedy.choices.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\nwrote ${config.out}\n`,
+  );
+}
+
+try {
+  await main();
+} catch (error) {
+  // Bad flags and a foreign work directory are the user's to fix: say what, without a stack trace.
+  if (!(error instanceof SelectionBenchOptionError || error instanceof WorkDirMismatchError)) throw error;
+  process.stderr.write(`${error.name}: ${error.message}\n`);
+  process.exitCode = 2;
+}
