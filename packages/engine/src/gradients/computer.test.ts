@@ -89,7 +89,8 @@ describe('createGradientComputer with workers: 0', () => {
     const after = statistics(model);
     const expected = statistics(reference);
     for (const [i, values] of after.entries()) {
-      expect(maxDifference(values, before[i] ?? [])).toBeGreaterThan(1e-4);
+      // The statistics move by (1 − momentum) of the batch's: small for some unseeded inits, but never zero.
+      expect(maxDifference(values, before[i] ?? [])).toBeGreaterThan(1e-7);
       expect(maxDifference(values, expected[i] ?? [])).toBeLessThan(1e-6);
     }
 
