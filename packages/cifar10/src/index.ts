@@ -1,3 +1,5 @@
+// Everything the browser entry has (format, normalisation), plus what needs Node: files, download, batches.
+
 export {
   type Batch,
   type BatchStream,
@@ -5,6 +7,7 @@ export {
   createBatchStream,
   type EpochOptions,
 } from './batches.js';
+export * from './browser.js';
 export {
   CIFAR10_ARCHIVE_FOLDER,
   CIFAR10_MD5,
@@ -18,36 +21,12 @@ export {
 export {
   Cifar10ChecksumError,
   Cifar10DownloadError,
-  Cifar10Error,
-  Cifar10FormatError,
   Cifar10MetaError,
   Cifar10MissingFileError,
   Cifar10SubsetNotFoundError,
 } from './errors.js';
-export {
-  CHANNELS,
-  CIFAR10_CLASS_NAMES,
-  type Cifar10Images,
-  decodeBatch,
-  IMAGE_SIZE,
-  META_FILE,
-  NUM_CLASSES,
-  PIXELS_PER_IMAGE,
-  RECORD_BYTES,
-  TEST_FILE,
-  TRAIN_FILES,
-} from './format.js';
-export {
-  CIFAR10_MEAN,
-  CIFAR10_STD,
-  CROP_PADDING,
-  type CropFlip,
-  createNormalizeTable,
-  drawCropFlip,
-  type NormalizeTable,
-  normalizeImages,
-  writeImage,
-} from './preprocess.js';
+export { META_FILE } from './format.js';
+export { CROP_PADDING, type CropFlip, drawCropFlip, writeImage } from './preprocess.js';
 export {
   type Cifar10Dataset,
   checkCifar10Dir,
