@@ -114,6 +114,26 @@ describe('createCifarResNet', () => {
     });
   });
 
+  it('a stride-2 3×3 conv is centred on the pixels the stride-2 shortcut keeps (PyTorch padding)', () => {
+    withModel({ arch: 'resnet20', shortcut: 'B' }, (model) => {
+      const pad = model.getLayer('stage2.block1.conv1.pad');
+      const conv = model.getLayer('stage2.block1.conv1');
+      // A centre-tap kernel copies channel c of the input pixel the output pixel is centred on.
+      const centreTapBuffer = tf.buffer([3, 3, 16, 32]);
+      for (let c = 0; c < 16; c += 1) centreTapBuffer.set(1, 1, 1, c, c);
+      const centreTap = centreTapBuffer.toTensor();
+      conv.setWeights([centreTap]);
+      const x = tf.randomNormal([1, 32, 32, 16], 0, 1, 'float32', 3);
+      const y = conv.apply(pad.apply(x)) as tf.Tensor4D;
+      const kept = tf.tidy(() => tf.stridedSlice(x, [0, 0, 0, 0], [1, 32, 32, 16], [1, 2, 2, 1]));
+      expect(y.shape).toEqual([1, 16, 16, 32]);
+      expect(Array.from(tf.slice(y, [0, 0, 0, 0], [1, 16, 16, 16]).dataSync())).toEqual(
+        Array.from(kept.dataSync()),
+      );
+      tf.dispose([centreTap, x, y, kept]);
+    });
+  });
+
   it('option B: a 1×1 stride-2 projection conv + BN at each stage transition', () => {
     const a = withModel({ arch: 'resnet20', shortcut: 'A' }, trainableParams);
     withModel({ arch: 'resnet20', shortcut: 'B' }, (model) => {

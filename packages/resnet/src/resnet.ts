@@ -60,16 +60,23 @@ class ResNetBuilder {
       channelsOf(x),
       filters,
     );
+    // TF's `same` pads a strided conv only at the bottom/right, which centres output pixel i on input
+    // 2i+1 while the stride-2 shortcut samples input 2i. Padding 1 on every side first (PyTorch's
+    // `padding=1`) keeps the two branches on the same pixels.
+    const alignedPadding = stride > 1 && kernelSize > 1;
+    const input = alignedPadding
+      ? applied(tfl.layers.zeroPadding2d({ name: `${name}.pad`, padding: (kernelSize - 1) / 2 }), x)
+      : x;
     const layer = tfl.layers.conv2d({
       name,
       filters,
       kernelSize,
       strides: stride,
-      padding: 'same',
+      padding: alignedPadding ? 'valid' : 'same',
       useBias: false, // BatchNorm follows and has its own shift.
       kernelInitializer,
     });
-    return applied(layer, x);
+    return applied(layer, input);
   }
 
   convBn(
@@ -138,10 +145,11 @@ class ResNetBuilder {
  *
  * ResNet-20/32/44/56/110 (He et al. 2016, §4.2): 3×3 stem conv of 16, three stages of 16/32/64 channels
  * with (depth-2)/6 basic blocks each, global average pool, dense. ResNet-18 (the usual CIFAR variant): 3×3
- * stem of 64, no max-pool, [2, 2, 2, 2] blocks of 64/128/256/512. Convs use `same` padding and no bias.
+ * stem of 64, no max-pool, [2, 2, 2, 2] blocks of 64/128/256/512. Convs have no bias and pad as PyTorch's
+ * `padding=k//2`: `same` at stride 1, an explicit `ZeroPadding2D` (`<conv>.pad`) then `valid` at stride 2.
  *
  * Layer names are stable: `stem.conv`, `stem.bn`, `stage{s}.block{b}.conv1|bn1|conv2|bn2`,
- * `stage{s}.block1.shortcut.conv|bn` (option B) or `.shortcut.subsample|pad` (option A), `head.pool`,
+ * `stage{s}.block1.conv1.pad` (stride 2), `stage{s}.block1.shortcut.conv|bn` (option B) or `.shortcut.subsample|pad` (option A), `head.pool`,
  * `head.fc`. Throws {@link InvalidResNetOptionsError} for bad options.
  *
  * @example

@@ -1,6 +1,7 @@
 import type { GradConfig, KernelConfig } from '@tensorflow/tfjs-core';
 import { fusedBatchNormGradConfig } from './batch-norm-grad.js';
 import { wasmBatchNormGradSumsConfig } from './batch-norm-sums.js';
+import { wasmBatchNormTrainConfig, wasmBatchNormTrainGradConfig } from './batch-norm-train.js';
 import { wasmChannelKernels } from './channel-ops.js';
 import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
 import { meanGradConfig } from './mean-grad.js';
@@ -11,6 +12,8 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmConv2DBackpropInputConfig,
   ...wasmChannelKernels,
   wasmBatchNormGradSumsConfig,
+  wasmBatchNormTrainConfig,
+  wasmBatchNormTrainGradConfig,
 ];
 
 /** Gradients the engine registers for every backend (exact replacements of slower tfjs-core ones). */
