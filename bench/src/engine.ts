@@ -1,7 +1,13 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BackendName, createGradientComputer, initEngine } from '@decompose/engine';
+import { foldBatchNorm } from '@decompose/core';
+import {
+  type BackendName,
+  createGradientComputer,
+  type GradientComputer,
+  initEngine,
+} from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -13,6 +19,9 @@ import { captureStockKernels, restoreStockKernels } from './stock-kernels.js';
 // [--configs backend[-conv-only]:workers[@batch],…]; default wasm:0,wasm-conv-only:0,wasm:2,cpu:0@2.
 // In-run references: `wasm-conv-only` (only the engine's conv gradient kernels, stock tfjs for everything else:
 // the stock wasm backend cannot train convolutions at all) and `cpu` (one step at batch 2).
+// Eval runs the trained model with its BatchNorms folded into the convolutions (`foldBatchNorm`), on this
+// thread or, in worker rows, split over the workers; `eval_baseline_img_per_s` is the in-run reference: the
+// unfolded model's `model.predict` on this thread, as the bench measured eval before.
 
 interface Config {
   backend: BackendName;
@@ -26,7 +35,14 @@ interface Config {
 interface EngineRecord extends Config {
   batch: number;
   train_img_per_s: number;
+  /** Eval of `eval_model` on `eval_on`, predicting whole batches. */
   eval_img_per_s: number;
+  eval_model: 'bn-folded';
+  /** `workers` in worker rows: each worker predicts a slice of the batch. */
+  eval_on: 'main-thread' | 'workers';
+  /** In-run reference: the unfolded model's `model.predict` (batches of 32) on this thread. */
+  eval_baseline_img_per_s: number;
+  eval_baseline_img_per_cpu_s: number;
   /** Top-10 kernels of one in-thread train step (empty for worker and cpu rows). */
   top_kernels: KernelTime[];
   train_step_ms: number;
@@ -64,11 +80,26 @@ function sgdUpdate(model: LayersModel, gradients: Float32Array[]): void {
   });
 }
 
-async function measure(config: Config, batch: number, steps: number): Promise<EngineRecord> {
-  await initEngine({ backend: config.backend });
-  if (config.kernels === 'conv-only') restoreStockKernels(stock);
-  const model = createCifarResNet({ depth: 20, shortcut: 'A' });
-  const data = syntheticBatch(batch);
+/** Wall-clock and process CPU milliseconds (all threads) per call of `run`, over `steps` calls. */
+async function timed(run: () => Promise<void>, steps: number): Promise<{ ms: number; cpuMs: number }> {
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  for (let i = 0; i < steps; i++) await run();
+  const cpu = process.cpuUsage(cpuStart);
+  return { ms: (performance.now() - start) / steps, cpuMs: (cpu.user + cpu.system) / 1000 / steps };
+}
+
+type TrainFigures = Pick<
+  EngineRecord,
+  'train_step_ms' | 'train_step_cpu_ms' | 'train_img_per_cpu_s' | 'train_img_per_s' | 'top_kernels'
+>;
+
+async function measureTraining(
+  config: Config,
+  model: LayersModel,
+  data: ReturnType<typeof syntheticBatch>,
+  timedSteps: number,
+): Promise<TrainFigures> {
   const computer = await createGradientComputer({
     model,
     workers: config.workers,
@@ -80,8 +111,7 @@ async function measure(config: Config, batch: number, steps: number): Promise<En
       const result = await computer.compute(data);
       sgdUpdate(model, result.gradients);
     };
-    // The cpu backend needs minutes per step: one timed step, no warm-up (it has nothing to warm up).
-    const timedSteps = config.backend === 'cpu' ? 1 : steps;
+    // The cpu backend has nothing to warm up and needs minutes per step.
     if (config.backend !== 'cpu') await step(); // warm-up: first-call allocations, XNNPACK operator creation
     let top: KernelTime[] = [];
     // Per-kernel times only where kernels run in this thread, and not on cpu (minutes per step).
@@ -93,37 +123,86 @@ async function measure(config: Config, batch: number, steps: number): Promise<En
         top = stop();
       }
     }
-    const trainStart = performance.now();
-    const trainCpuStart = process.cpuUsage();
-    for (let i = 0; i < timedSteps; i++) await step();
-    const trainMs = (performance.now() - trainStart) / timedSteps;
-    const trainCpu = process.cpuUsage(trainCpuStart);
-    const trainCpuMs = (trainCpu.user + trainCpu.system) / 1000 / timedSteps;
-
-    const images = tf.tensor4d(data.images, [batch, 32, 32, 3]);
-    const evaluate = (): void => tf.tidy(() => void (model.predict(images) as tf.Tensor).dataSync());
-    evaluate();
-    const evalStart = performance.now();
-    const evalCpuStart = process.cpuUsage();
-    for (let i = 0; i < timedSteps; i++) evaluate();
-    const evalMs = (performance.now() - evalStart) / timedSteps;
-    const evalCpu = process.cpuUsage(evalCpuStart);
-    const evalCpuMs = (evalCpu.user + evalCpu.system) / 1000 / timedSteps;
-    images.dispose();
+    const train = await timed(step, timedSteps);
     return {
-      ...config,
-      batch,
-      steps: timedSteps,
-      train_step_ms: round(trainMs),
-      train_step_cpu_ms: round(trainCpuMs),
-      train_img_per_cpu_s: round((batch * 1000) / trainCpuMs),
-      train_img_per_s: round((batch * 1000) / trainMs),
-      eval_img_per_s: round((batch * 1000) / evalMs),
-      eval_img_per_cpu_s: round((batch * 1000) / evalCpuMs),
+      train_step_ms: round(train.ms),
+      train_step_cpu_ms: round(train.cpuMs),
+      train_img_per_cpu_s: round((data.count * 1000) / train.cpuMs),
+      train_img_per_s: round((data.count * 1000) / train.ms),
       top_kernels: top.slice(0, 10).map((k) => ({ ...k, ms: round(k.ms), cpu_ms: round(k.cpu_ms) })),
     };
   } finally {
     await computer.close();
+  }
+}
+
+type EvalFigures = Pick<
+  EngineRecord,
+  | 'eval_img_per_s'
+  | 'eval_img_per_cpu_s'
+  | 'eval_model'
+  | 'eval_on'
+  | 'eval_baseline_img_per_s'
+  | 'eval_baseline_img_per_cpu_s'
+>;
+
+/** Eval of the model as trained: BatchNorms folded, on the workers in worker rows; and the in-run baseline. */
+async function measureEval(
+  config: Config,
+  model: LayersModel,
+  data: ReturnType<typeof syntheticBatch>,
+  timedSteps: number,
+): Promise<EvalFigures> {
+  const images = tf.tensor4d(data.images, [data.count, 32, 32, 3]);
+  const folded = foldBatchNorm(model);
+  let computer: GradientComputer | undefined;
+  try {
+    const baseline = async (): Promise<void> =>
+      tf.tidy(() => void (model.predict(images) as tf.Tensor).dataSync());
+    await baseline();
+    const baselineTime = await timed(baseline, timedSteps);
+    if (config.workers > 0) {
+      computer = await createGradientComputer({
+        model: folded,
+        workers: config.workers,
+        numClasses: NUM_CLASSES,
+        backend: config.backend,
+      });
+    }
+    const predictor = computer;
+    const evaluate = predictor
+      ? async (): Promise<void> => void (await predictor.predict(data))
+      : async (): Promise<void> =>
+          tf.tidy(() => void (folded.predict(images, { batchSize: data.count }) as tf.Tensor).dataSync());
+    await evaluate(); // warm-up
+    const evalTime = await timed(evaluate, timedSteps);
+    return {
+      eval_img_per_s: round((data.count * 1000) / evalTime.ms),
+      eval_img_per_cpu_s: round((data.count * 1000) / evalTime.cpuMs),
+      eval_model: 'bn-folded',
+      eval_on: predictor ? 'workers' : 'main-thread',
+      eval_baseline_img_per_s: round((data.count * 1000) / baselineTime.ms),
+      eval_baseline_img_per_cpu_s: round((data.count * 1000) / baselineTime.cpuMs),
+    };
+  } finally {
+    await computer?.close();
+    folded.dispose();
+    images.dispose();
+  }
+}
+
+async function measure(config: Config, batch: number, steps: number): Promise<EngineRecord> {
+  await initEngine({ backend: config.backend });
+  if (config.kernels === 'conv-only') restoreStockKernels(stock);
+  const model = createCifarResNet({ depth: 20, shortcut: 'A' });
+  const data = syntheticBatch(batch);
+  // The cpu backend needs minutes per step: one timed step.
+  const timedSteps = config.backend === 'cpu' ? 1 : steps;
+  try {
+    const train = await measureTraining(config, model, data, timedSteps);
+    const evaluation = await measureEval(config, model, data, timedSteps);
+    return { ...config, batch, steps: timedSteps, ...train, ...evaluation };
+  } finally {
     model.dispose();
   }
 }
@@ -158,7 +237,7 @@ async function main(): Promise<void> {
     });
   const records: EngineRecord[] = [];
   console.log(
-    'backend  workers  batch  train img/s  (per cpu-s)  eval img/s  (per cpu-s)  step ms  step cpu ms',
+    'backend  workers  batch  train img/s  (per cpu-s)  eval img/s  (per cpu-s)  baseline  (per cpu-s)  step ms  step cpu ms',
   );
   for (const config of configs) {
     const record = await measure(config, config.batch ?? batch, steps);
@@ -167,6 +246,7 @@ async function main(): Promise<void> {
       `${(record.kernels === 'conv-only' ? `${record.backend}*` : record.backend).padEnd(8)} ${String(record.workers).padStart(7)} ${String(record.batch).padStart(6)} ` +
         `${String(record.train_img_per_s).padStart(12)} ${String(record.train_img_per_cpu_s).padStart(12)} ` +
         `${String(record.eval_img_per_s).padStart(11)} ${String(record.eval_img_per_cpu_s).padStart(12)} ` +
+        `${String(record.eval_baseline_img_per_s).padStart(9)} ${String(record.eval_baseline_img_per_cpu_s).padStart(12)} ` +
         `${String(record.train_step_ms).padStart(8)} ` +
         `${String(record.train_step_cpu_ms).padStart(12)}`,
     );
@@ -185,6 +265,9 @@ async function main(): Promise<void> {
   }
   console.log(
     'wasm* = only the engine conv gradient kernels; stock tfjs-core gradients and wasm kernels otherwise',
+  );
+  console.log(
+    'eval: BatchNorm folded into the convs, on the workers in worker rows; baseline: unfolded, this thread',
   );
   const out = fileURLToPath(new URL('../results/engine.json', import.meta.url));
   await writeJsonAtomically(out, {

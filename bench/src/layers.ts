@@ -6,8 +6,10 @@
  * Timing: the machine is shared (2 cores, several processes), so wall time mostly measures waiting for a
  * core. Each sample is the process CPU time (`process.cpuUsage`) of one call; variants of a shape are
  * measured round-robin and the median is kept, so ratios within a shape compare like with like.
- * Wall-clock medians are recorded too. Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER
- * (substring of a shape label).
+ * Wall-clock medians are recorded too. Forward+backward is the layer's vector-Jacobian product for a fixed
+ * output gradient (no loss ops, which cost the same for every variant and so hide part of the speed-up), and
+ * nothing is read back: the wasm and cpu backends are synchronous, their work is done when a kernel returns.
+ * Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER (substring of a shape label).
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -167,22 +169,21 @@ function runnerFor(variant: Variant, shape: ConvShape, batch: number): Runner {
     layer.build(inputShape);
     inputShape = layer.computeOutputShape(inputShape) as (number | null)[];
   }
-  const probe = tf.randomNormal([batch, ...(inputShape.slice(1) as number[])], 0, 1, 'float32', 2);
+  const dy = tf.randomNormal([batch, ...(inputShape.slice(1) as number[])], 0, 1, 'float32', 2);
   const apply = () => stack.reduce<tf.Tensor>((t, layer) => layer.apply(t) as tf.Tensor, x);
   const variables = [x, ...stack.flatMap((l) => l.trainableWeights.map((v) => v.read() as tf.Variable))];
   return {
     forward: () =>
       tf.tidy(() => {
-        apply().dataSync();
+        apply();
       }),
     forwardBackward: () =>
       tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(apply(), probe)) as tf.Scalar, variables);
-        for (const g of Object.values(grads)) g.dataSync();
+        tf.engine().gradients(apply, variables, dy);
       }),
     dispose: () => {
       for (const weight of stack.flatMap((l) => l.weights)) weight.dispose();
-      tf.dispose([x, probe]);
+      tf.dispose([x, dy]);
     },
   };
 }
@@ -245,7 +246,7 @@ async function main(): Promise<void> {
   const gradientProblem = gradientsWork();
   const notes: string[] = [
     'Times are medians of per-call process CPU time (process.cpuUsage), variants of a shape measured round-robin; wall medians beside them. The machine is shared, so compare ratios within a shape.',
-    `Batch: ${BATCH.resnet20} for ResNet-20 shapes, ${BATCH.resnet18} for ResNet-18 shapes. Forward+backward computes the gradients of the input and of every weight.`,
+    `Batch: ${BATCH.resnet20} for ResNet-20 shapes, ${BATCH.resnet18} for ResNet-18 shapes. Forward+backward computes the gradients of the input and of every weight for a fixed output gradient (no loss ops); nothing is read back (synchronous backends).`,
     'basis: BasisConv2D in its default (auto) execution; "(folded)" marks calls where conv(x, B) + the 1×1 step would take more multiply-adds than forming W = A·B and running one conv, which the layer then does (MACs shown are the dense ones).',
     '"conv to m only": the basis layer without its 1×1 step (a Conv2D with m = 0.25·C_out filters): its time against the basis 0.25 row splits that row into the narrow convolution and the combination step.',
     'SVD: rank-r weight SVD (k×k conv to r channels, then 1×1) with the largest r whose parameters fit the basis layer of the same ratio.',

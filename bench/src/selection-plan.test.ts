@@ -2,15 +2,7 @@ import { basisStrategy } from '@decompose/basis';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Candidate,
-  candidateLayers,
-  planCost,
-  randomPlan,
-  type Sensitivity,
-  trimToBudget,
-  uniformPlan,
-} from './selection-plan.js';
+import { type Candidate, candidateLayers, planCost, randomPlan, uniformPlan } from './selection-plan.js';
 
 let candidates: Candidate[];
 
@@ -55,19 +47,5 @@ describe('plans of a parameter budget', () => {
     expect(planCost(candidates, b).paramsReduction).toBeGreaterThanOrEqual(0.4);
     expect(a).not.toEqual(b);
     expect(randomPlan(candidates, RATIOS, 0.4, 1)).toEqual(a);
-  });
-
-  it('trims an overshooting selection back towards the budget, sensitive layers first', () => {
-    const everything = candidates.map((c) => ({ layer: c.layer, ratio: 0.125 }));
-    const sensitive = 'stage3.block1.conv1';
-    const sensitivity = (layer: string, ratio: number): Sensitivity | undefined =>
-      layer === 'stem.conv' && ratio === 0.75
-        ? undefined
-        : { drop: layer === sensitive ? 0.2 * (1 - ratio) : 0, lossIncrease: 0.01 * (1 - ratio) };
-    const trimmed = trimToBudget(candidates, everything, sensitivity, RATIOS, 0.4);
-    const reduction = planCost(candidates, trimmed).paramsReduction;
-    expect(reduction).toBeGreaterThanOrEqual(0.4);
-    expect(reduction).toBeLessThan(planCost(candidates, everything).paramsReduction);
-    expect(trimmed.find((p) => p.layer === sensitive)).toBeUndefined();
   });
 });

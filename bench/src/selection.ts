@@ -34,6 +34,7 @@ import {
   type Metric,
   type ScanEntry,
   type Selection,
+  type SensitivityMetric,
   type SensitivityTable,
   scanEntryKey,
   scanSensitivity,
@@ -50,13 +51,14 @@ import {
   type PlanLayer,
   planCost,
   randomPlan,
-  trimToBudget,
   uniformPlan,
 } from './selection-plan.js';
 import { WorkDir, WorkDirMismatchError, writeAtomically } from './selection-work.js';
 
 const USAGE = `node bench/dist/selection.js [flags]
-  --baseline-dir DIR      trained baseline from \`decompose train\` (DIR/model/model.json, DIR/summary.json)
+  --baseline-dir DIR      trained baseline from \`decompose train\` (DIR/model/model.json, DIR/summary.json);
+                          train it with --hold-out <calibration> --hold-out-seed <seed> to keep the
+                          calibration images out of its training
   --baseline-epochs N     epochs of the baseline trained here when no --baseline-dir (default 15)
   --fine-tune-epochs N    fine-tune epochs of every arm (default 2)
   --fine-tune-lr X        peak lr of the fine-tune's cosine schedule (default 0.01)
@@ -207,11 +209,31 @@ const summarySeconds = (epochs: readonly EpochMetrics[]) => ({
   epochSeconds: epochs.reduce((s, e) => s + e.seconds, 0),
 });
 
-async function loadBaseline(config: Config, work: WorkDir, trainSplit: Cifar10Images): Promise<Baseline> {
+/**
+ * Whether a `decompose train` run trained on any of the calibration images: not when it held out (`--hold-out`)
+ * a split of the same training images containing them all (train it with `--hold-out <calibration>
+ * --hold-out-seed <seed>` and the same `--limit-train` to get exactly this benchmark's split).
+ */
+function sawCalibration(
+  holdOut: { from: number; indices: number[] } | null | undefined,
+  split: { calibrationIndices: Uint32Array; trainIndices: Uint32Array },
+): boolean {
+  if (!holdOut || holdOut.from !== split.calibrationIndices.length + split.trainIndices.length) return true;
+  const held = new Set(holdOut.indices);
+  return !split.calibrationIndices.every((i) => held.has(i));
+}
+
+async function loadBaseline(
+  config: Config,
+  work: WorkDir,
+  split: { train: Cifar10Images; calibrationIndices: Uint32Array; trainIndices: Uint32Array },
+): Promise<Baseline> {
+  const trainSplit = split.train;
   if (config.baselineDir !== null) {
     const summary = JSON.parse(await readFile(path.join(config.baselineDir, 'summary.json'), 'utf8')) as {
       epochs: EpochMetrics[];
       data: { train: number };
+      holdOut?: { from: number; indices: number[] } | null;
     };
     const model = await tfl.loadLayersModel(fileSystem(path.join(config.baselineDir, 'model')));
     return {
@@ -220,7 +242,7 @@ async function loadBaseline(config: Config, work: WorkDir, trainSplit: Cifar10Im
       ...summarySeconds(summary.epochs),
       epochs: summary.epochs.length,
       trainImages: summary.data.train,
-      sawCalibration: true,
+      sawCalibration: sawCalibration(summary.holdOut, split),
     };
   }
   const modelDir = work.file('baseline', 'model');
@@ -478,40 +500,28 @@ async function copyModel(model: tfl.LayersModel): Promise<tfl.LayersModel> {
 }
 
 /**
- * Per-layer and greedy selections for the budget, and the per-layer one trimmed to it. By `accuracy`: the
- * selectors' own metric (calibration accuracy drop). By `loss`: the same selectors fed the calibration loss
- * increase as the "drop" (a finer signal than accuracy on a few hundred images, where many drops tie at 0).
+ * Per-layer and greedy selections for the budget by one sensitivity metric: `accuracy` (calibration accuracy
+ * drop) or `loss` (calibration loss increase, a finer signal than accuracy on a few hundred images, where many
+ * drops tie at 0). Both selectors trim their answer back to the budget themselves. The budget counts every
+ * candidate layer; a candidate the scan skipped (no supported ratio) is not in the table, so the table's
+ * fraction is scaled to remove the same number of parameters.
  */
 function selectFor(
   table: SensitivityTable,
-  budget: Budget,
   candidates: readonly Candidate[],
-  config: Config,
-  metric: 'accuracy' | 'loss',
+  reduction: number,
+  metric: SensitivityMetric,
 ) {
-  const scored: SensitivityTable =
-    metric === 'accuracy'
-      ? table
-      : {
-          ...table,
-          baseline: { ...table.baseline, accuracy: -table.baseline.loss },
-          entries: table.entries.map((e) => ({ ...e, metric: { ...e.metric, accuracy: -e.metric.loss } })),
-        };
-  const entryOf = new Map(scored.entries.map((e) => [`${e.layer}|${e.ratio}`, e]));
-  const sensitivity = (layer: string, ratio: number) => {
-    const entry = entryOf.get(`${layer}|${ratio}`);
-    return entry === undefined
-      ? undefined
-      : {
-          drop: scored.baseline.accuracy - entry.metric.accuracy,
-          lossIncrease: entry.metric.loss - scored.baseline.loss,
-        };
+  const scanned = table.layers.reduce((s, l) => s + l.cost.params, 0);
+  const budget: Budget = {
+    kind: 'reduction',
+    target: 'params',
+    reduction: Math.min(reduction * (planCost(candidates, []).denseParams / scanned), 1 - 1e-9),
   };
-  const perLayer = selectPerLayer(scored, budget);
-  const greedy = selectGreedy(scored, budget);
-  const chosen = perLayer.choices.map((c) => ({ layer: c.layer, ratio: c.ratio }));
-  const plan = trimToBudget(candidates, chosen, sensitivity, config.ratios, config.reduction);
-  return { perLayer, greedy, plan, sensitivity };
+  const perLayer = selectPerLayer(table, budget, { metric });
+  const greedy = selectGreedy(table, budget, { metric });
+  const plan: PlanLayer[] = perLayer.choices.map((c) => ({ layer: c.layer, ratio: c.ratio }));
+  return { perLayer, greedy, plan };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -526,13 +536,17 @@ function selectionSummary(selection: Selection) {
   return {
     method: selection.method,
     met: selection.met,
+    metric: selection.metric,
     threshold: selection.threshold ?? null,
+    untrimmed_reduction: selection.untrimmedReduction ?? null,
     estimatedDrop: selection.estimatedDrop,
+    estimatedLossIncrease: selection.estimatedLossIncrease,
     reduction: selection.reduction,
     choices: selection.choices.map((c) => ({
       layer: c.layer,
       ratio: c.ratio,
       drop: c.drop,
+      loss_increase: c.lossIncrease,
       params_saved: c.saving.params,
     })),
   };
@@ -562,11 +576,14 @@ async function main(): Promise<void> {
   const { workDir: _w, out: _o, ...fingerprint } = config;
   const work = await WorkDir.open(config.workDir, fingerprint);
 
-  const baseline = await loadBaseline(config, work, split.train);
+  const baseline = await loadBaseline(config, work, split);
   const candidates = candidateLayers(baseline.model, basisStrategy);
   log(
     `baseline: ${baseline.source}, ${baseline.epochs} epochs, ${baseline.trainSeconds.toFixed(0)} s of training; ` +
-      `${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params`,
+      `${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params` +
+      (baseline.sawCalibration
+        ? `; it was trained on calibration images (train it with --hold-out ${config.calibration} --hold-out-seed ${config.seed} to avoid that)`
+        : ''),
   );
 
   log(
@@ -575,14 +592,14 @@ async function main(): Promise<void> {
   const table = await runScan(baseline.model, candidates, config, split.calibration, work);
   await writeAtomically(work.file('scan-table.json'), `${JSON.stringify(table, null, 2)}\n`);
   const budget: Budget = { kind: 'reduction', target: 'params', reduction: config.reduction };
-  const byAccuracy = selectFor(table, budget, candidates, config, 'accuracy');
-  const byLoss = selectFor(table, budget, candidates, config, 'loss');
-  const { perLayer, greedy, plan: selectedPlan, sensitivity } = byAccuracy;
+  const byAccuracy = selectFor(table, candidates, config.reduction, 'accuracy');
+  const byLoss = selectFor(table, candidates, config.reduction, 'loss');
+  const { perLayer, greedy, plan: selectedPlan } = byAccuracy;
   const uniform = uniformPlan(candidates, config.reduction);
   log(
     `scan: ${table.seconds.toFixed(0)} s (${pct(table.seconds / baseline.trainSeconds)} of the baseline's training); ` +
-      `per-layer: ${perLayer.choices.length} layers, −${pct(perLayer.reduction.params)} params, estimated drop ${pct(perLayer.estimatedDrop)}, ` +
-      `trimmed to ${selectedPlan.length} layers, −${pct(planCost(candidates, selectedPlan).paramsReduction)}; ` +
+      `per-layer: threshold ${perLayer.threshold}, −${pct(perLayer.untrimmedReduction ?? perLayer.reduction.params)} params trimmed to ` +
+      `${selectedPlan.length} layers, −${pct(planCost(candidates, selectedPlan).paramsReduction)}, estimated drop ${pct(perLayer.estimatedDrop)}; ` +
       `greedy: ${greedy.choices.length} layers, estimated drop ${pct(greedy.estimatedDrop)}; uniform ratio ${uniform.ratio}`,
   );
 
@@ -675,8 +692,8 @@ async function main(): Promise<void> {
     },
     notes: [
       `Counted params: kernel weights of the ${candidates.length} candidate layers = every trainable 3×3 conv (stem included; 1×1 shortcut projections, batch norm and the classifier excluded), ${planCost(candidates, []).denseParams} dense. Every arm removes ≥ ${config.reduction} of them (achieved: candidate_params_reduction). params/macs are whole-model totals (costTable; batch-norm statistics included in params).`,
-      'selected_loss: the same selection with the calibration loss increase in place of the accuracy drop (selectors fed -loss as the metric), to see whether the coarse accuracy signal of a small calibration split limits the selection.',
-      'selected = selectPerLayer for the budget, then trimmed back towards it (trimToBudget: layers move to less compressive ratios or back to dense, least-sensitive-first by calibration accuracy drop then loss increase, while the reduction still reaches the budget), because per-layer selection gives every layer its most compressive ratio within one accepted drop and can overshoot the budget by far. The untrimmed per-layer and the greedy selections are reported under selection.',
+      "selected_loss: the same selection with metric 'loss' (calibration loss increase in place of the accuracy drop), to see whether the coarse accuracy signal of a small calibration split limits the selection.",
+      'selected = selectPerLayer for the budget: the smallest accepted per-layer drop that meets it, then trimmed back to it inside the selector (layers move to milder ratios or back to dense, those giving back the most drop per saved parameter first, while the budget is still met), because at that drop every layer whose curve stays under it takes its most compressive ratio and the budget can be overshot by far. The reduction before trimming (untrimmed_reduction) and the greedy selection are reported under selection.',
       'Scan: each candidate layer alone decomposed at each ratio the strategy supports there (one that would not save weights is skipped), no fine-tune, accuracy/loss on the calibration split. scan_seconds = wall-clock of the dense calibration evaluation + every entry (surgery + evaluation), summed over resumed runs from the cache.',
       "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or metrics.jsonl; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
       'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, seed, epochs — on the training split without the calibration images.',
@@ -689,11 +706,9 @@ async function main(): Promise<void> {
     selection: {
       calibration: table.baseline,
       per_layer: selectionSummary(perLayer),
-      per_layer_trimmed: selectedPlan.map((p) => ({ ...p, ...sensitivity(p.layer, p.ratio) })),
       by_loss: {
         per_layer: selectionSummary(byLoss.perLayer),
         greedy: selectionSummary(byLoss.greedy),
-        per_layer_trimmed: byLoss.plan.map((p) => ({ ...p, ...byLoss.sensitivity(p.layer, p.ratio) })),
       },
       greedy: selectionSummary(greedy),
       uniform_ratio: uniform.ratio,
@@ -726,8 +741,7 @@ async function main(): Promise<void> {
   );
   process.stdout.write(
     `\nscan / baseline training: ${pct(common.scan_to_baseline_ratio)} (target ≤ 10%)\n` +
-      `per-layer selection: ${perLayer.choices.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
-      `  trimmed (selected): ${selectedPlan.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
+      `per-layer selection: ${selectedPlan.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
       `selected by loss:    ${byLoss.plan.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\n` +
       `greedy selection:    ${greedy.choices.map((c) => `${c.layer}@${c.ratio}`).join(', ')}\nwrote ${config.out}\n`,
   );

@@ -71,8 +71,16 @@ export const trainConfigSchema = z
     /** Output folder: checkpoints, `model/`, `summary.json`, `train.log`; default `runs/<model>`. */
     out: z.string().min(1).optional(),
     resume: z.boolean().default(false),
+    /** Training images kept out of training as a stratified calibration split for `decompose sensitivity`. */
+    holdOut: count('holdOut').optional(),
+    /** Seed of that split; default `seed`. */
+    holdOutSeed: z.number().int().min(0).optional(),
   })
-  .refine(...notBoth('data', 'download'));
+  .refine(...notBoth('data', 'download'))
+  .refine((c) => c.holdOutSeed === undefined || c.holdOut !== undefined, {
+    message: 'holdOutSeed needs holdOut (the number of images to hold out)',
+    path: ['holdOutSeed'],
+  });
 /** A validated `decompose train` configuration, defaults filled in. */
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 

@@ -18,6 +18,7 @@ import { Console } from './progress.js';
 import { registerSensitivityCommand } from './sensitivity/index.js';
 import { formatSmoke, runSmoke } from './smoke.js';
 import { runTrain } from './train.js';
+import { registerWebCommand } from './web.js';
 
 /** Where the program writes: log lines, error lines, and whether progress bars may be drawn. */
 export interface ProgramIo {
@@ -114,10 +115,18 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       .addOption(num('--epochs <n>', 'epochs (default 15)'))
       .option('--out <dir>', 'output folder (default runs/<model>)')
       .option('--resume', "continue from --out's newest checkpoint (same settings required)")
+      .addOption(
+        num(
+          '--hold-out <n>',
+          'keep n training images out of training as a stratified calibration split, recorded in summary.json for decompose sensitivity',
+        ),
+      )
+      .addOption(num('--hold-out-seed <s>', 'seed of that split (default --seed)'))
       .addHelpText(
         'after',
         examples(
           'decompose train --model resnet20 --shortcut B --epochs 15 --out runs/r20',
+          'decompose train --epochs 15 --hold-out 500 --out runs/r20-held',
           'decompose train --config train.yaml --lr 0.05 --resume',
           'decompose train --epochs 1 --limit-train 512 --limit-test 256 --out /tmp/smoke',
         ),
@@ -237,6 +246,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
     .action(() => guarded(() => runDemo(new Console(io.tty, io.print))));
   registerSensitivityCommand(program, deps);
   registerCompareCommand(program, deps);
+  registerWebCommand(program, deps);
 
   return program;
 }

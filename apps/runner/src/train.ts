@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
@@ -15,10 +15,11 @@ import {
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { TrainConfig } from './config.js';
 import { loadData } from './data.js';
-import { NoCheckpointError } from './errors.js';
+import { ConfigError, NoCheckpointError } from './errors.js';
 import { writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
 import type { Console, Progress } from './progress.js';
+import { type HoldOut, holdOutSplit } from './sensitivity/calibration.js';
 
 /** Files a training run writes under its output folder. */
 export const RUN_FILES = {
@@ -26,13 +27,21 @@ export const RUN_FILES = {
   model: 'model',
   summary: 'summary.json',
   log: 'train.log',
+  /** The `--hold-out` record, written before training so that a resume can check it holds out the same images. */
+  holdOut: 'hold-out.json',
 } as const;
 
 /** What `decompose train` writes to `<out>/summary.json`. */
 export interface TrainSummary {
   config: TrainConfig & { out: string };
   backend: EngineInfo;
+  /** Images read; `train` counts those trained on (without the hold-out). */
   data: { dir: string; train: number; test: number };
+  /**
+   * The calibration split kept out of training (`--hold-out`), enough to recreate it: `decompose sensitivity`
+   * measures on exactly these images by default. Null when nothing was held out.
+   */
+  holdOut: HoldOut | null;
   /** Every epoch of the run, those before a resume included. */
   epochs: EpochMetrics[];
   /** Epochs done before this invocation (0 unless resumed). */
@@ -142,8 +151,32 @@ export function formatEpoch(m: EpochMetrics): string {
 }
 
 /**
+ * Records a run's hold-out in `file` when the run starts, or on resume checks that it is the one the run began
+ * with (the checkpoint only knows how many images were trained on, not which).
+ *
+ * @throws ConfigError when a resumed run would hold out other images than it began with.
+ */
+async function recordHoldOut(file: string, record: HoldOut | null, resuming: boolean): Promise<void> {
+  if (!resuming) {
+    await writeJsonAtomic(file, record);
+    return;
+  }
+  const earlier: unknown = await readFile(file, 'utf8')
+    .then((text) => JSON.parse(text) as unknown)
+    .catch(() => null);
+  if (JSON.stringify(earlier) !== JSON.stringify(record)) {
+    throw new ConfigError([
+      `--hold-out/--hold-out-seed: the run being resumed held out ${earlier === null ? 'no images' : `other images (${file})`}; ` +
+        'resume with the --hold-out and --hold-out-seed it began with, or start a new run in another --out',
+    ]);
+  }
+}
+
+/**
  * `decompose train`: trains a CIFAR ResNet from scratch (or resumes `<out>`'s newest checkpoint), logging to
- * `<out>/train.log`, then saves `<out>/model/` and `<out>/summary.json`.
+ * `<out>/train.log`, then saves `<out>/model/` and `<out>/summary.json`. With `holdOut`, a stratified calibration
+ * split of that many training images (seed `holdOutSeed`, default `seed`) is left out of training and recorded
+ * in the summary.
  *
  * @throws NoCheckpointError for `resume` without a checkpoint; the train package's `CheckpointMismatchError`
  *   and `CheckpointExistsError` for a checkpoint that does not fit the run.
@@ -151,14 +184,28 @@ export function formatEpoch(m: EpochMetrics): string {
 export async function runTrain(config: TrainConfig, out: Console): Promise<TrainSummary> {
   const outDir = path.resolve(config.out ?? path.join('runs', config.model));
   const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
-  if (config.resume && (await readCheckpoint(checkpointDir)) === null)
-    throw new NoCheckpointError(outDir, checkpointDir);
+  const checkpoint = await readCheckpoint(checkpointDir);
+  if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
   await mkdir(outDir, { recursive: true });
   out.logTo(path.join(outDir, RUN_FILES.log));
   try {
     const engine = await initEngine();
     for (const line of describeEngine(engine)) out.log(line);
     const data = await loadData(config, out);
+    const held =
+      config.holdOut === undefined
+        ? null
+        : holdOutSplit(data.train, config.holdOut, config.holdOutSeed ?? config.seed, '--hold-out');
+    const trainData = held?.rest ?? data.train;
+    // A fresh run into a folder holding a checkpoint is refused by train(): leave that run's record alone.
+    if (config.resume || checkpoint === null)
+      await recordHoldOut(path.join(outDir, RUN_FILES.holdOut), held?.record ?? null, config.resume);
+    if (held !== null) {
+      out.log(
+        `held out ${held.record.count} of ${held.record.from} training images (stratified, seed ${held.record.seed}) ` +
+          `as the calibration split; training on ${trainData.count}`,
+      );
+    }
     const model = createCifarResNet({
       arch: config.model,
       shortcut: config.shortcut,
@@ -170,11 +217,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         `${config.resume ? 'resuming' : 'training'} ${config.model} for ${plural(config.epochs, 'epoch')} into ${outDir}`,
       );
       const result = await train({
-        ...trainOptions(
-          config,
-          { model, trainData: data.train, evalData: data.test, epochs: config.epochs },
-          out,
-        ),
+        ...trainOptions(config, { model, trainData, evalData: data.test, epochs: config.epochs }, out),
         checkpointDir,
         resume: config.resume,
       });
@@ -185,7 +228,8 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
       const summary: TrainSummary = {
         config: { ...config, out: outDir },
         backend: engine,
-        data: { dir: data.dir, train: data.train.count, test: data.test.count },
+        data: { dir: data.dir, train: trainData.count, test: data.test.count },
+        holdOut: held?.record ?? null,
         epochs,
         resumedFrom: result.startEpoch,
         finalTest: last && { loss: last.loss, accuracy: last.accuracy },

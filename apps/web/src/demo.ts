@@ -24,9 +24,11 @@ const HEAD_LOGIT_STD = 2;
 
 /**
  * Replaces the `head.fc` weights of an untrained ResNet by a nearest-class-mean classifier over its pooled
- * features: logit_c = s · (μ_c − μ) · (f − μ), with μ_c the mean feature of class c in `calibration`, μ the
- * mean over all of it. Random features are far from useless, so this gives predictions that depend on the
- * image (a random head sends nearly every image to one class) without any training.
+ * features, standardised per feature: with z = (f − μ) / σ (μ, σ over `calibration`) and d_c the mean z of
+ * class c, logit_c = s · (d_c · z − |d_c|² / 2), which ranks classes as −|z − d_c|² does. Random features
+ * are far from useless, so this gives predictions that depend on the image (a random head sends nearly every
+ * image to one class) without any training. Standardising keeps a few large features from deciding alone,
+ * and the −|d_c|²/2 term keeps the class whose mean lies farthest out from winning everywhere.
  */
 function fitClassMeanHead(network: LayersModel, calibration: Cifar10Images): void {
   const features = functionalModel({
@@ -37,19 +39,25 @@ function fitClassMeanHead(network: LayersModel, calibration: Cifar10Images): voi
   const [kernel, bias] = tf.tidy(() => {
     const input = tf.tensor4d(normalizeImages(calibration.images), [calibration.count, 32, 32, 3]);
     const pooled = features.predict(input) as tf.Tensor2D;
-    const mean = tf.mean(pooled, 0);
-    const centred = tf.sub(pooled, mean);
+    const { mean, variance } = tf.moments(pooled, 0);
+    const invStd = tf.div(1, tf.add(tf.sqrt(variance), 1e-6));
+    const standardised = tf.mul(tf.sub(pooled, mean), invStd);
     const numClasses = head.getWeights()[1]!.shape[0]!;
     const oneHot = tf.oneHot(tf.tensor1d(calibration.labels, 'int32'), numClasses).toFloat();
     const counts = tf.maximum(tf.sum(oneHot, 0), 1);
-    const classMeans = tf.div(tf.matMul(oneHot, centred, true, false), tf.reshape(counts, [numClasses, 1]));
-    const direction = tf.transpose(classMeans) as tf.Tensor2D;
-    const scale = tf.div(
-      HEAD_LOGIT_STD,
-      tf.add(tf.moments(tf.matMul(centred, direction)).variance.sqrt(), 1e-6),
+    const classMeans = tf.div(
+      tf.matMul(oneHot, standardised, true, false),
+      tf.reshape(counts, [numClasses, 1]),
+    ) as tf.Tensor2D;
+    // logits = z · Dᵀ − |d|²/2 = f · (diag(1/σ) Dᵀ) − (μ/σ) · Dᵀ − |d|²/2.
+    const direction = tf.mul(tf.transpose(classMeans), tf.reshape(invStd, [-1, 1])) as tf.Tensor2D;
+    const offset = tf.add(
+      tf.matMul(tf.reshape(mean, [1, -1]), direction).reshape([numClasses]),
+      tf.div(tf.sum(tf.square(classMeans), 1), 2),
     );
-    const scaled = tf.mul(direction, scale);
-    return [scaled, tf.neg(tf.matMul(tf.reshape(mean, [1, -1]), scaled).reshape([numClasses]))];
+    const logits = tf.sub(tf.matMul(pooled, direction), offset);
+    const scale = tf.div(HEAD_LOGIT_STD, tf.add(tf.moments(logits).variance.sqrt(), 1e-6));
+    return [tf.mul(direction, scale), tf.neg(tf.mul(offset, scale))];
   });
   head.setWeights([kernel, bias]);
   tf.dispose([kernel, bias]);

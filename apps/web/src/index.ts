@@ -6,7 +6,10 @@ export {
   type DemoModelOptions,
   type DemoModels,
 } from './demo.js';
-export { type NodePredictions, type PrepareSiteOptions, prepareSite } from './prepare.js';
+export { BUILT_PAGE_DIR, copyPage, PageNotBuiltError } from './page-files.js';
+export { PAGE_LAYER_CLASSES } from './page-layers.js';
+export { type NodePredictions, type PrepareSiteOptions, prepareSite, SiteModelError } from './prepare.js';
 export type { ModelResult, PageResults } from './results.js';
 export { RESULTS_PROPERTY } from './results.js';
+export { type ServeSiteOptions, type SiteServer, SiteServerError, serveSite } from './serve.js';
 export { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot, NODE_PREDICTIONS_PATH } from './site.js';

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Cifar10FormatError, decodeBatch, normalizeImages } from '@decompose/cifar10/browser';
 import { fileSystem, initEngine } from '@decompose/engine';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { classify, maxProbabilityDifference } from './classify.js';
-import { type NodePredictions, prepareSite } from './prepare.js';
+import { type NodePredictions, prepareSite, SiteModelError } from './prepare.js';
 import { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, NODE_PREDICTIONS_PATH } from './site.js';
 import { syntheticBatch, tinyClassifier } from './test-helpers.js';
 
@@ -61,4 +62,36 @@ describe('prepareSite', () => {
     await expect(stat(dir)).rejects.toThrow();
     model.dispose();
   });
+
+  it.each([
+    {
+      problem: 'an input that is not a 32×32×3 image',
+      compressed: () => denseClassifier([16, 16, 3], 10),
+      message:
+        /compressed model takes inputs of shape \[batch, 16, 16, 3\]; the page feeds CIFAR-10 images, \[batch, 32, 32, 3\]/,
+    },
+    {
+      problem: 'a different number of classes',
+      compressed: () => denseClassifier([32, 32, 3], 5),
+      message: /outputs of different shapes \(original \[batch, 10\], compressed \[batch, 5\]\)/,
+    },
+  ])('rejects a compressed model with $problem before writing anything', async ({ compressed, message }) => {
+    const testBatch = join(work, 'test_batch.bin');
+    await writeFile(testBatch, syntheticBatch([0, 1]));
+    const models = { original: tinyClassifier(), compressed: compressed() };
+    const dir = join(work, 'site');
+    const error = await prepareSite({ dir, ...models, testBatch }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SiteModelError);
+    expect((error as Error).message).toMatch(message);
+    await expect(stat(dir)).rejects.toThrow();
+    models.original.dispose();
+    models.compressed.dispose();
+  });
 });
+
+/** A flatten + dense classifier of `inputShape` images into `classes` logits. */
+function denseClassifier(inputShape: number[], classes: number): tfl.LayersModel {
+  const input = tfl.input({ shape: inputShape });
+  const logits = tfl.layers.dense({ units: classes }).apply(tfl.layers.flatten().apply(input));
+  return tfl.model({ inputs: input, outputs: logits as tfl.SymbolicTensor });
+}

@@ -1,7 +1,7 @@
 import { initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import { input, layers, loadLayersModel, model, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BasisConv2D, type BasisConv2DArgs } from './basis-conv2d.js';
 import { BasisConfigError } from './errors.js';
 import { basisFromTrained } from './strategy.js';
@@ -111,34 +111,50 @@ describe('BasisConv2D', () => {
     expect(relativeDifference(dense.apply(x) as tf.Tensor, layer.apply(x) as tf.Tensor)).toBeLessThan(1e-5);
   });
 
-  it.each(['factored', 'folded'] as const)(
-    'has the gradients of the dense conv with W = A·B (%s, cpu)',
-    (execution) => {
-      const order = [1, 4, 0, 2, 3];
-      const layer = built(
-        { filters: 5, basisSize: 2, kernelSize: 3, padding: 'same', outputOrder: order, seed: 4, execution },
-        3,
-      );
-      const [basis, coefficients, bias] = layer.getWeights() as [tf.Tensor4D, tf.Tensor2D, tf.Tensor1D];
-      const x = randomInput([2, 6, 6, 3]);
-      const probe = randomInput([2, 6, 6, 5], 9);
-      const loss = (y: tf.Tensor) => tf.sum(tf.mul(y, probe)) as tf.Scalar;
-      // Reference: a plain conv whose kernel is B·[I | A'ᵀ] with columns in output order, from core ops.
-      const reference = (xs: tf.Tensor, b: tf.Tensor, a: tf.Tensor, c: tf.Tensor) => {
-        const mixing = tf.gather(tf.concat([tf.eye(2), a], 1), order, 1);
-        const kernel = tf.reshape(tf.matMul(tf.reshape(b, [27, 2]), mixing), [3, 3, 3, 5]) as tf.Tensor4D;
-        return loss(tf.add(tf.conv2d(xs as tf.Tensor4D, kernel, 1, 'same'), c));
-      };
-      const expected = tf.grads(reference)([x, basis, coefficients, bias]);
-      const ours = tf.grad((xs: tf.Tensor) => loss(layer.apply(xs) as tf.Tensor))(x);
-      const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
-      const { grads } = tf.variableGrads(() => loss(layer.apply(x) as tf.Tensor), variables);
-      const actual = [ours, ...variables.map((v) => grads[v.name]!)];
-      expected.forEach((gradient, i) => {
-        expect(relativeDifference(actual[i]!, gradient)).toBeLessThan(1e-5);
-      });
-    },
-  );
+  it.each([
+    ['factored', 'linear'],
+    ['factored', 'relu'],
+    ['factored', 'relu6'],
+    ['factored', 'elu'],
+    ['folded', 'relu6'],
+  ] as const)('has the gradients of the dense conv with W = A·B (%s, %s, cpu)', (execution, activation) => {
+    const order = [1, 4, 0, 2, 3];
+    const layer = built(
+      {
+        filters: 5,
+        basisSize: 2,
+        kernelSize: 3,
+        padding: 'same',
+        outputOrder: order,
+        seed: 4,
+        execution,
+        activation,
+      },
+      3,
+    );
+    const [basis, coefficients] = layer.getWeights() as [tf.Tensor4D, tf.Tensor2D];
+    const bias = tf.tensor1d([0.5, -0.5, 1, 0, -1]);
+    layer.setWeights([basis, coefficients, bias]);
+    // Scaled so that relu6 clamps some outputs at 6 as well as at 0.
+    const x = tf.mul(randomInput([2, 6, 6, 3]), 4);
+    const probe = randomInput([2, 6, 6, 5], 9);
+    const loss = (y: tf.Tensor) => tf.sum(tf.mul(y, probe)) as tf.Scalar;
+    const activate = { linear: (t: tf.Tensor) => t, relu: tf.relu, relu6: tf.relu6, elu: tf.elu }[activation];
+    // Reference: a plain conv whose kernel is B·[I | A'ᵀ] with columns in output order, from core ops.
+    const reference = (xs: tf.Tensor, b: tf.Tensor, a: tf.Tensor, c: tf.Tensor) => {
+      const mixing = tf.gather(tf.concat([tf.eye(2), a], 1), order, 1);
+      const kernel = tf.reshape(tf.matMul(tf.reshape(b, [27, 2]), mixing), [3, 3, 3, 5]) as tf.Tensor4D;
+      return loss(activate(tf.add(tf.conv2d(xs as tf.Tensor4D, kernel, 1, 'same'), c)));
+    };
+    const expected = tf.grads(reference)([x, basis, coefficients, bias]);
+    const ours = tf.grad((xs: tf.Tensor) => loss(layer.apply(xs) as tf.Tensor))(x);
+    const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(() => loss(layer.apply(x) as tf.Tensor), variables);
+    const actual = [ours, ...variables.map((v) => grads[v.name]!)];
+    expected.forEach((gradient, i) => {
+      expect(relativeDifference(actual[i]!, gradient)).toBeLessThan(1e-5);
+    });
+  });
 
   it('round-trips through save and tf.loadLayersModel', async () => {
     const inp = input({ shape: [6, 6, 3] });
@@ -190,9 +206,16 @@ describe('BasisConv2D', () => {
     );
   });
 
-  it('trains without leaking tensors (permuted with bias, identity order without)', () => {
+  it('trains without leaking tensors (permuted with bias and relu, identity order without)', () => {
     const configs: BasisConv2DArgs[] = [
-      { filters: 6, basisSize: 2, kernelSize: 3, padding: 'same', outputOrder: [5, 0, 1, 2, 3, 4] },
+      {
+        filters: 6,
+        basisSize: 2,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        outputOrder: [5, 0, 1, 2, 3, 4],
+      },
       { filters: 6, basisSize: 2, kernelSize: 3, padding: 'same', useBias: false, form: 'full' },
       { filters: 6, basisSize: 2, kernelSize: 3, padding: 'same', useBias: false },
     ];
@@ -209,5 +232,42 @@ describe('BasisConv2D', () => {
       expect(tf.memory().numTensors).toBe(before);
       expect(layer.getWeights()[1]!.dataSync()[0]).not.toBe(initial);
     }
+  });
+});
+
+describe('BasisConv2D on the wasm backend', () => {
+  beforeAll(async () => {
+    await initEngine();
+  });
+  afterAll(async () => {
+    await initEngine({ backend: 'cpu' });
+  });
+
+  it('gives the folded layer its outputs and gradients through the fused matMul kernel', () => {
+    const args: BasisConv2DArgs = {
+      filters: 6,
+      basisSize: 2,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu6',
+    };
+    const factored = built({ ...args, execution: 'factored', seed: 6 }, 3);
+    const folded = built({ ...args, execution: 'folded' }, 3);
+    const [basis, coefficients] = factored.getWeights();
+    const weights = [basis!, coefficients!, tf.tensor1d([0.5, -0.5, 1, 0, -1, 2])];
+    factored.setWeights(weights);
+    folded.setWeights(weights);
+    const x = tf.mul(randomInput([2, 6, 6, 3]), 4);
+    const probe = randomInput([2, 6, 6, 6], 9);
+    const gradients = (layer: BasisConv2D) => {
+      const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, probe)) as tf.Scalar;
+      const { grads } = tf.variableGrads(loss, variables);
+      return [layer.apply(x) as tf.Tensor, ...variables.map((v) => grads[v.name]!)];
+    };
+    const expected = gradients(folded);
+    gradients(factored).forEach((actual, i) => {
+      expect(relativeDifference(actual, expected[i]!)).toBeLessThan(1e-5);
+    });
   });
 });

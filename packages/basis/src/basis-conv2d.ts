@@ -8,7 +8,10 @@ type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 type Kwargs = Parameters<layers.Layer['call']>[1];
 type Shape = (number | null)[];
 
-/** Activations the layer can apply (fused into the convolution when it runs one, else after the 1×1 step). */
+/**
+ * Activations the layer can apply: fused into the convolution when it runs one (folded), else relu and relu6
+ * into the 1×1 step's matMul and the others after it.
+ */
 export const BASIS_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'sigmoid'] as const;
 /** An activation {@link BasisConv2D} can apply. */
 export type BasisActivation = (typeof BASIS_ACTIVATIONS)[number];
@@ -94,28 +97,70 @@ function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConst
   return assemble(coefficientsT) as tf.Tensor2D;
 }
 
-/*
- * y = z·M (+ bias) over the channel dimension, with a gradient that transposes the operands explicitly:
- * the wasm backend's matMul with transposeA/transposeB (what tfjs's own matMul gradient uses) is 4–10×
- * slower than transpose + plain matMul (measured with bench/src/layers.ts's shapes).
+/** Activations the wasm backend's matMul applies as it writes its output (XNNPACK clamps), so for free. */
+type ClampActivation = 'linear' | 'relu' | 'relu6';
+
+function isClamp(activation: BasisActivation): activation is ClampActivation {
+  return activation === 'linear' || activation === 'relu' || activation === 'relu6';
+}
+
+/** dy through a clamp activation, from its output y: zero where the clamp cut the value off. */
+function throughClamp(dy: tf.Tensor, y: tf.Tensor, activation: ClampActivation): tf.Tensor {
+  if (activation === 'linear') return dy;
+  if (activation === 'relu') return tf.mul(dy, tf.step(y));
+  return tf.mul(dy, tf.cast(tf.logicalAnd(tf.greater(y, 0), tf.less(y, 6)), 'float32'));
+}
+
+type ChannelMix = (z: tf.Tensor2D, mixing: tf.Tensor2D, bias?: tf.Tensor1D) => tf.Tensor2D;
+
+/**
+ * a·b (+ bias, then the activation) as one kernel. Not `tf.fused.matMul`: while a gradient is being recorded
+ * it splits into matMul, add and activation (its own gradient needs the pre-activation); ours needs only y.
  */
-const mixGradients = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-  const [z, mixing] = saved as [tf.Tensor2D, tf.Tensor2D];
-  return [tf.matMul(dy as tf.Tensor2D, tf.transpose(mixing)), tf.matMul(tf.transpose(z), dy as tf.Tensor2D)];
+function fusedMatMul(
+  a: tf.Tensor2D,
+  b: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  activation: ClampActivation,
+): tf.Tensor2D {
+  if (bias === undefined && activation === 'linear') return tf.matMul(a, b);
+  // The kernel takes rank-3 operands, as tf.fused.matMul hands them over.
+  const inputs: tf.NamedTensorMap = { a: tf.expandDims(a, 0), b: tf.expandDims(b, 0) };
+  if (bias !== undefined) inputs.bias = bias;
+  const attrs = { transposeA: false, transposeB: false, activation };
+  return tf.squeeze(tf.engine().runKernel(tf._FusedMatMul, inputs, attrs) as tf.Tensor3D, [0]);
+}
+
+/*
+ * y = act(z·M + bias) over the channel dimension, as ONE fused matMul that writes the layer's output (no
+ * concat of basis and combination outputs, whose gradient would copy slices of dy). The gradient transposes
+ * the operands explicitly: the wasm backend's matMul with transposeA/transposeB (what tfjs's own matMul
+ * gradient uses) runs a naive loop instead of XNNPACK, 4–10× slower (bench/src/layers.ts's shapes).
+ */
+function channelMixFor(activation: ClampActivation): ChannelMix {
+  const mix = tf.customGrad((...args) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [z, mixing, bias] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D | undefined];
+    const y = fusedMatMul(z, mixing, bias, activation);
+    save([z, mixing, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [zs, ms, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dPre = throughClamp(dy, ys, activation) as tf.Tensor2D;
+        const grads = [tf.matMul(dPre, tf.transpose(ms)), tf.matMul(tf.transpose(zs), dPre)];
+        return bias === undefined ? grads : [...grads, tf.sum(dPre, 0)];
+      },
+    };
+  });
+  return (z, mixing, bias) => (bias === undefined ? mix(z, mixing) : mix(z, mixing, bias)) as tf.Tensor2D;
+}
+
+const CHANNEL_MIX: Record<ClampActivation, ChannelMix> = {
+  linear: channelMixFor('linear'),
+  relu: channelMixFor('relu'),
+  relu6: channelMixFor('relu6'),
 };
-const channelMix = tf.customGrad((...args) => {
-  const [z, mixing, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
-  save([z, mixing]);
-  return { value: tf.matMul(z, mixing), gradFunc: mixGradients };
-});
-const channelMixWithBias = tf.customGrad((...args) => {
-  const [z, mixing, bias, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
-  save([z, mixing]);
-  return {
-    value: tf.fused.matMul({ a: z, b: mixing, bias }),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [...mixGradients(dy, saved), tf.sum(dy, 0)],
-  };
-});
 
 const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
   linear: (x) => x,
@@ -130,8 +175,11 @@ const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
  * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
  *
  * The forward pass is one convolution with B followed by ONE 1×1 step: a matMul over the channel dimension
- * with the m × C_out weight `[I_m | A'ᵀ]` (columns in `outputOrder`) and the bias fused, so the output is
- * written by one op (then the activation, if any). See {@link BasisExecution} for the folded alternative. Weights, in `getWeights()` order: `basis_kernel` `[kh, kw, C_in, m]`,
+ * with the m × C_out weight `[I_m | A'ᵀ]` (columns in `outputOrder`), bias and relu/relu6 fused, so the
+ * output is written by one op. The identity block costs m² multiply-adds per pixel more than combining only
+ * the C_out − m outputs and concatenating, but on wasm that concat (and the slices of dy its gradient takes)
+ * is 4–8× slower than the whole matMul. See {@link BasisExecution} for the folded alternative.
+ * Weights, in `getWeights()` order: `basis_kernel` `[kh, kw, C_in, m]`,
  * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
  * then `bias` `[C_out]` when `useBias`.
  */
@@ -325,9 +373,10 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer {
       }
       const basisOutputs = tf.conv2d(x, basis, this.strides, this.padding, 'NHWC', this.dilationRate);
       const [n, h, w] = basisOutputs.shape;
-      const z = tf.reshape(basisOutputs, [n * h * w, this.basisSize]);
-      const mixed = bias === undefined ? channelMix(z, mixing) : channelMixWithBias(z, mixing, bias);
-      return ACTIVATIONS[this.activation](tf.reshape(mixed, [n, h, w, this.filters]));
+      const z = tf.reshape(basisOutputs, [n * h * w, this.basisSize]) as tf.Tensor2D;
+      const fused = isClamp(this.activation) ? this.activation : 'linear';
+      const y = tf.reshape(CHANNEL_MIX[fused](z, mixing, bias), [n, h, w, this.filters]);
+      return fused === this.activation ? y : ACTIVATIONS[this.activation](y);
     });
   }
 
@@ -343,8 +392,8 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer {
   /** W = A·B as a conv kernel `[kh, kw, C_in, C_out]`: the basis filters times the 1×1 step's weight. */
   private foldedKernel(basis: tf.Tensor4D, mixing: tf.Tensor2D): tf.Tensor4D {
     const [kh, kw, inChannels] = basis.shape;
-    const flat = tf.reshape(basis, [kh * kw * inChannels, this.basisSize]);
-    return tf.reshape(channelMix(flat, mixing), [kh, kw, inChannels, this.filters]);
+    const flat = tf.reshape(basis, [kh * kw * inChannels, this.basisSize]) as tf.Tensor2D;
+    return tf.reshape(CHANNEL_MIX.linear(flat, mixing), [kh, kw, inChannels, this.filters]);
   }
 
   /**

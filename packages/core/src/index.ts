@@ -22,8 +22,8 @@ export {
   UnsupportedLayerError,
   UnsupportedModelError,
 } from './errors.js';
+export { foldBatchNorm } from './fold.js';
 export { parseStrategyOptions } from './options.js';
-export { type LoadStrategyPluginOptions, loadStrategyPlugin } from './plugin.js';
 export { StrategyRegistry } from './registry.js';
 export { type LayerSelection, layerNameMatcher } from './select.js';
 export type {

@@ -6,7 +6,7 @@ import {
   PluginImportError,
   UnknownStrategyError,
 } from './errors.js';
-import { loadStrategyPlugin } from './plugin.js';
+import { loadStrategyPlugin } from './node.js';
 import { StrategyRegistry } from './registry.js';
 import { identityStrategy } from './test/identity-strategy.js';
 

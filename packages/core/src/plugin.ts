@@ -1,3 +1,6 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'import-meta-resolve';
 import { z } from 'zod';
 import { InvalidPluginError, PluginImportError } from './errors.js';
 import { valueAt } from './options.js';
@@ -61,14 +64,11 @@ function exportedStrategies(module: Record<string, unknown>): { where: string; v
 }
 
 /** The URL to import: file paths resolved against `from`, package names resolved as Node would from there. */
-async function moduleUrl(specifier: string, from: string | undefined): Promise<string> {
+function moduleUrl(specifier: string, from: string | undefined): string {
   if (specifier.startsWith('file:')) return specifier;
-  // Node modules are imported here, not at the top, so that core stays loadable in a browser bundle.
-  const [path, { pathToFileURL }] = await Promise.all([import('node:path'), import('node:url')]);
   const base = path.resolve(from ?? process.cwd());
   const isPath = specifier.startsWith('.') || path.isAbsolute(specifier) || /^[A-Za-z]:[\\/]/.test(specifier);
   if (isPath) return pathToFileURL(path.resolve(base, specifier)).href;
-  const { resolve } = await import('import-meta-resolve');
   return resolve(specifier, pathToFileURL(path.join(base, path.sep)).href);
 }
 
@@ -89,7 +89,7 @@ export async function loadStrategyPlugin(
 ): Promise<DecompositionStrategy[]> {
   let module: Record<string, unknown>;
   try {
-    module = (await import(await moduleUrl(specifier, options.from))) as Record<string, unknown>;
+    module = (await import(moduleUrl(specifier, options.from))) as Record<string, unknown>;
   } catch (error) {
     throw new PluginImportError(specifier, error);
   }

@@ -1,19 +1,13 @@
 import { dispose, type Tensor } from '@tensorflow/tfjs-core';
-import {
-  model as functionalModel,
-  input,
-  type LayersModel,
-  type SymbolicTensor,
-} from '@tensorflow/tfjs-layers';
-import { cloneLayer, copyWeights } from './clone.js';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { convCost } from './cost.js';
 import {
   InvalidDecompositionError,
   SelectionError,
   UnknownLayerError,
   UnsupportedLayerError,
-  UnsupportedModelError,
 } from './errors.js';
+import { callLike, rebuildGraph } from './graph.js';
 import { parseStrategyOptions } from './options.js';
 import { closeNames, type LayerSelection, selectLayers } from './select.js';
 import type {
@@ -188,99 +182,44 @@ function supportReason<Options>(
   return null;
 }
 
-/** Calls `layer` on `inputs` the way `node` called the original. */
-function callLike(layer: Layer, node: GraphNode, inputs: SymbolicTensor[]): SymbolicTensor[] {
-  const output = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs);
-  return (Array.isArray(output) ? output : [output]) as SymbolicTensor[];
-}
-
 function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/**
- * Rebuilds the graph around the replacements. Every layer built here is pushed to `built` as soon as it
- * owns weights, so the caller can dispose them if anything fails.
- */
+/** Rebuilds the graph around the replacements (every other layer copied with its weights). */
 function rebuild<Options>(
   model: LayersModel,
   strategy: DecompositionStrategy<Options>,
   plans: Map<Layer, PlannedRewrite<Options>>,
   init: InitMode,
-  built: Layer[],
 ): { model: LayersModel; report: LayerReplacement<Options>[] } {
-  const tensors = new Map<SymbolicTensor, SymbolicTensor>();
-  const lookup = (t: SymbolicTensor, layer: Layer) => {
-    const mapped = tensors.get(t);
-    if (mapped === undefined) {
-      throw new UnsupportedModelError(
-        layer.name,
-        `its input '${t.name}' comes from outside the model's graph`,
-      );
-    }
-    return mapped;
-  };
-  const inputs = model.inputs.map((original) => {
-    const fresh = input({
-      batchShape: original.shape,
-      dtype: original.dtype,
-      name: original.sourceLayer.name,
-    });
-    tensors.set(original, fresh);
-    return fresh;
-  });
   // Names in use in the new model: every original name, until its layer is replaced.
   const taken = new Set(model.layers.map((l) => l.name));
   const report: LayerReplacement<Options>[] = [];
-  // model.layers is in topological order (tfjs sorts containers' layers by depth, inputs first).
-  for (const layer of model.layers) {
-    if (model.inputLayers.includes(layer)) continue;
-    const node = nodeInModel(model, layer);
-    const layerInputs = node.inputTensors.map((t) => lookup(t, layer));
+  const rebuilt = rebuildGraph(model, (layer, node, layerInputs, built) => {
     const plan = plans.get(layer);
-    let outputs: SymbolicTensor[];
-    if (plan === undefined) {
-      const clone = cloneLayer(layer);
-      clone.setFastWeightInitDuringBuild(true); // zeros, not random draws: the weights are overwritten below
-      outputs = callLike(clone, node, layerInputs);
-      built.push(clone);
-      const weights = copyWeights(layer);
-      clone.setWeights(weights);
-      dispose(weights);
-    } else {
-      const decomposition = strategy.decompose(plan.target, plan.options, { init, seed: plan.seed });
-      try {
-        outputs = [
-          insertDecomposition(strategy, plan.target, decomposition, layerInputs, node, taken, built),
-        ];
-      } finally {
-        dispose((decomposition.weights ?? []).flat());
-      }
-      if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
-      report.push({
-        layer: layer.name,
-        className: plan.target.className,
-        replacements: decomposition.layers.map((l) => l.name),
-        options: plan.options,
-        seed: plan.seed,
-        ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
-        before: convCost(plan.target.conv),
-        after: decomposition.cost ?? strategy.cost(plan.target.conv, plan.options),
-      });
+    if (plan === undefined) return undefined;
+    const decomposition = strategy.decompose(plan.target, plan.options, { init, seed: plan.seed });
+    let output: SymbolicTensor;
+    try {
+      output = insertDecomposition(strategy, plan.target, decomposition, layerInputs, node, taken, built);
+    } finally {
+      dispose((decomposition.weights ?? []).flat());
     }
-    node.outputTensors.forEach((original, i) => {
-      const mapped = outputs[i];
-      if (mapped === undefined) {
-        throw new UnsupportedModelError(
-          layer.name,
-          `its copy returned ${outputs.length} outputs, expected more`,
-        );
-      }
-      tensors.set(original, mapped);
+    if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
+    report.push({
+      layer: layer.name,
+      className: plan.target.className,
+      replacements: decomposition.layers.map((l) => l.name),
+      options: plan.options,
+      seed: plan.seed,
+      ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
+      before: convCost(plan.target.conv),
+      after: decomposition.cost ?? strategy.cost(plan.target.conv, plan.options),
     });
-  }
-  const outputs = model.outputs.map((t) => lookup(t, t.sourceLayer));
-  return { model: functionalModel({ inputs, outputs, name: model.name }), report };
+    return [output];
+  });
+  return { model: rebuilt, report };
 }
 
 /** Applies the decomposition's layers in sequence, checks names and shapes, and sets their initial weights. */
@@ -331,16 +270,6 @@ function insertDecomposition<Options>(
   return current[0]!;
 }
 
-function disposeBuilt(layers: readonly Layer[]): void {
-  for (const layer of layers) {
-    try {
-      layer.dispose();
-    } catch {
-      // Already disposed or never used: nothing of it to release.
-    }
-  }
-}
-
 /**
  * Rewrites the selected `Conv2D` layers of a functional model with `strategy`, returning a new model; every
  * other layer is cloned with copies of its weights, so the original model keeps its graph and weights and
@@ -355,12 +284,5 @@ export function applyStrategy<Options>(
 ): SurgeryResult<Options> {
   model = graphOf(model);
   const { plans, skipped } = planRewrites(model, strategy, request);
-  const built: Layer[] = [];
-  try {
-    const rebuilt = rebuild(model, strategy, plans, request.init ?? 'trained', built);
-    return { ...rebuilt, skipped };
-  } catch (error) {
-    disposeBuilt(built);
-    throw error;
-  }
+  return { ...rebuild(model, strategy, plans, request.init ?? 'trained'), skipped };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { type Decomposition, loadStrategyPlugin } from '@decompose/core';
+import type { Decomposition } from '@decompose/core';
+import { loadStrategyPlugin } from '@decompose/core/node';
 import '@tensorflow/tfjs-backend-cpu';
 import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from '@decompose/core/testing';
 import * as tf from '@tensorflow/tfjs-core';

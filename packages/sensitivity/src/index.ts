@@ -12,13 +12,17 @@ export {
   budgetSchema,
   type Choice,
   type CostTotals,
+  SENSITIVITY_METRICS,
   type Selection,
+  type SelectOptions,
+  type SensitivityMetric,
   selectGreedy,
   selectPerLayer,
 } from './selection.js';
 export {
   accuracyDrop,
   type LayerBaseline,
+  lossIncrease,
   type Metric,
   type ScanEntry,
   type SensitivityTable,

@@ -79,11 +79,16 @@ export function accuracyDrop(table: SensitivityTable, entry: ScanEntry): number 
   return table.baseline.accuracy - entry.metric.accuracy;
 }
 
+/** Calibration loss gained by an entry relative to the baseline (positive = worse). */
+export function lossIncrease(table: SensitivityTable, entry: ScanEntry): number {
+  return entry.metric.loss - table.baseline.loss;
+}
+
 /** The table as CSV: one row per entry, with the dense cost beside the decomposed one. */
 export function sensitivityCsv(table: SensitivityTable): string {
   const dense = new Map(table.layers.map((l) => [l.layer, l]));
   const header =
-    'layer,ratio,accuracy,loss,accuracy_drop,params,dense_params,forward_macs,dense_forward_macs,measured_ms,dense_measured_ms';
+    'layer,ratio,accuracy,loss,accuracy_drop,loss_increase,params,dense_params,forward_macs,dense_forward_macs,measured_ms,dense_measured_ms';
   const rows = table.entries.map((e) => {
     const base = dense.get(e.layer);
     return [
@@ -92,6 +97,7 @@ export function sensitivityCsv(table: SensitivityTable): string {
       e.metric.accuracy,
       e.metric.loss,
       accuracyDrop(table, e),
+      lossIncrease(table, e),
       e.cost.params,
       base?.cost.params ?? '',
       e.cost.forwardMacs,

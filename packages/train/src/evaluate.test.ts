@@ -1,5 +1,11 @@
 import { createBatchStream } from '@decompose/cifar10';
-import { initEngine, softmaxCrossEntropy } from '@decompose/engine';
+import {
+  createGradientComputer,
+  type GradientComputer,
+  GradientWorkerError,
+  initEngine,
+  softmaxCrossEntropy,
+} from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from './evaluate.js';
@@ -44,5 +50,52 @@ describe('evaluate', () => {
     await evaluate(model, data, 16);
     expect(tf.memory().numTensors).toBe(tensors);
     expect(statistics()).toEqual(before);
+  });
+});
+
+describe('evaluate over gradient workers', () => {
+  const data = syntheticImages(30);
+
+  it('gives the loss and accuracy of main-thread evaluation, with the main model’s current weights', async () => {
+    const model = tinyModel();
+    const computer = await createGradientComputer({ model, workers: 2, numClasses: 10, backend: 'cpu' });
+    try {
+      // A step moves the BatchNorm statistics, then the main thread changes every weight on its own (as the
+      // optimizer does after each step): the workers must evaluate with these.
+      const [batch] = [...createBatchStream(data, { batchSize: 16, shuffle: false }).epoch(0)];
+      await computer.compute(batch!);
+      const changed = model.getWeights().map((w) => tf.add(tf.mul(w, 1.1), 0.01));
+      model.setWeights(changed);
+      tf.dispose(changed);
+
+      const here = await evaluate(model, data, 8);
+      const split = await evaluate(model, data, 8, { computer });
+      expect(split.count).toBe(30);
+      expect(split.loss).toBeCloseTo(here.loss, 5);
+      expect(split.accuracy).toBe(here.accuracy);
+
+      const tensors = tf.memory().numTensors;
+      const workerTensors = await computer.workerTensorCounts();
+      await evaluate(model, data, 8, { computer });
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(await computer.workerTensorCounts()).toEqual(workerTensors);
+    } finally {
+      await computer.close();
+    }
+  });
+
+  it('rejects, leaking nothing, when a worker dies (the pool itself is tested in @decompose/engine)', async () => {
+    const model = tinyModel();
+    const failure = new GradientWorkerError(1, 'step', 'the thread exited with code 3');
+    const dying: GradientComputer = {
+      workers: 2,
+      compute: () => Promise.reject(failure),
+      predict: () => Promise.reject(failure),
+      workerTensorCounts: () => Promise.resolve([]),
+      close: () => Promise.resolve(),
+    };
+    const tensors = tf.memory().numTensors;
+    await expect(evaluate(model, data, 8, { computer: dying })).rejects.toBe(failure);
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 });

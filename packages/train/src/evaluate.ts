@@ -1,5 +1,5 @@
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
-import { softmaxCrossEntropy } from '@decompose/engine';
+import { type GradientComputer, softmaxCrossEntropy } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { InvalidTrainingOptionError } from './errors.js';
@@ -40,25 +40,43 @@ export function modelGeometry(model: LayersModel): { exampleShape: number[]; num
   return { exampleShape: exampleShape as number[], numClasses };
 }
 
+/** Where {@link evaluate} runs the model. */
+export interface EvaluateOptions {
+  /**
+   * A gradient computer created for the same model (as `train` creates one): each batch then runs through
+   * its `predict`, which with workers splits the batch over them, each with the model's current weights and
+   * BatchNorm moving statistics. Without it, `model.predict` runs on this thread.
+   */
+  computer?: GradientComputer;
+}
+
 /**
  * Evaluates `model` in inference mode (BatchNorm uses its moving statistics) on `data`, normalised the way
- * `@decompose/cifar10` normalises training batches, in batches of `batchSize` images.
+ * `@decompose/cifar10` normalises training batches, in batches of `batchSize` images; on this thread, or
+ * over `options.computer`'s workers.
  */
 export async function evaluate(
   model: LayersModel,
   data: Cifar10Images,
   batchSize: number,
+  options: EvaluateOptions = {},
 ): Promise<EvaluationResult> {
   const { exampleShape, numClasses } = modelGeometry(model);
+  const { computer } = options;
   const stream = createBatchStream(data, { batchSize, shuffle: false, augment: false });
   const started = performance.now();
   let lossSum = 0;
   let correct = 0;
   for (const batch of stream.epoch(0)) {
+    const predicted = computer ? await computer.predict(batch) : undefined;
     const [loss, hits] = tf.tidy(() => {
-      const images = tf.tensor(batch.images, [batch.count, ...exampleShape], 'float32');
       const labels = tf.tensor1d(batch.labels, 'int32');
-      const logits = model.predict(images) as tf.Tensor2D;
+      // The whole batch in one call (predict's default cuts it into batches of 32).
+      const logits = predicted
+        ? tf.tensor2d(predicted, [batch.count, numClasses])
+        : (model.predict(tf.tensor(batch.images, [batch.count, ...exampleShape], 'float32'), {
+            batchSize: batch.count,
+          }) as tf.Tensor2D);
       const batchLoss = softmaxCrossEntropy(logits, labels, numClasses, 0);
       const batchHits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'int32'));
       return [batchLoss, batchHits];

@@ -13,7 +13,7 @@ export {
   InvalidTrainingOptionError,
   TrainingDivergedError,
 } from './errors.js';
-export { type EvaluationResult, evaluate } from './evaluate.js';
+export { type EvaluateOptions, type EvaluationResult, evaluate } from './evaluate.js';
 export {
   createSchedule,
   type LrSchedule,

@@ -237,7 +237,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
       const trainSeconds = (performance.now() - started) / 1000;
-      const evaluation = evalData ? await evaluate(model, evalData, evalBatchSize) : null;
+      const evaluation = evalData ? await evaluate(model, evalData, evalBatchSize, { computer }) : null;
       const metrics: EpochMetrics = {
         epoch,
         epochs,

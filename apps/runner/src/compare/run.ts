@@ -195,7 +195,7 @@ async function runArm(
         out,
       );
     });
-    selection = select(scan, s.budget, s.selector);
+    selection = select(scan, s.budget, s.selector, s.metric);
     for (const line of formatSelection(selection)) out.log(line);
   }
 

@@ -2,7 +2,7 @@ import { type Budget, budgetSchema } from '@decompose/sensitivity';
 import { z } from 'zod';
 
 const BUDGET_FORM =
-  "expected 'params:F', 'macs:F' or 'time:F' (remove fraction F in (0, 1)) or 'drop:D' (accuracy drop D ≥ 0)";
+  "expected 'params:F', 'macs:F' or 'time:F' (remove fraction F in (0, 1)) or 'drop:D' (largest sensitivity D ≥ 0: accuracy drop, or loss increase with metric loss)";
 
 function budgetFromText(text: string): unknown {
   const match = /^\s*(params|macs|time|drop)\s*:\s*(\S+)\s*$/.exec(text);
@@ -15,7 +15,8 @@ function budgetFromText(text: string): unknown {
 
 /**
  * A budget given as text (`params:0.4`, `macs:0.4`, `time:0.3`: the fraction of the scanned layers' cost to
- * remove; `drop:0.01`: the largest accepted accuracy drop) or as the sensitivity package's object form.
+ * remove; `drop:0.01`: the largest accepted sensitivity, an accuracy drop or with metric loss a loss increase) or
+ * as the sensitivity package's object form.
  */
 export const budgetFieldSchema = z.unknown().transform((value, ctx): Budget => {
   const parsed = budgetSchema.safeParse(typeof value === 'string' ? budgetFromText(value) : value);

@@ -1,10 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Cifar10Images, splitCalibration } from '@decompose/cifar10';
 import { describeEngine, initEngine } from '@decompose/engine';
 import {
   type Budget,
   type Selection,
+  type SensitivityMetric,
   type SensitivityTable,
   selectGreedy,
   selectPerLayer,
@@ -15,15 +15,17 @@ import { renderChart } from '../charts.js';
 import { type CommandDeps, commandAction } from '../command.js';
 import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
-import { ConfigError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
 import { loadModel, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection } from '../report/selection.js';
+import { resolveCalibration } from './calibration.js';
 import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
 import { runScan } from './scan.js';
 import { locateTrainedModel } from './trained.js';
+
+export { calibrationSplit } from './calibration.js';
 
 /** Files `decompose sensitivity` writes under `--out`. */
 export const SENSITIVITY_FILES = {
@@ -41,34 +43,59 @@ export interface SensitivityResult {
   selection: Selection | null;
   /** Seed of the calibration split. */
   seed: number;
+  /** Images the scan measured on. */
+  calibrationSize: number;
   outDir: string;
 }
 
-/** A calibration split of `count` images held out of the training images, and the rest. */
-export function calibrationSplit(
-  trainImages: Cifar10Images,
-  count: number,
-  seed: number,
-  field: string,
-): { calibration: Cifar10Images; rest: Cifar10Images } {
-  if (count >= trainImages.count) {
-    throw new ConfigError([
-      `${field}: got ${count}; the calibration split must be smaller than the ${trainImages.count} training images`,
-    ]);
-  }
-  const split = splitCalibration(trainImages, { count, seed });
-  return { calibration: split.calibration, rest: split.train };
+/** The selector of a config (`greedy` or `per-layer`) applied to a table, ranking by `metric`. */
+export function select(
+  table: SensitivityTable,
+  budget: Budget,
+  selector: 'greedy' | 'per-layer',
+  metric: SensitivityMetric,
+): Selection {
+  return selector === 'greedy'
+    ? selectGreedy(table, budget, { metric })
+    : selectPerLayer(table, budget, { metric });
 }
 
-/** The selector of a config (`greedy` or `per-layer`) applied to a table. */
-export function select(table: SensitivityTable, budget: Budget, selector: 'greedy' | 'per-layer'): Selection {
-  return selector === 'greedy' ? selectGreedy(table, budget) : selectPerLayer(table, budget);
+/**
+ * How a selection was reached, beyond the explanation table: its metric, the per-layer search's accepted
+ * sensitivity, and for a reduction budget what was asked, reached before trimming and achieved.
+ */
+export function selectionDetails(selection: Selection): string {
+  const byAccuracy = selection.metric === 'accuracy';
+  const metric = byAccuracy ? 'accuracy drop' : 'loss increase';
+  const inUnits = (x: number) => (byAccuracy ? `${(100 * x).toFixed(2)} pp` : x.toPrecision(3));
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const parts = [`ranked by calibration ${metric}`];
+  if (selection.threshold !== undefined)
+    parts.push(`accepted per-layer ${metric} ${inUnits(selection.threshold)}`);
+  const { budget, reduction } = selection;
+  if (budget.kind === 'reduction') {
+    const achieved = { params: reduction.params, macs: reduction.macs, time: reduction.time ?? 0 }[
+      budget.target
+    ];
+    const untrimmed = selection.untrimmedReduction;
+    parts.push(
+      `${budget.target} removed ${pct(achieved)} for a target of ${pct(budget.reduction)}` +
+        (untrimmed !== undefined && untrimmed !== achieved ? ` (${pct(untrimmed)} before trimming)` : ''),
+    );
+  } else {
+    if (selection.method === 'greedy') parts.push(`total ${metric} at most ${inUnits(budget.maxDrop)}`);
+    parts.push(
+      `estimated total ${metric} ${inUnits(byAccuracy ? selection.estimatedDrop : selection.estimatedLossIncrease)}`,
+    );
+  }
+  return `${parts.join('; ')}; budget ${selection.met ? 'met' : 'NOT met'}`;
 }
 
 /**
  * `decompose sensitivity`: the layer × ratio scan of a trained model on a calibration split of the training
- * data (split with the training run's seed), resumable through `<out>/scan-cache.jsonl`; writes the table
- * (JSON, CSV), its heatmap (SVG, PNG) and, with a budget, the selection and its explanation.
+ * data (by default the images its training run held out; see {@link resolveCalibration}), resumable through
+ * `<out>/scan-cache.jsonl`; writes the table (JSON, CSV), its heatmap (SVG, PNG) and, with a budget, the
+ * selection and its explanation.
  */
 export async function runSensitivity(config: SensitivityConfig, out: Console): Promise<SensitivityResult> {
   const outDir = path.resolve(config.out);
@@ -79,13 +106,15 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
     const { strategy } = await resolveStrategy(config.strategy, '--strategy');
     const engine = await initEngine();
     for (const line of describeEngine(engine)) out.log(line);
-    const seed = config.seed ?? trained.trainingSeed ?? 0;
-    out.log(
-      `calibration split: ${config.calibration} training images, seed ${seed} ` +
-        `(${config.seed !== undefined ? '--seed' : trained.trainingSeed !== null ? "the training run's seed" : 'no training summary found: default'})`,
-    );
     const data = await loadData(config, out);
-    const { calibration, rest } = calibrationSplit(data.train, config.calibration, seed, '--calibration');
+    const { calibration, rest, seed, description, warning } = resolveCalibration(
+      data.train,
+      trained,
+      { count: config.calibration, seed: config.seed },
+      { count: '--calibration', model: '--model-dir' },
+    );
+    out.log(`calibration split: ${description}`);
+    if (warning !== null) out.log(warning);
     const model = await loadModel(trained.modelDir);
     try {
       const table = await runScan(
@@ -113,7 +142,8 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
         `scan done in ${table.seconds.toFixed(1)}s: ${table.entries.length} entries; ` +
           `wrote ${SENSITIVITY_FILES.table}, ${SENSITIVITY_FILES.csv}, ${SENSITIVITY_FILES.heatmap}.svg/.png to ${outDir}`,
       );
-      const selection = config.budget === undefined ? null : select(table, config.budget, config.selector);
+      const selection =
+        config.budget === undefined ? null : select(table, config.budget, config.selector, config.metric);
       await renderChart(
         sensitivityHeatmapSpec(table, selection?.choices),
         path.join(outDir, SENSITIVITY_FILES.heatmap),
@@ -125,9 +155,10 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
           ...selection,
         });
         for (const line of formatSelection(selection)) out.log(line);
+        out.log(selectionDetails(selection));
         out.log(`wrote ${path.join(outDir, SENSITIVITY_FILES.selection)} (use it with compress --selection)`);
       }
-      return { table, selection, seed, outDir };
+      return { table, selection, seed, calibrationSize: calibration.count, outDir };
     } finally {
       model.dispose();
     }
@@ -150,7 +181,12 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .option('--strategy <name>', 'basis | svd | tucker, or a plugin package name or file path')
     .option('--ratios <list>', 'comma-separated ratios to try (default 0.25,0.5,0.75)')
     .option('--layers <globs>', 'comma-separated layer names or globs (default: every supported convolution)')
-    .addOption(num('--calibration <n>', 'training images held out to measure on (default 500)'))
+    .addOption(
+      num(
+        '--calibration <n>',
+        'training images to measure on (default: those the training run held out with --hold-out, else 500 split anew)',
+      ),
+    )
     .addOption(
       num('--fine-tune-steps <k>', 'SGD steps after each decomposition before measuring (default 0)'),
     )
@@ -158,11 +194,17 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .option('--measure-time', 'measure forward+backward time of each entry (enables time: budgets)')
     .option(
       '--budget <budget>',
-      'params:F | macs:F | time:F (remove fraction F) | drop:D (max accuracy drop)',
+      'params:F | macs:F | time:F (remove fraction F) | drop:D (max sensitivity in --metric units)',
     )
     .option('--selector <kind>', 'greedy | per-layer (default greedy)')
+    .option(
+      '--metric <name>',
+      'accuracy | loss: sensitivity is the calibration accuracy drop or loss increase; drop:D is in its units (default accuracy)',
+    )
     .addOption(num('--batch <n>', 'batch size of evaluation and fine-tune steps (default 128)'))
-    .addOption(num('--seed <s>', "seed of the calibration split (default: the training run's)"))
+    .addOption(
+      num('--seed <s>', "seed of a new calibration split (default: the hold-out's, else the training run's)"),
+    )
     .option('--data <dir>', 'CIFAR-10 folder in the binary layout (default: the bundled subset)')
     .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
     .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')

@@ -1,6 +1,8 @@
+import { SENSITIVITY_METRICS } from '@decompose/sensitivity';
 import { z } from 'zod';
 import { trainConfigSchema } from '../config.js';
 import { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
+import { DEFAULT_CALIBRATION } from './calibration.js';
 
 const shared = trainConfigSchema.shape;
 
@@ -9,21 +11,27 @@ export const layersFieldSchema = z
   .union([z.string().transform((text) => text.split(',').map((s) => s.trim())), z.array(z.string())])
   .pipe(z.array(z.string().min(1, 'layer names and globs must not be empty')).min(1));
 
+const calibrationCount = z
+  .number()
+  .int('calibration must be a whole number of images')
+  .positive('calibration must be ≥ 1 image');
+
 /** Sensitivity scan settings shared by `decompose sensitivity` and a compare arm's `select`. */
 export const scanFields = {
   ratios: ratiosFieldSchema.default([0.25, 0.5, 0.75]),
   /** Images held out of the training data to measure each entry on. */
-  calibration: z
-    .number()
-    .int('calibration must be a whole number of images')
-    .positive('calibration must be ≥ 1 image')
-    .default(500),
+  calibration: calibrationCount.default(DEFAULT_CALIBRATION),
   /** SGD steps of fine-tuning after each single-layer decomposition (0: none). */
   fineTuneSteps: z.number().int().min(0, 'fineTuneSteps must be ≥ 0').default(0),
   fineTuneLr: z.number().positive('fineTuneLr must be > 0, e.g. 0.01').default(0.01),
   /** Measure each entry's forward+backward time (needed for `time:` budgets). */
   measureTime: z.boolean().default(false),
   selector: z.enum(['greedy', 'per-layer']).default('greedy'),
+  /**
+   * Sensitivity the selector ranks and bounds by: calibration accuracy drop, or loss increase (finer on a small
+   * calibration split, where accuracy moves in steps of 1/N). A `drop:D` budget is in the same units.
+   */
+  metric: z.enum(SENSITIVITY_METRICS).default('accuracy'),
 };
 
 /** `decompose sensitivity`. */
@@ -33,9 +41,11 @@ export const sensitivityConfigSchema = z
     strategy: z.string().min(1, 'strategy is basis, svd, tucker, or a plugin package name or path'),
     layers: layersFieldSchema.optional(),
     ...scanFields,
+    /** Default: the images the training run held out (`train --hold-out`), else a new split of 500. */
+    calibration: calibrationCount.optional(),
     budget: budgetFieldSchema.optional(),
     batch: shared.batch,
-    /** Seed of the calibration split; default the seed the model was trained with. */
+    /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
     seed: z.number().int().min(0).optional(),
     data: shared.data,
     download: shared.download,

@@ -1,12 +1,25 @@
 export { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
 export { type JsonlScanCache, openScanCache } from './cache.js';
 export {
+  type CalibrationImages,
   calibrationSplit,
+  DEFAULT_CALIBRATION,
+  type HoldOut,
+  heldOutImages,
+  holdOutSchema,
+  holdOutSplit,
+  imagesFingerprint,
+  type ResolvedCalibration,
+  resolveCalibration,
+  type TrainingRecord,
+} from './calibration.js';
+export {
   registerSensitivityCommand,
   runSensitivity,
   SENSITIVITY_FILES,
   type SensitivityResult,
   select,
+  selectionDetails,
 } from './command.js';
 export { layersFieldSchema, type SensitivityConfig, scanFields, sensitivityConfigSchema } from './config.js';
 export { matchConvolutions, runScan, type ScanRequest, scanLayers, weightsFingerprint } from './scan.js';

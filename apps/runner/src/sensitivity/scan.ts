@@ -15,6 +15,7 @@ import { ConfigError } from '../errors.js';
 import type { Console } from '../progress.js';
 import { percent } from '../train.js';
 import { openScanCache } from './cache.js';
+import { imagesFingerprint } from './calibration.js';
 
 /** Everything a scan of one model with one strategy needs. */
 export interface ScanRequest {
@@ -116,7 +117,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
   const scope = [
     weightsFingerprint(model),
     JSON.stringify(baseOptions),
-    `calib${calibration.count}`,
+    `calib${calibration.count}-${imagesFingerprint(calibration)}`,
     `seed${seed}`,
     request.fineTuneSteps > 0 ? `batch${batch}-lr${request.fineTuneLr}` : 'noft',
     request.measureTime ? `timed${TIMING_BATCH}` : 'untimed',

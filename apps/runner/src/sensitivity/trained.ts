@@ -4,16 +4,21 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { RUN_FILES } from '../train.js';
+import { holdOutSchema, type TrainingRecord } from './calibration.js';
 
-/** A trained model's folder and the seed its training run used. */
-export interface TrainedModel {
+/**
+ * A trained model's folder and what its training run's summary.json says about calibration: the run's seed and
+ * the images it held out (both null when the run left no summary).
+ */
+export interface TrainedModel extends TrainingRecord {
   /** The folder holding model.json. */
   modelDir: string;
-  /** The training run's seed (from its summary.json), or null when the run left no summary. */
-  trainingSeed: number | null;
 }
 
-const summarySchema = z.object({ config: z.object({ seed: z.number().int().min(0) }) });
+const summarySchema = z.object({
+  config: z.object({ seed: z.number().int().min(0) }),
+  holdOut: holdOutSchema.nullable().optional(),
+});
 
 /**
  * Finds a trained model from `dir`: either the model folder itself (holding model.json; the run's summary is
@@ -35,5 +40,9 @@ export async function locateTrainedModel(dir: string, field: string): Promise<Tr
   }
   const text = await readFile(path.join(found.runDir, RUN_FILES.summary), 'utf8').catch(() => null);
   const summary = text === null ? null : summarySchema.safeParse(JSON.parse(text));
-  return { modelDir: found.modelDir, trainingSeed: summary?.success ? summary.data.config.seed : null };
+  return {
+    modelDir: found.modelDir,
+    trainingSeed: summary?.success ? summary.data.config.seed : null,
+    holdOut: summary?.success ? (summary.data.holdOut ?? null) : null,
+  };
 }

@@ -1,6 +1,5 @@
-// Importing the layer packages registers their custom classes (BasisConv2D) with tfjs serialization, so the
-// stock loadLayersModel can rebuild compressed models. SVD replacements are stock layers and need nothing.
-import '@decompose/basis';
+// Registers the custom layer classes (BasisConv2D) that compressed models may use.
+import '../page-layers.js';
 import {
   type Cifar10Images,
   decodeBatch,

@@ -1,13 +1,17 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { GradientOptionsError, InvalidBatchError } from './errors.js';
 
-/** One batch, NHWC float images already normalised/augmented, integer class labels. */
-export interface TrainingBatch {
+/** Examples to run a model on: NHWC float images, already normalised. */
+export interface ImageBatch {
   /** `count` examples, each laid out as the model's input shape (e.g. height × width × channels), back to back. */
   images: Float32Array;
+  count: number;
+}
+
+/** One training batch: images already normalised/augmented, and integer class labels. */
+export interface TrainingBatch extends ImageBatch {
   /** `count` class indices in [0, numClasses). */
   labels: Int32Array;
-  count: number;
 }
 
 /** The shape of one example the model takes (its input shape without the batch dimension). */
@@ -26,9 +30,9 @@ export function exampleShapeOf(model: LayersModel): number[] {
   return shape as number[];
 }
 
-/** Throws {@link InvalidBatchError} unless the batch holds `count` examples of `exampleSize` floats with valid labels. */
-export function checkBatch(batch: TrainingBatch, exampleSize: number, numClasses: number): void {
-  const { images, labels, count } = batch;
+/** Throws {@link InvalidBatchError} unless the batch holds `count` examples of `exampleSize` floats. */
+export function checkImages(batch: ImageBatch, exampleSize: number): void {
+  const { images, count } = batch;
   if (!Number.isInteger(count) || count < 1) {
     throw new InvalidBatchError(`Batch count must be a positive integer; got ${count}.`);
   }
@@ -37,6 +41,12 @@ export function checkBatch(batch: TrainingBatch, exampleSize: number, numClasses
       `Batch images hold ${images.length} floats; ${count} examples of ${exampleSize} need ${count * exampleSize}.`,
     );
   }
+}
+
+/** Throws {@link InvalidBatchError} unless the batch holds `count` examples of `exampleSize` floats with valid labels. */
+export function checkBatch(batch: TrainingBatch, exampleSize: number, numClasses: number): void {
+  checkImages(batch, exampleSize);
+  const { labels, count } = batch;
   if (labels.length !== count) {
     throw new InvalidBatchError(
       `Batch has ${labels.length} labels for ${count} examples; give one label each.`,

@@ -100,6 +100,24 @@ describe('createGradientComputer with workers: 0', () => {
     expect(await computer.workerTensorCounts()).toEqual([]);
   });
 
+  it('predicts as model.predict in inference mode, leaving BatchNorm statistics alone and leaking nothing', async () => {
+    const model = smallConvNet([6, 6, 3], numClasses, { batchNorm: true });
+    const computer = await createGradientComputer({ model, workers: 0, numClasses });
+    await computer.compute(randomBatch(8, [6, 6, 3], numClasses)); // moving statistics away from their init
+    const statistics = model.nonTrainableWeights.map((weight) => weight.read().dataSync());
+    const batch = randomBatch(40, [6, 6, 3], numClasses, 2);
+    const expected = tf.tidy(() =>
+      (model.predict(tf.tensor4d(batch.images, [40, 6, 6, 3])) as tf.Tensor).dataSync(),
+    );
+    const outputs = await computer.predict(batch);
+    expect(outputs).toHaveLength(40 * numClasses);
+    expect(maxDifference(outputs, expected)).toBeLessThan(1e-6);
+    expect(model.nonTrainableWeights.map((weight) => weight.read().dataSync())).toEqual(statistics);
+    const tensors = tf.memory().numTensors;
+    await computer.predict(batch);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+
   it('rejects bad options, bad batches and use after close with typed errors', async () => {
     const model = linearClassifier(exampleShape, numClasses);
     await expect(createGradientComputer({ model, workers: -1, numClasses })).rejects.toThrow(
@@ -113,8 +131,14 @@ describe('createGradientComputer with workers: 0', () => {
     ).rejects.toThrow(GradientOptionsError);
     const computer = await createGradientComputer({ model, workers: 0, numClasses });
     await expect(computer.compute(randomBatch(2, [4, 4, 2], numClasses))).rejects.toThrow(InvalidBatchError);
+    await expect(computer.predict({ images: new Float32Array(47), count: 1 })).rejects.toThrow(
+      InvalidBatchError,
+    );
     await computer.close();
     await expect(computer.compute(randomBatch(2, exampleShape, numClasses))).rejects.toThrow(
+      GradientComputerClosedError,
+    );
+    await expect(computer.predict(randomBatch(2, exampleShape, numClasses))).rejects.toThrow(
       GradientComputerClosedError,
     );
   });

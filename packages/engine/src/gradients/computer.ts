@@ -4,11 +4,11 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendName } from '../backends.js';
-import { checkBatch, exampleShapeOf, type TrainingBatch } from './batch.js';
+import { checkBatch, checkImages, exampleShapeOf, type ImageBatch, type TrainingBatch } from './batch.js';
 import { GradientComputerClosedError, GradientOptionsError } from './errors.js';
 import { labelSmoothingProblem, type ModelOutputKind } from './loss.js';
 import { WorkerPool } from './pool.js';
-import { type GradientResult, type LossSettings, outputKindOf, trainingStep } from './step.js';
+import { type GradientResult, inferenceStep, type LossSettings, outputKindOf, trainingStep } from './step.js';
 
 /** What {@link createGradientComputer} computes gradients of, and where. */
 export interface GradientComputerOptions {
@@ -34,7 +34,10 @@ export interface GradientComputerOptions {
   output?: ModelOutputKind;
 }
 
-/** Computes the loss and gradients of a model on batches, in this thread or over worker threads. */
+/**
+ * Computes the loss and gradients of a model on batches, and its outputs in inference mode, in this thread or
+ * over worker threads.
+ */
 export interface GradientComputer {
   readonly workers: number;
   /**
@@ -44,6 +47,14 @@ export interface GradientComputer {
    * throws or exits (the computer is closed after that).
    */
   compute(batch: TrainingBatch): Promise<GradientResult>;
+  /**
+   * The outputs of `model`'s current weights on the batch, in inference mode (BatchNorm normalises with
+   * `model`'s moving statistics and leaves them as they are), as `count` rows of `numClasses` back to back.
+   * In worker mode each worker runs one slice of the batch with the main model's weights, BatchNorm moving
+   * statistics included, copied to it first. Throws {@link InvalidBatchError} for a malformed batch and
+   * {@link GradientWorkerError} when a worker throws or exits (the computer is closed after that).
+   */
+  predict(batch: ImageBatch): Promise<Float32Array>;
   /** `tf.memory().numTensors` in each worker (empty with `workers: 0`), to check that steps leak nothing. */
   workerTensorCounts(): Promise<number[]>;
   /** Stops the workers. Later calls to `compute` throw {@link GradientComputerClosedError}. */
@@ -109,6 +120,12 @@ class InThreadGradientComputer implements GradientComputer {
     if (this.closed) throw new GradientComputerClosedError();
     checkBatch(batch, this.exampleSize, this.loss.numClasses);
     return trainingStep(this.model, batch, this.exampleShape, this.loss);
+  }
+
+  async predict(batch: ImageBatch): Promise<Float32Array> {
+    if (this.closed) throw new GradientComputerClosedError();
+    checkImages(batch, this.exampleSize);
+    return inferenceStep(this.model, batch, this.exampleShape);
   }
 
   async workerTensorCounts(): Promise<number[]> {

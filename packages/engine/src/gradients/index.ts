@@ -1,4 +1,4 @@
-export type { TrainingBatch } from './batch.js';
+export type { ImageBatch, TrainingBatch } from './batch.js';
 export { createGradientComputer, type GradientComputer, type GradientComputerOptions } from './computer.js';
 export {
   GradientComputerClosedError,

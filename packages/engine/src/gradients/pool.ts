@@ -3,7 +3,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
 import type { PyJsonDict } from '@tensorflow/tfjs-layers/dist/keras_format/types.js';
 import type { BackendName } from '../backends.js';
-import { checkBatch, splitBatch, type TrainingBatch } from './batch.js';
+import {
+  type BatchSlice,
+  checkBatch,
+  checkImages,
+  type ImageBatch,
+  splitBatch,
+  type TrainingBatch,
+} from './batch.js';
 import type { GradientComputer } from './computer.js';
 import {
   describeError,
@@ -124,7 +131,8 @@ class WorkerHandle {
 /**
  * Data-parallel gradients over worker threads: each step writes the model's weights into shared memory,
  * gives each worker a contiguous slice of the batch, and averages the workers' gradients and BatchNorm
- * statistics weighted by slice size.
+ * statistics weighted by slice size. Predictions go the same way: current weights into shared memory, a
+ * slice to each worker, their outputs put back together in batch order.
  */
 export class WorkerPool implements GradientComputer {
   private readonly trainable: LayerVariable[];
@@ -134,6 +142,8 @@ export class WorkerPool implements GradientComputer {
   private readonly weights: Float32Array;
   private readonly handles: WorkerHandle[] = [];
   private readonly exampleSize: number;
+  /** Bumped whenever the shared buffer gets different weights (workers start with none: version 0 is never sent). */
+  private weightsVersion = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private failure: GradientWorkerError | undefined;
@@ -187,10 +197,13 @@ export class WorkerPool implements GradientComputer {
   async compute(batch: TrainingBatch): Promise<GradientResult> {
     this.assertOpen();
     checkBatch(batch, this.exampleSize, this.settings.loss.numClasses);
-    // Steps share the weight buffer, so they run one after another.
-    const result = this.tail.then(() => this.step(batch));
-    this.tail = result.catch(() => undefined);
-    return result;
+    return this.queue(() => this.step(batch));
+  }
+
+  async predict(batch: ImageBatch): Promise<Float32Array> {
+    this.assertOpen();
+    checkImages(batch, this.exampleSize);
+    return this.queue(() => this.forward(batch));
   }
 
   async workerTensorCounts(): Promise<number[]> {
@@ -215,26 +228,90 @@ export class WorkerPool implements GradientComputer {
     void this.close();
   }
 
-  private async step(batch: TrainingBatch): Promise<GradientResult> {
-    this.assertOpen();
-    const trainableSize = this.trainableLayout.size;
-    readWeights(this.trainable, this.trainableLayout, this.weights.subarray(0, trainableSize));
-    const before = this.weights.subarray(trainableSize);
-    readWeights(this.nonTrainable, this.nonTrainableLayout, before);
+  /** Runs requests one after another: they share the weight buffer. */
+  private queue<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
 
-    const parts = splitBatch(batch.count, this.handles.length).flatMap((slice, index) => {
+  /**
+   * Writes the main model's current weights (trainable, then non-trainable: BatchNorm moving statistics) into
+   * the shared buffer the workers load them from, bumping `weightsVersion` if they changed, and returns the
+   * non-trainable part.
+   */
+  private publishWeights(): Float32Array {
+    const trainableSize = this.trainableLayout.size;
+    const nonTrainable = this.weights.subarray(trainableSize);
+    const trainableChanged = readWeights(
+      this.trainable,
+      this.trainableLayout,
+      this.weights.subarray(0, trainableSize),
+    );
+    const nonTrainableChanged = readWeights(this.nonTrainable, this.nonTrainableLayout, nonTrainable);
+    if (trainableChanged || nonTrainableChanged) this.weightsVersion++;
+    return nonTrainable;
+  }
+
+  /** The workers that get a slice of a batch of `count` (all of them unless `count` is smaller), with their slices. */
+  private partsOf(count: number): { handle: WorkerHandle; slice: BatchSlice; share: number }[] {
+    return splitBatch(count, this.handles.length).flatMap((slice, index) => {
       const handle = this.handles[index];
-      return handle && slice.count > 0 ? [{ handle, slice, share: slice.count / batch.count }] : [];
+      return handle && slice.count > 0 ? [{ handle, slice, share: slice.count / count }] : [];
     });
+  }
+
+  /** A copy of the images of `slice` (the copy is transferred to the worker). */
+  private imagesOf(batch: ImageBatch, slice: BatchSlice): Float32Array<ArrayBuffer> {
+    return batch.images.slice(slice.start * this.exampleSize, (slice.start + slice.count) * this.exampleSize);
+  }
+
+  private async forward(batch: ImageBatch): Promise<Float32Array> {
+    this.assertOpen();
+    this.publishWeights();
+    const parts = this.partsOf(batch.count);
     const answers = await Promise.all(
       parts.map(({ handle, slice }) => {
-        const end = slice.start + slice.count;
-        const images = batch.images.slice(slice.start * this.exampleSize, end * this.exampleSize);
-        const labels = batch.labels.slice(slice.start, end);
-        return handle.request({ type: 'step', images, labels, count: slice.count }, [
-          images.buffer,
-          labels.buffer,
-        ]);
+        const images = this.imagesOf(batch, slice);
+        const request: ToWorker = {
+          type: 'predict',
+          images,
+          count: slice.count,
+          weightsVersion: this.weightsVersion,
+        };
+        return handle.request(request, [images.buffer]);
+      }),
+    );
+    const outputSize = this.settings.loss.numClasses;
+    const outputs = new Float32Array(batch.count * outputSize);
+    for (const [p, answer] of answers.entries()) {
+      const part = parts[p];
+      if (answer.type !== 'predicted' || part === undefined) {
+        throw new Error(
+          `Gradient worker ${p} answered a prediction with '${answer.type}' (a bug in @decompose/engine).`,
+        );
+      }
+      outputs.set(answer.outputs, part.slice.start * outputSize);
+    }
+    return outputs;
+  }
+
+  private async step(batch: TrainingBatch): Promise<GradientResult> {
+    this.assertOpen();
+    const before = this.publishWeights();
+    const parts = this.partsOf(batch.count);
+    const answers = await Promise.all(
+      parts.map(({ handle, slice }) => {
+        const images = this.imagesOf(batch, slice);
+        const labels = batch.labels.slice(slice.start, slice.start + slice.count);
+        const request: ToWorker = {
+          type: 'step',
+          images,
+          labels,
+          count: slice.count,
+          weightsVersion: this.weightsVersion,
+        };
+        return handle.request(request, [images.buffer, labels.buffer]);
       }),
     );
 

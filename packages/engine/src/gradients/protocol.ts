@@ -19,7 +19,7 @@ export interface WorkerSetup {
   exampleShape: number[];
   trainable: WeightLayout;
   nonTrainable: WeightLayout;
-  /** Current weights, written by the main thread before each step: trainable first, then non-trainable. */
+  /** Current weights, written by the main thread before each request: trainable first, then non-trainable. */
   weights: SharedArrayBuffer;
   /** This worker's gradients, one slot per trainable weight. */
   gradients: SharedArrayBuffer;
@@ -27,12 +27,19 @@ export interface WorkerSetup {
   statistics: SharedArrayBuffer;
 }
 
+/**
+ * Requests that run the model carry the version of the weights in the shared buffer: the main thread bumps it
+ * whenever it writes different weights, and a worker reloads them only when the version differs from the one
+ * it last loaded, so that a run of predictions keeps its tensors (and the backend's cached conv operators).
+ */
 export type ToWorker =
-  | { type: 'step'; images: Float32Array; labels: Int32Array; count: number }
+  | { type: 'step'; images: Float32Array; labels: Int32Array; count: number; weightsVersion: number }
+  | { type: 'predict'; images: Float32Array; count: number; weightsVersion: number }
   | { type: 'memory' };
 
 export type FromWorker =
   | { type: 'ready'; backend: string }
   | { type: 'stepped'; loss: number; correct: number; numTensors: number }
+  | { type: 'predicted'; outputs: Float32Array }
   | { type: 'memory'; numTensors: number }
   | { type: 'failed'; message: string };

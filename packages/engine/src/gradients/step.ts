@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
-import type { TrainingBatch } from './batch.js';
+import { accelerateBatchNormTraining } from '../batch-norm-training.js';
+import type { ImageBatch, TrainingBatch } from './batch.js';
 import { crossEntropy, type ModelOutputKind } from './loss.js';
 
 /** How the loss is computed from a model's output. */
@@ -31,7 +32,8 @@ export function outputKindOf(model: LayersModel): ModelOutputKind {
 /**
  * Runs `model` in training mode on a validated batch of examples shaped `exampleShape`, and returns the mean
  * loss, the number of correct predictions and the gradients of the trainable weights. Like `model.fit`, the
- * training-mode call updates BatchNorm moving statistics.
+ * training-mode call updates BatchNorm moving statistics. BatchNorm layers train through the engine's fused
+ * op ({@link accelerateBatchNormTraining}).
  */
 export function trainingStep(
   model: LayersModel,
@@ -39,6 +41,7 @@ export function trainingStep(
   exampleShape: readonly number[],
   settings: LossSettings,
 ): GradientResult {
+  accelerateBatchNormTraining(model);
   const trainable = model.trainableWeights;
   let output: tf.Tensor2D | undefined;
   const { value, grads } = tf.tidy(() => {
@@ -67,6 +70,23 @@ export function trainingStep(
   } finally {
     tf.dispose([value, output as tf.Tensor, ...Object.values(grads)]);
   }
+}
+
+/**
+ * Runs `model` in inference mode (BatchNorm normalises with its moving statistics, which stay as they are) on
+ * a validated batch of examples shaped `exampleShape`, and returns its outputs, `count` rows back to back.
+ */
+export function inferenceStep(
+  model: LayersModel,
+  batch: ImageBatch,
+  exampleShape: readonly number[],
+): Float32Array {
+  return tf.tidy(() => {
+    const images = tf.tensor(batch.images, [batch.count, ...exampleShape], 'float32');
+    // The whole batch in one call (predict's default would cut it into batches of 32).
+    const output = model.predict(images, { batchSize: batch.count }) as tf.Tensor;
+    return output.dataSync() as Float32Array;
+  });
 }
 
 /** The core variable behind a layers weight (what `tf.variableGrads` differentiates with respect to). */

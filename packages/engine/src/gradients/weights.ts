@@ -46,15 +46,26 @@ export function checkSameLayout(expected: WeightLayout, actual: WeightLayout, wh
   }
 }
 
-/** Copies the current values of `variables` into `target` at `layout`'s offsets. */
+/** Copies the current values of `variables` into `target` at `layout`'s offsets; true if any value changed. */
 export function readWeights(
   variables: readonly LayerVariable[],
   layout: WeightLayout,
   target: Float32Array,
-): void {
+): boolean {
+  let changed = false;
   variables.forEach((variable, i) => {
-    target.set(variable.read().dataSync() as Float32Array, layout.offsets[i]);
+    const values = variable.read().dataSync() as Float32Array;
+    const slot = weightView(target, layout, i);
+    changed ||= !sameValues(values, slot);
+    slot.set(values);
   });
+  return changed;
+}
+
+/** Whether two arrays of the same length hold the same values (a plain loop: this runs on every weight). */
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** Sets `variables` to the values stored in `source` at `layout`'s offsets. */

@@ -1,5 +1,6 @@
 // A gradient worker: rebuilds the model from its topology, then per step loads the shared weights, computes
-// the loss and gradients of its batch slice and writes them (and its updated BatchNorm statistics) back.
+// the loss and gradients of its batch slice and writes them (and its updated BatchNorm statistics) back; per
+// prediction loads the shared weights and sends back the model's outputs on its slice, in inference mode.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,13 +10,13 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../index.js';
 import { describeError } from './errors.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
-import { trainingStep } from './step.js';
+import { inferenceStep, trainingStep } from './step.js';
 import { checkSameLayout, layoutOf, readWeights, weightView, writeWeights } from './weights.js';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort;
 if (port === null) throw new Error('The gradient worker must run in a worker thread.');
-const send = (message: FromWorker) => port.postMessage(message);
+const send = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 /** A setup module as an import specifier: bare names resolve from `resolveFrom`, then from this file. */
 function importable(specifier: string): string {
@@ -38,10 +39,21 @@ async function start(): Promise<tfl.LayersModel> {
   return model;
 }
 
-function step(model: tfl.LayersModel, message: Extract<ToWorker, { type: 'step' }>): FromWorker {
+/** The version of the shared weights the model holds; -1 when none, or when a step changed its statistics. */
+let loadedVersion = -1;
+
+/** Sets the model's weights, BatchNorm moving statistics included, to the main thread's current ones. */
+function loadSharedWeights(model: tfl.LayersModel, version: number): void {
+  if (version === loadedVersion) return;
+  loadedVersion = version;
   const weights = new Float32Array(setup.weights);
   writeWeights(model.trainableWeights, setup.trainable, weights.subarray(0, setup.trainable.size));
   writeWeights(model.nonTrainableWeights, setup.nonTrainable, weights.subarray(setup.trainable.size));
+}
+
+function step(model: tfl.LayersModel, message: Extract<ToWorker, { type: 'step' }>): FromWorker {
+  loadSharedWeights(model, message.weightsVersion);
+  loadedVersion = -1; // the training-mode call below moves this worker's BatchNorm statistics its own way
   const result = trainingStep(model, message, setup.exampleShape, setup.loss);
   const gradients = new Float32Array(setup.gradients);
   result.gradients.forEach((gradient, i) => {
@@ -51,15 +63,19 @@ function step(model: tfl.LayersModel, message: Extract<ToWorker, { type: 'step' 
   return { type: 'stepped', loss: result.loss, correct: result.correct, numTensors: tf.memory().numTensors };
 }
 
+function predict(model: tfl.LayersModel, message: Extract<ToWorker, { type: 'predict' }>): void {
+  loadSharedWeights(model, message.weightsVersion);
+  const outputs = inferenceStep(model, message, setup.exampleShape).slice();
+  send({ type: 'predicted', outputs }, [outputs.buffer]);
+}
+
 try {
   const model = await start();
   port.on('message', (message: ToWorker) => {
     try {
-      send(
-        message.type === 'step'
-          ? step(model, message)
-          : { type: 'memory', numTensors: tf.memory().numTensors },
-      );
+      if (message.type === 'step') send(step(model, message));
+      else if (message.type === 'predict') predict(model, message);
+      else send({ type: 'memory', numTensors: tf.memory().numTensors });
     } catch (error) {
       send({ type: 'failed', message: describeError(error) });
     }

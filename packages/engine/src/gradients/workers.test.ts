@@ -130,6 +130,59 @@ describe('BatchNorm over worker threads', () => {
   });
 });
 
+describe('predictions over worker threads', () => {
+  let model: tfl.LayersModel;
+  let computer: GradientComputer;
+  const predictHere = (batch: TrainingBatch) =>
+    tf.tidy(() =>
+      (model.predict(tf.tensor(batch.images, [batch.count, ...exampleShape])) as tf.Tensor).dataSync(),
+    );
+  const statistics = () => model.nonTrainableWeights.map((weight) => weight.read().dataSync());
+
+  beforeAll(async () => {
+    model = smallConvNet(exampleShape, numClasses, { batchNorm: true });
+    computer = await createGradientComputer({ model, workers: 2, numClasses, backend });
+  });
+  afterAll(() => computer.close());
+
+  it('predict with the main model’s current weights and moving statistics, leaving them alone', async () => {
+    const changeWeights = (shift: number) => {
+      const changed = model.getWeights().map((weight, i) => tf.add(tf.mul(weight, 0.9), shift * (i + 1)));
+      model.setWeights(changed);
+      tf.dispose(changed);
+    };
+    const expectSamePredictions = async (counts: number[]) => {
+      for (const count of counts) {
+        const batch = randomBatch(count, exampleShape, numClasses, 12);
+        const outputs = await computer.predict(batch);
+        expect(outputs).toHaveLength(count * numClasses);
+        expect(maxDifference(outputs, predictHere(batch))).toBeLessThan(1e-5);
+      }
+    };
+    // A step moves the statistics (the workers' average), then the main thread changes every weight on
+    // its own (as an optimizer and a checkpoint restore would): the workers must predict with these.
+    await computer.compute(randomBatch(8, exampleShape, numClasses, 11));
+    changeWeights(0.01);
+    const before = statistics();
+    // 7 examples: slices of 4 and 3, put back in order; 1 example: the second worker sits it out.
+    await expectSamePredictions([7, 1]);
+    expect(statistics()).toEqual(before);
+    // Weights changed between two predictions, with no step in between, reach the workers too.
+    changeWeights(-0.02);
+    await expectSamePredictions([7]);
+  });
+
+  it('leaks no tensors over 20 predictions, in this thread or in the workers', async () => {
+    const batch = randomBatch(6, exampleShape, numClasses, 13);
+    await computer.predict(batch);
+    const mainTensors = tf.memory().numTensors;
+    const workerTensors = await computer.workerTensorCounts();
+    for (let i = 1; i < 20; i++) await computer.predict(batch);
+    expect(tf.memory().numTensors).toBe(mainTensors);
+    expect(await computer.workerTensorCounts()).toEqual(workerTensors);
+  });
+});
+
 describe('worker failures', () => {
   const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).href;
 
@@ -180,7 +233,27 @@ describe('worker failures', () => {
       });
       // The computer is closed from then on, and says why.
       await expect(computer.compute(batch)).rejects.toThrow(GradientWorkerError);
+      await expect(computer.predict(batch)).rejects.toThrow(GradientWorkerError);
       await computer.close();
     },
   );
+
+  it('rejects predict, rather than hanging, when a worker exits during a prediction', async () => {
+    const computer = await createGradientComputer({
+      model: crashingModel('exit'),
+      workers: 2,
+      numClasses,
+      backend,
+      setupModules: ['./fixtures/crash-in-worker.mjs'],
+      resolveFrom: import.meta.url,
+    });
+    const batch = randomBatch(4, exampleShape, numClasses);
+    await expect(computer.predict(batch)).rejects.toMatchObject({
+      name: 'GradientWorkerError',
+      phase: 'step',
+      reason: expect.stringMatching(/exited with code 3/),
+    });
+    await expect(computer.predict(batch)).rejects.toThrow(GradientWorkerError);
+    await computer.close();
+  });
 });

@@ -15,10 +15,8 @@ const batchNormGradSums: KernelFunc = ({ inputs, backend }) => {
   const channels = x.shape[x.shape.length - 1] ?? 0;
   const sumDy = wasm.makeOutput([channels], 'float32');
   const sumDyCentered = wasm.makeOutput([channels], 'float32');
-  const xs = wasm.typedArrayFromHeap(x);
-  const dys = wasm.typedArrayFromHeap(dy);
   const means = Float64Array.from(wasm.typedArrayFromHeap(mean));
-  const { sum: totals, products } = channelMoments(xs, dys, channels);
+  const { sum: totals, products } = channelMoments(wasm, x, dy, channels);
   // Σ dy·(x − mean) = Σ dy·x − mean·Σ dy, in float64.
   const centeredTotals = products.map((total, c) => total - (means[c] as number) * (totals[c] as number));
   wasm.typedArrayFromHeap(sumDy).set(totals);

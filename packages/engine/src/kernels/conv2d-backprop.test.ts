@@ -59,6 +59,9 @@ const cases: ConvCase[] = [
   conv('1×3 s2 valid', 2, 16, 8, 16, [1, 3], 2, 'valid'),
   conv('1×1 after k×k (s1)', 2, 16, 8, 32, 1, 1),
   conv('3×3 valid', 2, 10, 8, 8, 3, 1, 'valid'),
+  // Output channels not a multiple of 4 take the XNNPACK route instead of the SIMD kernel.
+  conv('3×3 s2 same, 6 outputs', 2, 9, 5, 6, 3, 2),
+  conv('1×1 s1, 10 outputs', 2, 8, 4, 10, 1, 1),
   conv('3×3 s2 valid, odd leftover', 2, 10, 4, 8, 3, 2, 'valid'),
   conv('3×3 s2 same, odd size', 2, 7, 4, 8, 3, 2),
   conv('5×5 s2 same', 2, 12, 4, 8, 5, 2),

@@ -10,6 +10,7 @@ import {
   type NamedAttrMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { SimdKernels } from './simd.js';
 import { release, runWasmKernel, UnsupportedKernelInputError, type WasmBackend } from './wasm-backend.js';
 
 // Both gradients are rewritten as forward convolutions so they run on the wasm backend's XNNPACK Conv2D,
@@ -75,6 +76,13 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const info = convInfoFor(Conv2DBackpropFilter, x.shape as Shape4, convAttrs.filterShape, convAttrs);
   const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth } = info;
   const { strideHeight: sh, strideWidth: sw, padInfo } = info;
+  const simd = info.outChannels % 4 === 0 ? SimdKernels.of(wasm) : null;
+  if (simd !== null) {
+    // The engine's SIMD kernel reads x and dy in place: no transposes, no packing of dy as a filter.
+    const dW = wasm.makeOutput([kh, kw, info.inChannels, info.outChannels], 'float32');
+    simd.conv2dFilterGrad(x, dy, dW, [sh, sw], padInfo.top, padInfo.left);
+    return dW;
+  }
   const bottom = Math.max(0, kh - 1 + (outHeight - 1) * sh + 1 - inHeight - padInfo.top);
   const right = Math.max(0, kw - 1 + (outWidth - 1) * sw + 1 - inWidth - padInfo.left);
 

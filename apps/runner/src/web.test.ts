@@ -1,0 +1,211 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initEngine } from '@decompose/engine';
+import { BUILT_PAGE_DIR, MODEL_PATHS, NODE_PREDICTIONS_PATH, type NodePredictions } from '@decompose/web';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from './config.js';
+import { saveModel } from './models.js';
+import { runCli } from './program.js';
+import { Console } from './progress.js';
+import { runWeb, webConfigSchema } from './web.js';
+
+const subset = fileURLToPath(new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false });
+  return { code, out, err };
+}
+
+/** A scale-by-one layer of a class the page does not register (as a plugin's own layer would be). */
+class TestScale extends tfl.layers.Layer {
+  static readonly className = 'TestScale';
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.clone(Array.isArray(inputs) ? inputs[0]! : inputs);
+  }
+}
+tf.serialization.registerClass(TestScale);
+
+/** conv → global average pool → dense: a small stock classifier of 32×32×3 images into 10 logits. */
+function tinyClassifier(convName = 'conv', extra?: tfl.layers.Layer, filters = 8): tfl.LayersModel {
+  const input = tfl.input({ shape: [32, 32, 3], name: 'image' });
+  let x = tfl.layers.conv2d({ name: convName, filters, kernelSize: 3, padding: 'same' }).apply(input);
+  if (extra) x = extra.apply(x);
+  x = tfl.layers.globalAveragePooling2d({ name: 'pool' }).apply(x);
+  const logits = tfl.layers.dense({ name: 'fc', units: 10 }).apply(x);
+  return tfl.model({ inputs: input, outputs: logits as tfl.SymbolicTensor });
+}
+
+async function saved(model: tfl.LayersModel, dir: string): Promise<string> {
+  await saveModel(model, dir);
+  model.dispose();
+  return dir;
+}
+
+describe('decompose web', () => {
+  let work: string;
+  let original: string;
+  let compressed: string;
+  let pageDir: string;
+  beforeAll(async () => {
+    await initEngine();
+    work = await mkdtemp(path.join(tmpdir(), 'decompose-web-'));
+    original = await saved(tinyClassifier(), path.join(work, 'tiny', 'model'));
+    // The compressed model as the runner writes it: decompose compress on the saved model.
+    const compress = await cli(
+      'compress',
+      ...[
+        '--model-dir',
+        original,
+        '--strategy',
+        'svd',
+        '--ratio',
+        '0.5',
+        '--out',
+        path.join(work, 'tiny-svd'),
+      ],
+      ...['--data', subset, '--limit-train', '8', '--limit-test', '8', '--batch', '8'],
+    );
+    expect(compress.err).toEqual([]);
+    compressed = path.join(work, 'tiny-svd');
+    // A stand-in for the built page (the real one needs vite build; the last test uses it when built).
+    pageDir = path.join(work, 'page');
+    await mkdir(path.join(pageDir, 'assets'), { recursive: true });
+    await writeFile(path.join(pageDir, 'index.html'), '<!doctype html><title>stand-in</title>');
+    await writeFile(path.join(pageDir, 'assets', 'index-x.js'), '// page');
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('writes the page, both models, the test images and Node predictions, and serves them', async () => {
+    const out = path.join(work, 'site');
+    const lines: string[] = [];
+    const result = await runWeb(
+      await resolveConfig(webConfigSchema, {
+        original,
+        compressed,
+        data: subset,
+        samples: 5,
+        out,
+        serve: true,
+        port: 0,
+      }),
+      new Console(false, (line) => lines.push(line)),
+      { pageDir },
+    );
+    try {
+      expect((await readdir(out)).sort()).toEqual([
+        'assets',
+        'index.html',
+        'models',
+        'node-predictions.json',
+        'test_batch.bin',
+      ]);
+      const images = await readFile(path.join(out, 'test_batch.bin'));
+      // Buffer.equals: a deep toEqual over 3 MB of bytes takes seconds.
+      expect(images.equals(await readFile(path.join(subset, 'test_batch.bin')))).toBe(true);
+      const predictions = JSON.parse(
+        await readFile(path.join(out, NODE_PREDICTIONS_PATH), 'utf8'),
+      ) as NodePredictions;
+      expect(predictions).toEqual(result.predictions);
+      expect(predictions.sampleCount).toBe(5);
+      for (const slot of ['original', 'compressed'] as const) {
+        expect(predictions.models[slot].classes).toHaveLength(5);
+        const weights = path.join(out, path.dirname(MODEL_PATHS[slot]), 'weights.bin');
+        expect(predictions.models[slot].weightBytes).toBe((await stat(weights)).size);
+      }
+      expect(predictions.models.compressed.weightBytes).toBeLessThan(predictions.models.original.weightBytes);
+      const served = await fetch(new URL(MODEL_PATHS.compressed, result.server!.url));
+      expect(await served.json()).toMatchObject({ modelTopology: expect.anything() });
+      expect(await (await fetch(result.server!.url)).text()).toContain('stand-in');
+      expect(lines.at(-1)).toBe(`serving ${out} on ${result.server!.url} (Ctrl-C to stop)`);
+    } finally {
+      await result.server?.close();
+    }
+  });
+
+  it.each([
+    {
+      problem: 'a missing model folder',
+      args: () => ['--original', path.join(work, 'nowhere'), '--compressed', compressed],
+      error: /^error: .*--original: got ".*nowhere"; expected a folder holding model\.json/,
+    },
+    {
+      problem: 'the same model twice',
+      args: () => ['--original', original, '--compressed', path.dirname(original)],
+      error: /--compressed: got the same model as --original/,
+    },
+    {
+      problem: 'a model not compressed from the original',
+      args: () => ['--original', path.join(work, 'other'), '--compressed', compressed],
+      error:
+        /--compressed: this model was not compressed from --original \(layers conv_svd_\w+, conv_svd_\w+ are not in --original; layers other of --original have no counterpart\)/,
+    },
+    {
+      problem: 'a layer class the page cannot load',
+      args: () => ['--original', original, '--compressed', path.join(work, 'custom')],
+      error: /--compressed: layer class TestScale \(e\.g\. layer conv_scale\) cannot load in the page/,
+    },
+    {
+      problem: '--port without --serve',
+      args: () => ['--original', original, '--compressed', compressed, '--port', '8080'],
+      error: /--port: got 8080; port is used only with serve; add --serve/,
+    },
+    {
+      problem: 'a negative --samples',
+      args: () => ['--original', original, '--compressed', compressed, '--samples', '-1'],
+      error: /--samples: got -1; samples must be ≥ 1/,
+    },
+  ])('refuses $problem with one clear error line (exit 2)', async ({ args, error }) => {
+    if (!existsSync(path.join(work, 'other'))) {
+      await saved(tinyClassifier('other'), path.join(work, 'other'));
+      await saved(tinyClassifier('conv', new TestScale({ name: 'conv_scale' })), path.join(work, 'custom'));
+    }
+    const out = path.join(work, 'refused');
+    const { code, err } = await cli('web', ...args(), '--data', subset, '--out', out);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toMatch(error);
+    expect(code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('warns when the compressed model is the larger one (the two swapped?)', async () => {
+    const larger = await saved(tinyClassifier('conv', undefined, 16), path.join(work, 'larger'));
+    const { code, out } = await cli(
+      'web',
+      ...['--original', original, '--compressed', larger, '--data', subset, '--samples', '1'],
+      ...['--out', path.join(work, 'larger-site')],
+    );
+    expect(code).toBe(0);
+    expect(out).toContain(
+      'warning: --compressed has more parameters (618) than --original (314); are the two swapped?',
+    );
+  });
+
+  it.skipIf(!existsSync(path.join(BUILT_PAGE_DIR, 'index.html')))(
+    'copies the built page through the CLI',
+    async () => {
+      const out = path.join(work, 'cli-site');
+      const {
+        code,
+        err,
+        out: lines,
+      } = await cli(
+        'web',
+        ...['--original', original, '--compressed', compressed, '--samples', '2', '--out', out],
+      );
+      expect(err).toEqual([]);
+      expect(code).toBe(0);
+      const html = await readFile(path.join(out, 'index.html'), 'utf8');
+      const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script).toBeDefined();
+      expect(existsSync(path.join(out, script!))).toBe(true);
+      expect(lines.at(-1)).toMatch(/run this again with --serve/);
+    },
+  );
+});

@@ -1,0 +1,194 @@
+import path from 'node:path';
+import { resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
+import { describeEngine, initEngine } from '@decompose/engine';
+import {
+  BUILT_PAGE_DIR,
+  copyPage,
+  type NodePredictions,
+  PAGE_LAYER_CLASSES,
+  prepareSite,
+  type SiteServer,
+  serveSite,
+} from '@decompose/web';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { type Command, Option } from 'commander';
+import { z } from 'zod';
+import { type CommandDeps, commandAction } from './command.js';
+import { numberArg } from './config.js';
+import { bundledSubset } from './data.js';
+import { ConfigError } from './errors.js';
+import { loadModel } from './models.js';
+import type { Console } from './progress.js';
+import { locateTrainedModel } from './sensitivity/index.js';
+
+/** `decompose web`. */
+export const webConfigSchema = z
+  .strictObject({
+    /** The model before compression: its folder (holding model.json) or its run folder (holding model/). */
+    original: z.string().min(1, 'original is the folder holding the original model.json'),
+    /** The compressed model, as `decompose compress` wrote it (`<out>/model` or `<out>`). */
+    compressed: z.string().min(1, 'compressed is the folder holding the compressed model.json'),
+    /** A CIFAR-10 folder in the binary layout whose test batch the page classifies; default the bundled subset. */
+    data: z.string().min(1).optional(),
+    /** Test images Node classifies, for comparing with the page's predictions. */
+    samples: z.number().int('samples must be a whole number').positive('samples must be ≥ 1').default(32),
+    out: z.string().min(1).default('runs/web'),
+    /** Serve `out` after preparing it, until interrupted. */
+    serve: z.boolean().default(false),
+    /** Port of `serve` (0 picks a free one); default 4173. */
+    port: z.number().int('port must be a whole number').min(0).max(65535, 'port must be ≤ 65535').optional(),
+  })
+  .refine((config) => config.port === undefined || config.serve, {
+    message: 'port is used only with serve; add --serve',
+    path: ['port'],
+  });
+/** A validated `decompose web` configuration, defaults filled in. */
+export type WebConfig = z.output<typeof webConfigSchema>;
+
+/** What `decompose web` produced. */
+export interface WebResult {
+  /** The folder holding the page and its files. */
+  outDir: string;
+  /** What Node predicted for the first test images (also in `<out>/node-predictions.json`). */
+  predictions: NodePredictions;
+  /** The running server with `serve`, else null; close it to let the process end. */
+  server: SiteServer | null;
+}
+
+/** Where the page's built files come from (a test points it at a stand-in). */
+export interface WebOptions {
+  pageDir?: string;
+}
+
+/** Whether `name` is `layer` itself or a replacement surgery named after it (`layer_svd_kxk`, `layer.basis`). */
+const namedAfter = (name: string, layer: string) => name === layer || name.startsWith(layer);
+
+/**
+ * Checks that `compressed` came from `original` by surgery: every layer of either is one of the other's or a
+ * replacement named after it, and every layer class is one of the original's or one the page registers.
+ *
+ * @throws ConfigError naming both flags and the first layers that do not match.
+ */
+export function checkCompressedFrom(original: tfl.LayersModel, compressed: tfl.LayersModel): void {
+  const originalNames = original.layers.map((layer) => layer.name);
+  const compressedNames = compressed.layers.map((layer) => layer.name);
+  const extra = compressedNames.filter((name) => !originalNames.some((layer) => namedAfter(name, layer)));
+  const missing = originalNames.filter((layer) => !compressedNames.some((name) => namedAfter(name, layer)));
+  if (extra.length > 0 || missing.length > 0) {
+    const listed = (names: string[]) => `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`;
+    throw new ConfigError([
+      '--compressed: this model was not compressed from --original (' +
+        [
+          extra.length > 0 ? `layers ${listed(extra)} are not in --original` : '',
+          missing.length > 0 ? `layers ${listed(missing)} of --original have no counterpart` : '',
+        ]
+          .filter(Boolean)
+          .join('; ') +
+        '); pass the model that decompose compress read (its --model-dir) as --original',
+    ]);
+  }
+  const known = new Set([...original.layers.map((layer) => layer.getClassName()), ...PAGE_LAYER_CLASSES]);
+  const unknown = compressed.layers.filter((layer) => !known.has(layer.getClassName()));
+  if (unknown.length > 0) {
+    const classes = [...new Set(unknown.map((layer) => layer.getClassName()))].join(', ');
+    throw new ConfigError([
+      `--compressed: layer class ${classes} (e.g. layer ${unknown[0]!.name}) cannot load in the page, which registers ` +
+        `only ${PAGE_LAYER_CLASSES.join(', ')} besides stock tfjs layers; compress with basis, svd or tucker to view it there`,
+    ]);
+  }
+}
+
+/**
+ * `decompose web`: fills `out` with the browser page, both models, the test images and Node's predictions for
+ * the first `samples` of them (see `@decompose/web`), then serves it with `serve`.
+ */
+export async function runWeb(config: WebConfig, out: Console, options: WebOptions = {}): Promise<WebResult> {
+  const originalDir = (await locateTrainedModel(config.original, '--original')).modelDir;
+  const compressedDir = (await locateTrainedModel(config.compressed, '--compressed')).modelDir;
+  if (originalDir === compressedDir) {
+    throw new ConfigError([
+      `--compressed: got the same model as --original (${originalDir}); pass the model decompose compress wrote (its --out, or <out>/model)`,
+    ]);
+  }
+  const engine = await initEngine();
+  for (const line of describeEngine(engine)) out.log(line);
+  const dataDir =
+    config.data === undefined ? bundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
+  const original = await loadModel(originalDir);
+  let compressed: tfl.LayersModel | null = null;
+  try {
+    compressed = await loadModel(compressedDir);
+    checkCompressedFrom(original, compressed);
+    const [before, after] = [original.countParams(), compressed.countParams()];
+    if (after > before) {
+      out.log(
+        `warning: --compressed has more parameters (${after}) than --original (${before}); are the two swapped?`,
+      );
+    }
+    const outDir = path.resolve(config.out);
+    // prepareSite checks the models before it writes anything; the page goes in once the data is there.
+    const predictions = await prepareSite({
+      dir: outDir,
+      original,
+      compressed,
+      testBatch: path.join(dataDir, TEST_FILE),
+      sampleCount: config.samples,
+    });
+    await copyPage(outDir, options.pageDir ?? BUILT_PAGE_DIR);
+    const { models } = predictions;
+    out.log(`original:   ${originalDir} (${before} parameters, ${models.original.weightBytes} weight bytes)`);
+    out.log(
+      `compressed: ${compressedDir} (${after} parameters, ${models.compressed.weightBytes} weight bytes)`,
+    );
+    out.log(
+      `wrote the page, both models, ${path.join(dataDir, TEST_FILE)} and Node's predictions for ` +
+        `${predictions.sampleCount} images to ${outDir}`,
+    );
+    if (!config.serve) {
+      out.log(`view it: run this again with --serve, or serve ${outDir} with any static server`);
+      return { outDir, predictions, server: null };
+    }
+    const server = await serveSite(outDir, { port: config.port });
+    out.log(`serving ${outDir} on ${server.url} (Ctrl-C to stop)`);
+    return { outDir, predictions, server };
+  } finally {
+    original.dispose();
+    compressed?.dispose();
+  }
+}
+
+const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+
+/** Adds `decompose web` to the program. */
+export function registerWebCommand(program: Command, deps: CommandDeps): Command {
+  const command = program
+    .command('web')
+    .description(
+      'Prepare the browser page for a compressed model and its original (both models, the test images, Node predictions to compare with) and optionally serve it.',
+    )
+    .addOption(new Option('--config <file>', 'YAML or JSON file of options; flags override it'))
+    .option('--original <dir>', 'the model before compression (folder holding model.json, or its run folder)')
+    .option(
+      '--compressed <dir>',
+      'the compressed model (e.g. the --out of decompose compress, or <out>/model)',
+    )
+    .option(
+      '--data <dir>',
+      'CIFAR-10 folder whose test batch the page classifies (default: the bundled subset)',
+    )
+    .addOption(num('--samples <n>', 'test images Node classifies for the comparison (default 32)'))
+    .option('--out <dir>', 'output folder: the page and its files (default runs/web)')
+    .option('--serve', 'serve the folder on 127.0.0.1 after preparing it, until Ctrl-C')
+    .addOption(num('--port <port>', 'port of --serve; 0 picks a free one (default 4173)'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ decompose web --original runs/r20/model --compressed runs/r20-basis --serve',
+        '  $ decompose web --original runs/r20 --compressed runs/r20-svd/model --samples 64 --out runs/r20-svd/site',
+        '',
+      ].join('\n'),
+    );
+  return commandAction(command, webConfigSchema, runWeb, deps);
+}
