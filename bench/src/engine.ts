@@ -264,7 +264,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    'wasm* = only the engine conv gradient kernels; stock tfjs-core gradients and wasm kernels otherwise',
+    'wasm* = only the engine conv gradient kernels; BatchNorm as tfjs ops, stock wasm kernels otherwise',
   );
   console.log(
     'eval: BatchNorm folded into the convs, on the workers in worker rows; baseline: unfolded, this thread',

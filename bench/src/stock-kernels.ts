@@ -9,7 +9,9 @@ import {
 } from '@tensorflow/tfjs-core';
 
 /** What the engine adds besides the conv gradients: restoring the stock ones measures what they bring. */
-const NON_CONV_KERNELS = ['Sum', 'Mean', 'Multiply', 'Add', 'Sub', 'Tile', 'Identity', 'Cast'];
+const NON_CONV_KERNELS = ['Sum', 'Mean', 'Multiply', 'Add', 'Sub', 'Tile', 'Identity', 'Cast', 'Slice'];
+/** Engine kernels with no stock counterpart: without them the fused BatchNorm op runs as tfjs ops. */
+const ENGINE_ONLY_KERNELS = ['DecomposeBatchNormTrain', 'DecomposeBatchNormTrainGrad'];
 const ENGINE_GRADIENTS = ['FusedBatchNorm', 'Mean'];
 
 /** The wasm backend's own kernels and tfjs' own gradients, captured before `initEngine` replaces them. */
@@ -34,11 +36,15 @@ export async function captureStockKernels(): Promise<StockKernels> {
   };
 }
 
-/** Puts the stock kernels and gradients back (until the next `initEngine`), keeping the engine's conv kernels. */
+/**
+ * Puts the stock kernels and gradients back and removes the engine's own BatchNorm kernels (until the next
+ * `initEngine`), keeping the engine's conv kernels.
+ */
 export function restoreStockKernels(stock: StockKernels): void {
   for (const config of stock.kernels) {
     unregisterKernel(config.kernelName, config.backendName);
     registerKernel(config);
   }
   for (const config of stock.gradients) registerGradient(config);
+  for (const name of ENGINE_ONLY_KERNELS) unregisterKernel(name, 'wasm');
 }

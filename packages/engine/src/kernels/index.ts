@@ -5,6 +5,7 @@ import { wasmBatchNormTrainConfig, wasmBatchNormTrainGradConfig } from './batch-
 import { wasmChannelKernels } from './channel-ops.js';
 import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
 import { meanGradConfig } from './mean-grad.js';
+import { wasmSliceConfig } from './slice.js';
 
 /** Kernels the engine adds to (or replaces in) the wasm backend so it can train convolutional networks. */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
@@ -14,6 +15,7 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmBatchNormGradSumsConfig,
   wasmBatchNormTrainConfig,
   wasmBatchNormTrainGradConfig,
+  wasmSliceConfig,
 ];
 
 /** Gradients the engine registers for every backend (exact replacements of slower tfjs-core ones). */
