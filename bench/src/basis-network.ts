@@ -14,7 +14,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basisStrategy } from '@decompose/basis';
 import { applyStrategy, costTable } from '@decompose/core';
-import { type EngineInfo, initEngine, softmaxCrossEntropy } from '@decompose/engine';
+import {
+  accelerateBatchNormTraining,
+  type EngineInfo,
+  initEngine,
+  softmaxCrossEntropy,
+} from '@decompose/engine';
 import { createCifarResNet, listConvLayers } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -64,6 +69,8 @@ function subjectFor(variant: NetworkVariant, images: tf.Tensor4D, labels: tf.Ten
     }).model;
     dense.dispose();
   }
+  // As the engine's training loop does: BatchNorm trains through the engine's fused op.
+  accelerateBatchNormTraining(model);
   const { total } = costTable(model, { strategies: [basisStrategy] });
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   return {

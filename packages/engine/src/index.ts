@@ -7,6 +7,11 @@ export {
   initEngine,
   type SkippedBackend,
 } from './backends.js';
+export {
+  accelerateBatchNormTraining,
+  type BatchNormTrainingResult,
+  batchNormTraining,
+} from './batch-norm-training.js';
 export { BackendUnavailableError, UnknownBackendError } from './errors.js';
 export {
   createGradientComputer,
