@@ -137,3 +137,59 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int batch, i
     }
   }
 }
+
+/*
+ * Input gradient of a 2-D convolution, NHWC: dx[n][i*sh + a - pad_top][j*sw + b - pad_left][ci] += sum over co of
+ * dy[n][i][j][co] * w_t[a][b][co][ci] for every output position (i, j) and tap (a, b) that lands inside dx, where
+ * w_t is the filter with its two channel axes swapped ([kh][kw][co][ci]). dx (batch*height*width*ci_total floats)
+ * is overwritten. ci_total must be a multiple of 4. Each dx vector is read and written once per position and tap,
+ * with all co products accumulated in registers in between.
+ */
+EXPORT("conv2d_input_grad")
+void conv2d_input_grad(const float* dy, const float* w_t, float* dx, int batch, int height, int width, int ci_total,
+                       int out_height, int out_width, int co_total, int kh, int kw, int sh, int sw, int pad_top,
+                       int pad_left) {
+  int size = batch * height * width * ci_total;
+  for (int k = 0; k < size; k += 4) wasm_v128_store(dx + k, wasm_f32x4_splat(0.0f));
+  for (int n = 0; n < batch; n++) {
+    for (int i = 0; i < out_height; i++) {
+      for (int a = 0; a < kh; a++) {
+        int y = i * sh + a - pad_top;
+        if (y < 0 || y >= height) continue;
+        for (int j = 0; j < out_width; j++) {
+          const float* g = dy + ((n * out_height + i) * out_width + j) * co_total;
+          for (int b = 0; b < kw; b++) {
+            int x = j * sw + b - pad_left;
+            if (x < 0 || x >= width) continue;
+            float* target = dx + ((n * height + y) * width + x) * ci_total;
+            const float* w = w_t + (a * kw + b) * co_total * ci_total;
+            int ci = 0;
+            for (; ci + 16 <= ci_total; ci += 16) {
+              v128_t s0 = wasm_v128_load(target + ci), s1 = wasm_v128_load(target + ci + 4);
+              v128_t s2 = wasm_v128_load(target + ci + 8), s3 = wasm_v128_load(target + ci + 12);
+              for (int co = 0; co < co_total; co++) {
+                v128_t d = wasm_v128_load32_splat(g + co);
+                const float* row = w + co * ci_total + ci;
+                s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(d, wasm_v128_load(row)));
+                s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(d, wasm_v128_load(row + 4)));
+                s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(d, wasm_v128_load(row + 8)));
+                s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(d, wasm_v128_load(row + 12)));
+              }
+              wasm_v128_store(target + ci, s0);
+              wasm_v128_store(target + ci + 4, s1);
+              wasm_v128_store(target + ci + 8, s2);
+              wasm_v128_store(target + ci + 12, s3);
+            }
+            for (; ci < ci_total; ci += 4) {
+              v128_t s0 = wasm_v128_load(target + ci);
+              for (int co = 0; co < co_total; co++)
+                s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load32_splat(g + co),
+                                                       wasm_v128_load(w + co * ci_total + ci)));
+              wasm_v128_store(target + ci, s0);
+            }
+          }
+        }
+      }
+    }
+  }
+}

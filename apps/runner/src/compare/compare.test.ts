@@ -74,6 +74,8 @@ describe('decompose compare', () => {
     const { code, err, out } = await compare('--config', configFile);
     expect(err).toEqual([]);
     expect(code).toBe(0);
+    // The scan's calibration images are kept out of the baseline's training.
+    expect(out.join('\n')).toContain('on 32 images (16 held out for the sensitivity scans)');
     const report = path.join(dir, 'reports', 'tiny');
     for (const file of ['report.md', 'results.json', 'results.csv', 'run.log']) {
       expect(existsSync(path.join(report, file)), file).toBe(true);
@@ -189,6 +191,19 @@ describe('decompose compare', () => {
     expect(message).toContain(`'arms.0.name' in ${bad}: got "a b"; name must be letters, digits`);
     expect(message).toContain(`'arms.0.select.budget' in ${bad}: got "params:2"; expected 'params:F'`);
     expect(message).toContain(`'colour' in ${bad}: unknown field`);
+    const twoSplits = path.join(dir, 'two-splits.yaml');
+    await writeFile(
+      twoSplits,
+      stringify({
+        arms: [
+          { name: 'a', strategy: 'basis', select: { budget: 'params:0.3', calibration: 16 } },
+          { name: 'b', strategy: 'svd', select: { budget: 'params:0.3', calibration: 32 } },
+        ],
+      }),
+    );
+    const split = await compare('--config', twoSplits);
+    expect(split.code).toBe(2);
+    expect(split.err.join('\n')).toContain('every arm that selects layers scans the same calibration split');
     // Strategy options are checked for every arm before any training.
     const options = path.join(dir, 'options.yaml');
     await writeFile(

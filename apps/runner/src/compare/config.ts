@@ -111,7 +111,24 @@ export const compareConfigSchema = z
         });
       seen.add(arm.name);
     }
+    // A baseline trained by compare keeps one calibration split out of its training: every selecting arm must
+    // scan on that same split.
+    const counts = c.arms.flatMap((arm, i) => (arm.select ? [{ i, count: arm.select.calibration }] : []));
+    const first = counts[0];
+    for (const { i, count } of counts.slice(1)) {
+      if (first !== undefined && count !== first.count)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['arms', i, 'select', 'calibration'],
+          message: `every arm that selects layers scans the same calibration split, held out of the baseline's training; got ${count} here and ${first.count} in arms.${first.i}`,
+        });
+    }
   });
+
+/** Calibration images the arms of `config` scan on (held out of a baseline trained by compare), or null. */
+export function calibrationCount(config: CompareConfig): number | null {
+  return config.arms.find((arm) => arm.select !== undefined)?.select?.calibration ?? null;
+}
 export type CompareConfig = z.output<typeof compareConfigSchema>;
 /** A compare configuration as written (defaults not yet filled), e.g. the demo preset. */
 export type CompareConfigInput = z.input<typeof compareConfigSchema>;

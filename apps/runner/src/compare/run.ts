@@ -32,7 +32,7 @@ import { calibrationSplit, select } from '../sensitivity/command.js';
 import { matchConvolutions, runScan, weightsFingerprint } from '../sensitivity/scan.js';
 import { locateTrainedModel } from '../sensitivity/trained.js';
 import { percent, trainOptions } from '../train.js';
-import type { ArmConfig, CompareConfig, Recipe } from './config.js';
+import { type ArmConfig, type CompareConfig, calibrationCount, type Recipe } from './config.js';
 import { measureModel, weightBytes } from './measure.js';
 import { writeCompareReport } from './report.js';
 import {
@@ -90,9 +90,12 @@ async function prepareBaseline(
   const dir = path.join(reportDir, COMPARE_FILES.baseline);
   const modelDir = path.join(dir, COMPARE_FILES.model);
   const recipeFile = path.join(dir, COMPARE_FILES.recipe);
+  // The arms' sensitivity scans measure on images the baseline never trained on.
+  const heldOut = calibrationCount(config);
+  const recipe = JSON.stringify({ ...b, heldOutForCalibration: heldOut });
   if (existsSync(path.join(modelDir, 'model.json'))) {
     const earlier = await readFile(recipeFile, 'utf8').catch(() => 'null');
-    if (earlier !== JSON.stringify(b)) {
+    if (earlier !== recipe) {
       throw new ConfigError([
         `'baseline': ${dir} holds a baseline trained with other settings (${recipeFile}); ` +
           'delete that folder to train it again, or use another run name',
@@ -102,17 +105,24 @@ async function prepareBaseline(
     phases.push({ phase: 'baseline training', seconds: 0, note: 'reused from an earlier run' });
     return { model: await loadModel(modelDir), modelDir, seed: b.seed, trainedHere: true };
   }
+  const trainData =
+    heldOut === null
+      ? data.train
+      : calibrationSplit(data.train, heldOut, b.seed, "'arms.select.calibration'").rest;
   const model = createCifarResNet({ arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed });
   try {
-    out.log(`baseline: training ${b.model} for ${b.epochs} epochs (lr ${b.lr}, ${b.schedule})`);
+    out.log(
+      `baseline: training ${b.model} for ${b.epochs} epochs (lr ${b.lr}, ${b.schedule}) on ${trainData.count} images` +
+        (heldOut === null ? '' : ` (${heldOut} held out for the sensitivity scans)`),
+    );
     await timed(phases, 'baseline training', async () => {
       await train({
-        ...trainOptions(b, { model, trainData: data.train, evalData: data.test, epochs: b.epochs }, out),
+        ...trainOptions(b, { model, trainData, evalData: data.test, epochs: b.epochs }, out),
         checkpointDir: path.join(dir, COMPARE_FILES.checkpoints),
         resume: true,
       });
       await saveModel(model, modelDir);
-      await writeAtomic(recipeFile, JSON.stringify(b));
+      await writeAtomic(recipeFile, recipe);
     });
   } catch (error) {
     model.dispose();

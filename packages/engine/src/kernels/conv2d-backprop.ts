@@ -247,7 +247,22 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const convAttrs = attrs as unknown as Conv2DBackpropInputAttrs;
   const info = convInfoFor(Conv2DBackpropInput, convAttrs.inputShape, filter.shape as Shape4, convAttrs);
-  if (info.strideHeight !== 1 || info.strideWidth !== 1) return stridedBackpropInput(wasm, dy, filter, info);
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) {
+    // Strided: the SIMD kernel scatters each dy pixel's products straight into dX (no phase convolutions and
+    // copies); stride 1 stays on XNNPACK, which is as fast there.
+    const simd = info.inChannels % 4 === 0 ? SimdKernels.of(wasm) : null;
+    if (simd === null) return stridedBackpropInput(wasm, dy, filter, info);
+    const dx = wasm.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
+    simd.conv2dInputGrad(
+      dy,
+      filter,
+      dx,
+      [info.strideHeight, info.strideWidth],
+      info.padInfo.top,
+      info.padInfo.left,
+    );
+    return dx;
+  }
   const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth, padInfo } = info;
   const rows = phaseTaps(0, 1, kh, padInfo.top, inHeight, outHeight);
   const cols = phaseTaps(0, 1, kw, padInfo.left, inWidth, outWidth);

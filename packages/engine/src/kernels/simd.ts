@@ -20,6 +20,24 @@ interface WebAssemblyApi {
 const webAssembly = (globalThis as unknown as { WebAssembly?: WebAssemblyApi }).WebAssembly;
 
 interface SimdExports {
+  conv2d_input_grad(
+    dy: number,
+    filterTransposed: number,
+    dx: number,
+    batch: number,
+    height: number,
+    width: number,
+    inChannels: number,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+  ): void;
   conv2d_filter_grad(
     x: number,
     dy: number,
@@ -208,5 +226,55 @@ export class SimdKernels {
       padTop,
       padLeft,
     );
+  }
+
+  /**
+   * Overwrites `dx` ([N, H, W, C_in]; C_in a multiple of 4) with the input gradient of a stride-(sh, sw)
+   * convolution with `filter` ([kh, kw, C_in, C_out]) whose output gradient is `dy` ([N, Ho, Wo, C_out]).
+   */
+  conv2dInputGrad(
+    dy: TensorInfo,
+    filter: TensorInfo,
+    dx: TensorInfo,
+    strides: [number, number],
+    padTop: number,
+    padLeft: number,
+  ): void {
+    const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
+    const [batch, height, width] = dx.shape as [number, number, number, number];
+    const size = kh * kw * inChannels * outChannels;
+    const [, outHeight, outWidth] = dy.shape as [number, number, number, number];
+    this.withScratch(4 * size, (transposed) => {
+      // [kh, kw, C_in, C_out] → [kh, kw, C_out, C_in], so the kernel reads C_in-contiguous rows. Views are made
+      // after the allocation, which may grow (and so replace) the heap's buffer.
+      const source = new Float32Array(this.memory.buffer, this.offset(filter), size);
+      const target = new Float32Array(this.memory.buffer, transposed, size);
+      for (let tap = 0; tap < kh * kw; tap++) {
+        const base = tap * inChannels * outChannels;
+        for (let i = 0; i < inChannels; i++) {
+          for (let o = 0; o < outChannels; o++) {
+            target[base + o * inChannels + i] = source[base + i * outChannels + o] as number;
+          }
+        }
+      }
+      this.exports.conv2d_input_grad(
+        this.offset(dy),
+        transposed,
+        this.offset(dx),
+        batch,
+        height,
+        width,
+        inChannels,
+        outHeight,
+        outWidth,
+        outChannels,
+        kh,
+        kw,
+        strides[0],
+        strides[1],
+        padTop,
+        padLeft,
+      );
+    });
   }
 }
