@@ -9,8 +9,6 @@
  * with like. Sharing only ever adds CPU time (caches, memory bandwidth), so ratios of the fastest samples
  * are recorded too: when the two disagree, the machine was busy. Environment: BENCH_REPS (rounds, default 5), BENCH_BATCH (default 128).
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basisStrategy } from '@decompose/basis';
 import { applyStrategy, costTable } from '@decompose/core';
@@ -24,6 +22,8 @@ import { createCifarResNet, listConvLayers } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type KernelTime, startKernelTimer } from './kernel-timer.js';
+import { printTable, writeAtomically } from './output.js';
+import { measure, median, type Samples } from './samples.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const BATCH = Number(process.env.BENCH_BATCH ?? 128);
@@ -98,25 +98,6 @@ function subjectFor(variant: NetworkVariant, images: tf.Tensor4D, labels: tf.Ten
         model.predict(images, { batchSize: BATCH });
       }),
   };
-}
-
-interface Samples {
-  cpu: number[];
-  wall: number[];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1] ?? Number.NaN;
-}
-
-function measure(fn: () => void, samples: Samples): void {
-  const wallStart = performance.now();
-  const cpuStart = process.cpuUsage();
-  fn();
-  const cpu = process.cpuUsage(cpuStart);
-  samples.wall.push(performance.now() - wallStart);
-  samples.cpu.push((cpu.user + cpu.system) / 1000);
 }
 
 interface NetworkRecord {
@@ -218,7 +199,7 @@ async function main(): Promise<void> {
   for (const s of subjects) s.model.dispose();
   tf.dispose([images, labels]);
 
-  printTable(records);
+  printRecords(records);
   const file = fileURLToPath(new URL('../results/basis-network.json', import.meta.url));
   await writeAtomically(
     file,
@@ -242,7 +223,7 @@ async function main(): Promise<void> {
   process.stdout.write(`wrote ${file}\n`);
 }
 
-function printTable(records: NetworkRecord[]): void {
+function printRecords(records: NetworkRecord[]): void {
   const header = [
     'variant',
     'convs',
@@ -267,9 +248,7 @@ function printTable(records: NetworkRecord[]): void {
     r.evalSpeedupOfFastest.toFixed(2),
     r.trainEfficiency.toFixed(2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
-  process.stdout.write(`\n${line(header)}\n${body.map(line).join('\n')}\n`);
+  printTable(header, body);
   for (const r of records) {
     const top = r.topTrainKernels
       .slice(0, 6)
@@ -277,13 +256,6 @@ function printTable(records: NetworkRecord[]): void {
       .join(', ');
     process.stdout.write(`  ${r.variant}: train-step kernels (cpu ms) ${top}\n`);
   }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, file);
 }
 
 await main();

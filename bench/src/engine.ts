@@ -1,5 +1,3 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { foldBatchNorm } from '@decompose/core';
 import {
@@ -12,6 +10,7 @@ import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type KernelTime, startKernelTimer } from './kernel-timer.js';
+import { writeAtomically } from './output.js';
 import { captureStockKernels, restoreStockKernels } from './stock-kernels.js';
 
 // CIFAR ResNet-20 train step (forward + backward + SGD update) and eval throughput per backend and worker
@@ -212,13 +211,6 @@ function round(value: number): number {
   return value >= 10 ? Math.round(value * 10) / 10 : Number(value.toPrecision(3));
 }
 
-async function writeJsonAtomically(file: string, value: unknown): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temp, file);
-}
-
 async function main(): Promise<void> {
   const batch = Number(argument('batch', '128'));
   const steps = Number(argument('steps', '3'));
@@ -270,11 +262,10 @@ async function main(): Promise<void> {
     'eval: BatchNorm folded into the convs, on the workers in worker rows; baseline: unfolded, this thread',
   );
   const out = fileURLToPath(new URL('../results/engine.json', import.meta.url));
-  await writeJsonAtomically(out, {
-    date: new Date().toISOString(),
-    model: 'createCifarResNet depth 20 shortcut A',
-    records,
-  });
+  await writeAtomically(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), model: 'createCifarResNet depth 20 shortcut A', records }, null, 2)}\n`,
+  );
   console.log(`wrote ${out}`);
 }
 

@@ -11,8 +11,6 @@
  * nothing is read back: the wasm and cpu backends are synchronous, their work is done when a kernel returns.
  * Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER (substring of a shape label).
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BasisConv2D, basisCost, factoredPays } from '@decompose/basis';
 import { type ConvShape, convCost, type Layer, withConv } from '@decompose/core';
@@ -20,6 +18,8 @@ import { type EngineInfo, initEngine } from '@decompose/engine';
 import { buildSvdLayers, rankForParams, svdCost } from '@decompose/svd';
 import * as tf from '@tensorflow/tfjs-core';
 import { layers } from '@tensorflow/tfjs-layers';
+import { printTable, writeAtomically } from './output.js';
+import { measure, median, type Samples } from './samples.js';
 
 const RATIOS = [0.25, 0.5, 0.75] as const;
 const BATCH = { resnet20: 32, resnet18: 8 } as const;
@@ -135,25 +135,6 @@ function variantsOf(shape: ConvShape, batch: number): Variant[] {
   return variants;
 }
 
-interface Sample {
-  cpu: number[];
-  wall: number[];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1] ?? Number.NaN;
-}
-
-function measure(fn: () => void, sample: Sample): void {
-  const wallStart = performance.now();
-  const cpuStart = process.cpuUsage();
-  fn();
-  const cpu = process.cpuUsage(cpuStart);
-  sample.wall.push(performance.now() - wallStart);
-  sample.cpu.push((cpu.user + cpu.system) / 1000);
-}
-
 interface Runner {
   forward: () => void;
   forwardBackward: () => void;
@@ -194,7 +175,7 @@ type Phase = 'forward' | 'forwardBackward';
 function timeShape(c: ShapeCase, variants: Variant[], phase: Phase): { cpu: number; wall: number }[] {
   const batch = BATCH[c.network];
   const runners = variants.map((v) => runnerFor(v, c.shape, batch));
-  const samples: Sample[] = runners.map(() => ({ cpu: [], wall: [] }));
+  const samples: Samples[] = runners.map(() => ({ cpu: [], wall: [] }));
   try {
     for (const r of runners) r[phase]();
     for (let round = 0; round < REPS; round++) {
@@ -291,7 +272,7 @@ async function main(): Promise<void> {
       };
     });
   });
-  printTable(rows);
+  printRows(rows);
   const targeted = rows.filter((r) => r.variant.startsWith('basis') && r.macRatio >= 2);
   const missed = targeted.filter((r) => r.efficiency < 0.7);
   const result = {
@@ -315,7 +296,7 @@ async function main(): Promise<void> {
   );
 }
 
-function printTable(rows: Row[]): void {
+function printRows(rows: Row[]): void {
   const header = ['shape', 'batch', 'variant', 'params', 'MAC×', 'fwd ms', 'fwd×', 'f+b ms', 'f+b×', 'eff'];
   const body = rows.map((r) => [
     `${r.network} ${r.shape}`,
@@ -329,16 +310,7 @@ function printTable(rows: Row[]): void {
     r.forwardBackwardSpeedup.toFixed(2),
     r.efficiency.toFixed(2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
-  process.stdout.write(`\n${line(header)}\n${body.map(line).join('\n')}\n`);
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, file);
+  printTable(header, body);
 }
 
 await main();

@@ -2,9 +2,10 @@
  * The selection benchmark's work directory, which makes a killed run resumable: the configuration it belongs
  * to, the scan entries (JSON lines), the trained baseline and each finished arm's result.
  */
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ScanCache, ScanEntry } from '@decompose/sensitivity';
+import { writeAtomically } from './output.js';
 
 /** Thrown when a work directory holds results of a different configuration. */
 export class WorkDirMismatchError extends Error {
@@ -15,14 +16,6 @@ export class WorkDirMismatchError extends Error {
         'Pass another --work-dir, or delete that directory to start over.',
     );
   }
-}
-
-/** Writes a file atomically: a temporary file in the same directory, then a rename. */
-export async function writeAtomically(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, file);
 }
 
 async function readJson(file: string): Promise<unknown> {

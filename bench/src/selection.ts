@@ -44,6 +44,8 @@ import {
 import { type EpochMetrics, evaluate, METRICS_FILE, type TrainOptions, train } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { printTable, writeAtomically } from './output.js';
+import { median } from './samples.js';
 import {
   type Candidate,
   candidateLayers,
@@ -53,7 +55,7 @@ import {
   randomPlan,
   uniformPlan,
 } from './selection-plan.js';
-import { WorkDir, WorkDirMismatchError, writeAtomically } from './selection-work.js';
+import { WorkDir, WorkDirMismatchError } from './selection-work.js';
 
 const USAGE = `node bench/dist/selection.js [flags]
   --baseline-dir DIR      trained baseline from \`decompose train\` (DIR/model/model.json, DIR/summary.json);
@@ -349,11 +351,6 @@ interface Throughput {
   evalImgPerSWall: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1] ?? Number.NaN;
-}
-
 async function timeSteps(steps: number, step: () => Promise<void>): Promise<{ cpu: number; wall: number }> {
   await step();
   const cpu: number[] = [];
@@ -552,12 +549,12 @@ function selectionSummary(selection: Selection) {
   };
 }
 
-function printTable(records: Record<string, string | number>[]): void {
+function printRecords(records: Record<string, string | number>[]): void {
   const header = Object.keys(records[0] ?? {});
-  const body = records.map((r) => header.map((h) => String(r[h])));
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
-  process.stdout.write(`\n${line(header)}\n${body.map(line).join('\n')}\n`);
+  printTable(
+    header,
+    records.map((r) => header.map((h) => String(r[h]))),
+  );
 }
 
 async function main(): Promise<void> {
@@ -725,7 +722,7 @@ async function main(): Promise<void> {
     records,
   };
   await writeAtomically(config.out, `${JSON.stringify(result, null, 2)}\n`);
-  printTable(
+  printRecords(
     [record('dense', dense), record('dense_fine_tuned', denseFineTuned), ...records].map((r) => ({
       arm: r.arm,
       'test acc': pct(r.test_acc) + ('test_acc_std' in r ? ` ±${(100 * r.test_acc_std).toFixed(1)}` : ''),

@@ -19,43 +19,30 @@ interface WebAssemblyApi {
 }
 const webAssembly = (globalThis as unknown as { WebAssembly?: WebAssemblyApi }).WebAssembly;
 
+/**
+ * What both convolution-gradient kernels take after their three tensor pointers: the input's [N, H, W, C_in],
+ * the output's [Ho, Wo, C_out], the kernel size, the strides and the top/left padding.
+ */
+type ConvGeometry = [
+  batch: number,
+  height: number,
+  width: number,
+  inChannels: number,
+  outHeight: number,
+  outWidth: number,
+  outChannels: number,
+  kh: number,
+  kw: number,
+  sh: number,
+  sw: number,
+  padTop: number,
+  padLeft: number,
+];
+type ConvGradientKernel = (first: number, second: number, out: number, ...geometry: ConvGeometry) => void;
+
 interface SimdExports {
-  conv2d_input_grad(
-    dy: number,
-    filterTransposed: number,
-    dx: number,
-    batch: number,
-    height: number,
-    width: number,
-    inChannels: number,
-    outHeight: number,
-    outWidth: number,
-    outChannels: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-  ): void;
-  conv2d_filter_grad(
-    x: number,
-    dy: number,
-    dw: number,
-    batch: number,
-    height: number,
-    width: number,
-    inChannels: number,
-    outHeight: number,
-    outWidth: number,
-    outChannels: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-  ): void;
+  conv2d_input_grad: ConvGradientKernel;
+  conv2d_filter_grad: ConvGradientKernel;
   channel_moments(x: number, w: number, n: number, channels: number, acc: number): void;
   channel_affine(
     out: number,
@@ -91,6 +78,34 @@ function decodeBase64(text: string): Uint8Array {
 export interface ChannelMoments {
   sum: Float64Array;
   products: Float64Array;
+}
+
+/** {@link ConvGeometry} of a convolution from `x` ([N, H, W, C_in]) to `y` ([N, Ho, Wo, C_out]). */
+function convGeometry(
+  x: TensorInfo,
+  y: TensorInfo,
+  kh: number,
+  kw: number,
+  strides: [number, number],
+  padTop: number,
+  padLeft: number,
+): ConvGeometry {
+  const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
+  const [, outHeight, outWidth, outChannels] = y.shape as [number, number, number, number];
+  return [
+    batch,
+    height,
+    width,
+    inChannels,
+    outHeight,
+    outWidth,
+    outChannels,
+    kh,
+    kw,
+    ...strides,
+    padTop,
+    padLeft,
+  ];
 }
 
 /** The SIMD kernels bound to one wasm backend. Channel counts must be multiples of 4. */
@@ -205,26 +220,12 @@ export class SimdKernels {
     padTop: number,
     padLeft: number,
   ): void {
-    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
-    const [, outHeight, outWidth, outChannels] = dy.shape as [number, number, number, number];
     const [kh, kw] = dw.shape as [number, number];
     this.exports.conv2d_filter_grad(
       this.offset(x),
       this.offset(dy),
       this.offset(dw),
-      batch,
-      height,
-      width,
-      inChannels,
-      outHeight,
-      outWidth,
-      outChannels,
-      kh,
-      kw,
-      strides[0],
-      strides[1],
-      padTop,
-      padLeft,
+      ...convGeometry(x, dy, kh, kw, strides, padTop, padLeft),
     );
   }
 
@@ -241,9 +242,7 @@ export class SimdKernels {
     padLeft: number,
   ): void {
     const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
-    const [batch, height, width] = dx.shape as [number, number, number, number];
     const size = kh * kw * inChannels * outChannels;
-    const [, outHeight, outWidth] = dy.shape as [number, number, number, number];
     this.withScratch(4 * size, (transposed) => {
       // [kh, kw, C_in, C_out] → [kh, kw, C_out, C_in], so the kernel reads C_in-contiguous rows. Views are made
       // after the allocation, which may grow (and so replace) the heap's buffer.
@@ -261,19 +260,7 @@ export class SimdKernels {
         this.offset(dy),
         transposed,
         this.offset(dx),
-        batch,
-        height,
-        width,
-        inChannels,
-        outHeight,
-        outWidth,
-        outChannels,
-        kh,
-        kw,
-        strides[0],
-        strides[1],
-        padTop,
-        padLeft,
+        ...convGeometry(dx, dy, kh, kw, strides, padTop, padLeft),
       );
     });
   }
