@@ -14,6 +14,7 @@
 import { fileURLToPath } from 'node:url';
 import { BasisConv2D, basisCost, factoredPays } from '@decompose/basis';
 import { type ConvShape, convCost, type Layer, withConv } from '@decompose/core';
+import { sameConvShape } from '@decompose/core/testing';
 import { type EngineInfo, initEngine } from '@decompose/engine';
 import { buildSvdLayers, rankForParams, svdCost } from '@decompose/svd';
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,21 +33,6 @@ interface ShapeCase {
   shape: ConvShape;
 }
 
-function conv(inChannels: number, outChannels: number, k: number, stride: number, size: number): ConvShape {
-  const out = Math.ceil(size / stride);
-  return {
-    kernelSize: [k, k],
-    inChannels,
-    outChannels,
-    strides: [stride, stride],
-    dilation: [1, 1],
-    padding: 'same',
-    useBias: false,
-    inputSize: [size, size],
-    outputSize: [out, out],
-  };
-}
-
 /** Distinct conv shapes: ResNet-20 (option-A shortcuts, no 1×1 convs) and ResNet-18 (1×1 projections). */
 const CASES: ShapeCase[] = [
   ...(
@@ -58,7 +44,7 @@ const CASES: ShapeCase[] = [
       [32, 64, 3, 2, 16],
       [64, 64, 3, 1, 8],
     ] as const
-  ).map(([i, o, k, s, size]) => ({ network: 'resnet20' as const, shape: conv(i, o, k, s, size) })),
+  ).map(([i, o, k, s, size]) => ({ network: 'resnet20' as const, shape: sameConvShape(i, o, k, s, size) })),
   ...(
     [
       [3, 64, 3, 1, 32],
@@ -73,7 +59,7 @@ const CASES: ShapeCase[] = [
       [128, 256, 1, 2, 16],
       [256, 512, 1, 2, 8],
     ] as const
-  ).map(([i, o, k, s, size]) => ({ network: 'resnet18' as const, shape: conv(i, o, k, s, size) })),
+  ).map(([i, o, k, s, size]) => ({ network: 'resnet18' as const, shape: sameConvShape(i, o, k, s, size) })),
 ].map((c) => ({ ...c, label: `${c.network} ${labelOf(c.shape)}` }));
 
 function labelOf(s: ConvShape): string {
@@ -192,7 +178,7 @@ function timeShape(c: ShapeCase, variants: Variant[], phase: Phase): { cpu: numb
 /** Whether forward+backward of a conv runs on the active backend (the wasm conv-gradient kernels). */
 function gradientsWork(): string | null {
   try {
-    const tiny = conv(4, 8, 3, 1, 4);
+    const tiny = sameConvShape(4, 8, 3, 1, 4);
     const runner = runnerFor(variantsOf(tiny, 1)[1]!, tiny, 1);
     runner.forwardBackward();
     runner.dispose();

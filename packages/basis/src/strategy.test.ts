@@ -1,4 +1,5 @@
-import type { ConvShape, TargetLayer } from '@decompose/core';
+import type { TargetLayer } from '@decompose/core';
+import { sameConvShape } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import { layers } from '@tensorflow/tfjs-layers';
@@ -63,17 +64,7 @@ describe('basisStrategy.supports', () => {
 });
 
 describe('basisStrategy.cost', () => {
-  const shape: ConvShape = {
-    kernelSize: [3, 3],
-    inChannels: 16,
-    outChannels: 32,
-    strides: [2, 2],
-    dilation: [1, 1],
-    padding: 'same',
-    useBias: true,
-    inputSize: [32, 32],
-    outputSize: [16, 16],
-  };
+  const shape = sameConvShape(16, 32, 3, 2, 32, true);
 
   it('counts m·C_in·k²·HW + (C_out − m)·m·HW forward and twice that backward', () => {
     const cost = basisStrategy.cost(shape, options({ ratio: 0.25 }));

@@ -1,18 +1,8 @@
 import { expect, it } from 'vitest';
 import { addCosts, convCost, withConv } from './cost.js';
-import type { ConvShape } from './strategy.js';
+import { sameConvShape } from './testing.js';
 
-const conv3x3: ConvShape = {
-  kernelSize: [3, 3],
-  inChannels: 16,
-  outChannels: 32,
-  strides: [2, 2],
-  dilation: [1, 1],
-  padding: 'same',
-  useBias: false,
-  inputSize: [32, 32],
-  outputSize: [16, 16],
-};
+const conv3x3 = sameConvShape(16, 32, 3, 2, 32);
 
 it('counts params and per-image multiply-adds of a convolution', () => {
   expect(convCost(conv3x3)).toEqual({ params: 4608, forwardMacs: 4608 * 256, backwardMacs: 2 * 4608 * 256 });

@@ -3,7 +3,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { input, type LayersModel, layers, model } from '@tensorflow/tfjs-layers';
-import type { Decomposition, TargetLayer } from './strategy.js';
+import type { ConvShape, Decomposition, TargetLayer } from './strategy.js';
 import { describeLayer } from './target.js';
 
 /** A convolution to build for a test. */
@@ -62,4 +62,39 @@ export function decomposedModel(
 /** ‖a − b‖ / ‖b‖ over all elements. */
 export function relativeDifference(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.div(tf.norm(tf.sub(a, b)), tf.norm(b)).dataSync()[0]!);
+}
+
+/**
+ * The `ConvShape` of a square k×k convolution with `same` padding and no dilation on a square input:
+ * what cost tests and benchmarks describe without building a model.
+ */
+export function sameConvShape(
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  stride: number,
+  inputSize: number,
+  useBias = false,
+): ConvShape {
+  const out = Math.ceil(inputSize / stride);
+  return {
+    kernelSize: [kernel, kernel],
+    inChannels,
+    outChannels,
+    strides: [stride, stride],
+    dilation: [1, 1],
+    padding: 'same',
+    useBias,
+    inputSize: [inputSize, inputSize],
+    outputSize: [out, out],
+  };
+}
+
+/**
+ * The standard deviation of `values` over He-normal's √(2 / fanIn): near 1 for a kernel initialised at the scale of
+ * a He-normal (or trained) convolution, which decompositions built from scratch must keep.
+ */
+export function heScaleRatio(values: number[], fanIn: number): number {
+  const std = Math.sqrt(values.reduce((sum, v) => sum + v * v, 0) / values.length);
+  return std / Math.sqrt(2 / fanIn);
 }

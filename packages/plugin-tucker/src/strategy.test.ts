@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { Decomposition } from '@decompose/core';
 import { loadStrategyPlugin } from '@decompose/core/node';
 import '@tensorflow/tfjs-backend-cpu';
-import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from '@decompose/core/testing';
+import {
+  type ConvSpec,
+  convTarget,
+  decomposedModel,
+  heScaleRatio,
+  relativeDifference,
+  sameConvShape,
+} from '@decompose/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -104,25 +111,14 @@ it('initialises from scratch with seeded LeCun/He-uniform kernels of He variance
     return values;
   };
   const values = build();
-  const std = Math.sqrt(values.reduce((sum, v) => sum + v * v, 0) / values.length);
-  expect(std / Math.sqrt(2 / (9 * 32))).toBeGreaterThan(0.9);
-  expect(std / Math.sqrt(2 / (9 * 32))).toBeLessThan(1.1);
+  expect(heScaleRatio(values, 9 * 32)).toBeGreaterThan(0.9);
+  expect(heScaleRatio(values, 9 * 32)).toBeLessThan(1.1);
   expect(build()).toEqual(values);
   model.dispose();
 });
 
 describe('cost', () => {
-  const shape = {
-    kernelSize: [3, 3],
-    inChannels: 16,
-    outChannels: 32,
-    strides: [2, 2],
-    dilation: [1, 1],
-    padding: 'same',
-    useBias: true,
-    inputSize: [32, 32],
-    outputSize: [16, 16],
-  } as const;
+  const shape = sameConvShape(16, 32, 3, 2, 32, true);
 
   it('counts the three convolutions exactly', () => {
     // 16·8 at the 32×32 input, 3·3·8·12 at 16×16, 12·32 (+32 bias) at 16×16.

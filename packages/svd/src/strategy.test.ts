@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Decomposition } from '@decompose/core';
-import { type ConvSpec, convTarget, decomposedModel, relativeDifference } from '@decompose/core/testing';
+import {
+  type ConvSpec,
+  convTarget,
+  decomposedModel,
+  heScaleRatio,
+  relativeDifference,
+  sameConvShape,
+} from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
@@ -202,9 +209,8 @@ describe('from scratch', () => {
       return values;
     };
     const values = build();
-    const std = Math.sqrt(values.reduce((sum, v) => sum + v * v, 0) / values.length);
-    expect(std / Math.sqrt(2 / (9 * 32))).toBeGreaterThan(0.9);
-    expect(std / Math.sqrt(2 / (9 * 32))).toBeLessThan(1.1);
+    expect(heScaleRatio(values, 9 * 32)).toBeGreaterThan(0.9);
+    expect(heScaleRatio(values, 9 * 32)).toBeLessThan(1.1);
     expect(build()).toEqual(values);
     model.dispose();
   });
@@ -254,17 +260,7 @@ describe('options and support', () => {
 });
 
 describe('cost', () => {
-  const shape = {
-    kernelSize: [3, 3],
-    inChannels: 16,
-    outChannels: 32,
-    strides: [2, 2],
-    dilation: [1, 1],
-    padding: 'same',
-    useBias: true,
-    inputSize: [32, 32],
-    outputSize: [16, 16],
-  } as const;
+  const shape = sameConvShape(16, 32, 3, 2, 32, true);
 
   it('counts both convolutions exactly', () => {
     // weight: 3·3·16·8 at 16×16, then 8·32 (+32 bias) at 16×16.
