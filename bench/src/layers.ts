@@ -7,7 +7,8 @@
  * core. Each sample is the process CPU time (`process.cpuUsage`) of one call; variants of a shape are
  * measured round-robin and the median is kept, so ratios within a shape compare like with like.
  * Wall-clock medians are recorded too. Forward+backward is the layer's vector-Jacobian product for a fixed
- * output gradient (no loss ops, which cost the same for every variant and so hide part of the speed-up), and
+ * output gradient (no loss ops, which cost the same for every variant and so hide part of the speed-up; no
+ * input gradient for the 3-channel stems, as in training), and
  * nothing is read back: the wasm and cpu backends are synchronous, their work is done when a kernel returns.
  * Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER (substring of a shape label).
  */
@@ -31,6 +32,11 @@ interface ShapeCase {
   network: keyof typeof BATCH;
   label: string;
   shape: ConvShape;
+  /**
+   * Whether backward computes the input gradient: not for a stem (3 input channels, the image), whose input
+   * gradient training never computes (tfjs differentiates only towards the trained weights).
+   */
+  inputGradient: boolean;
 }
 
 /** Distinct conv shapes: ResNet-20 (option-A shortcuts, no 1×1 convs) and ResNet-18 (1×1 projections). */
@@ -60,7 +66,7 @@ const CASES: ShapeCase[] = [
       [256, 512, 1, 2, 8],
     ] as const
   ).map(([i, o, k, s, size]) => ({ network: 'resnet18' as const, shape: sameConvShape(i, o, k, s, size) })),
-].map((c) => ({ ...c, label: `${c.network} ${labelOf(c.shape)}` }));
+].map((c) => ({ ...c, label: `${c.network} ${labelOf(c.shape)}`, inputGradient: c.shape.inChannels !== 3 }));
 
 function labelOf(s: ConvShape): string {
   return `${s.inChannels}→${s.outChannels} k${s.kernelSize[0]} s${s.strides[0]} @${s.inputSize[0]}`;
@@ -127,7 +133,7 @@ interface Runner {
   dispose: () => void;
 }
 
-function runnerFor(variant: Variant, shape: ConvShape, batch: number): Runner {
+function runnerFor(variant: Variant, shape: ConvShape, batch: number, inputGradient: boolean): Runner {
   const stack = variant.make();
   const [h, w] = shape.inputSize;
   const x = tf.variable(tf.randomNormal([batch, h, w, shape.inChannels], 0, 1, 'float32', 1));
@@ -138,7 +144,8 @@ function runnerFor(variant: Variant, shape: ConvShape, batch: number): Runner {
   }
   const dy = tf.randomNormal([batch, ...(inputShape.slice(1) as number[])], 0, 1, 'float32', 2);
   const apply = () => stack.reduce<tf.Tensor>((t, layer) => layer.apply(t) as tf.Tensor, x);
-  const variables = [x, ...stack.flatMap((l) => l.trainableWeights.map((v) => v.read() as tf.Variable))];
+  const weights = stack.flatMap((l) => l.trainableWeights.map((v) => v.read() as tf.Variable));
+  const variables = inputGradient ? [x, ...weights] : weights;
   return {
     forward: () =>
       tf.tidy(() => {
@@ -160,7 +167,7 @@ type Phase = 'forward' | 'forwardBackward';
 /** Median CPU and wall ms per variant for one shape and phase, measured round-robin. */
 function timeShape(c: ShapeCase, variants: Variant[], phase: Phase): { cpu: number; wall: number }[] {
   const batch = BATCH[c.network];
-  const runners = variants.map((v) => runnerFor(v, c.shape, batch));
+  const runners = variants.map((v) => runnerFor(v, c.shape, batch, c.inputGradient));
   const samples: Samples[] = runners.map(() => ({ cpu: [], wall: [] }));
   try {
     for (const r of runners) r[phase]();
@@ -179,7 +186,7 @@ function timeShape(c: ShapeCase, variants: Variant[], phase: Phase): { cpu: numb
 function gradientsWork(): string | null {
   try {
     const tiny = sameConvShape(4, 8, 3, 1, 4);
-    const runner = runnerFor(variantsOf(tiny, 1)[1]!, tiny, 1);
+    const runner = runnerFor(variantsOf(tiny, 1)[1]!, tiny, 1, true);
     runner.forwardBackward();
     runner.dispose();
     return null;
@@ -213,7 +220,7 @@ async function main(): Promise<void> {
   const gradientProblem = gradientsWork();
   const notes: string[] = [
     'Times are medians of per-call process CPU time (process.cpuUsage), variants of a shape measured round-robin; wall medians beside them. The machine is shared, so compare ratios within a shape.',
-    `Batch: ${BATCH.resnet20} for ResNet-20 shapes, ${BATCH.resnet18} for ResNet-18 shapes. Forward+backward computes the gradients of the input and of every weight for a fixed output gradient (no loss ops); nothing is read back (synchronous backends).`,
+    `Batch: ${BATCH.resnet20} for ResNet-20 shapes, ${BATCH.resnet18} for ResNet-18 shapes. Forward+backward computes the gradients of every weight and of the input (not for the 3-channel stems: their input is the image, whose gradient training never computes) for a fixed output gradient (no loss ops); nothing is read back (synchronous backends).`,
     'basis: BasisConv2D in its default (auto) execution; "(folded)" marks calls where conv(x, B) + the 1×1 step would take more multiply-adds than forming W = A·B and running one conv, which the layer then does (MACs shown are the dense ones).',
     '"conv to m only": the basis layer without its 1×1 step (a Conv2D with m = 0.25·C_out filters): its time against the basis 0.25 row splits that row into the narrow convolution and the combination step.',
     'SVD: rank-r weight SVD (k×k conv to r channels, then 1×1) with the largest r whose parameters fit the basis layer of the same ratio.',

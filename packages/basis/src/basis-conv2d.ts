@@ -79,21 +79,29 @@ function outputLength(
 /** Constant tensors of the shrunk combination step, made once per layer (kept across calls). */
 interface MixingConstants {
   identity: tf.Tensor2D;
-  /** `order[j]`: internal output (basis first, then combinations) that is output channel j. */
-  order: tf.Tensor1D;
+  /** `order[j]`: internal output (basis first, then combinations) that is output channel j; null: identity. */
+  order: tf.Tensor1D | null;
   /** Output channel of each combination, in internal order: the inverse of `order` on A'ᵀ's columns. */
-  combinationColumns: tf.Tensor1D;
+  combinationColumns: tf.Tensor1D | null;
 }
 
 /**
- * `[I_m | A'ᵀ]` with its columns in output order. The gradient is the inverse permutation, restricted to
- * A'ᵀ's columns: tfjs's own gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
+ * `[I_m | A'ᵀ]`, with its columns in output order when the layer has one. The gradient is A'ᵀ's columns of dy
+ * (a slice, or the inverse permutation): tfjs's own concat gradient splits dy into pieces it then drops, and
+ * its gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
  */
 function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConstants): tf.Tensor2D {
-  const assemble = tf.customGrad((...inputs) => ({
-    value: tf.gather(tf.concat([constants.identity, inputs[0] as tf.Tensor2D], 1), constants.order, 1),
-    gradFunc: (dy: tf.Tensor) => tf.gather(dy, constants.combinationColumns, 1),
-  }));
+  const { identity, order, combinationColumns } = constants;
+  const assemble = tf.customGrad((...inputs) => {
+    const mixing = tf.concat([identity, inputs[0] as tf.Tensor2D], 1);
+    return {
+      value: order === null ? mixing : tf.gather(mixing, order, 1),
+      gradFunc: (dy: tf.Tensor) =>
+        combinationColumns === null
+          ? tf.slice(dy, [0, identity.shape[0]], [-1, -1])
+          : tf.gather(dy, combinationColumns, 1),
+    };
+  });
   return assemble(coefficientsT) as tf.Tensor2D;
 }
 
@@ -134,8 +142,9 @@ function fusedMatMul(
 /*
  * y = act(z·M + bias) over the channel dimension, as ONE fused matMul that writes the layer's output (no
  * concat of basis and combination outputs, whose gradient would copy slices of dy). The gradient transposes
- * the operands explicitly: the wasm backend's matMul with transposeA/transposeB (what tfjs's own matMul
- * gradient uses) runs a naive loop instead of XNNPACK, 4–10× slower (bench/src/layers.ts's shapes).
+ * the small M explicitly (the stock wasm matMul with transposeB runs a naive loop, 4–10× slower than XNNPACK)
+ * and asks for zᵀ·dy as a transposed product, which @decompose/engine computes in one SIMD pass over z and dy
+ * (materialising zᵀ would copy all of z; only stock wasm, which does not train, pays its naive loop).
  */
 function channelMixFor(activation: ClampActivation): ChannelMix {
   const mix = tf.customGrad((...args) => {
@@ -148,7 +157,7 @@ function channelMixFor(activation: ClampActivation): ChannelMix {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [zs, ms, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const dPre = throughClamp(dy, ys, activation) as tf.Tensor2D;
-        const grads = [tf.matMul(dPre, tf.transpose(ms)), tf.matMul(tf.transpose(zs), dPre)];
+        const grads = [tf.matMul(dPre, tf.transpose(ms)), tf.matMul(zs, dPre, true, false)];
         return bias === undefined ? grads : [...grads, tf.sum(dPre, 0)];
       },
     };
@@ -324,31 +333,29 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer {
       this.coefficients === null
         ? tf.zeros<tf.Rank.R2>([this.basisSize, 0])
         : (this.coefficients.read() as tf.Tensor2D);
-    const constants = this.mixingConstants();
-    // In identity order (layers built from scratch) no permutation is needed: concat's own gradient is a slice.
-    return this.outputOrder === null
-      ? tf.concat([constants.identity, coefficientsT], 1)
-      : assembleShrunkMixing(coefficientsT, constants);
+    return assembleShrunkMixing(coefficientsT, this.mixingConstants());
   }
 
   private mixingConstants(): MixingConstants {
     if (this.constants === null) {
-      const order = this.outputOrder ?? Array.from({ length: this.filters }, (_, j) => j);
+      const order = this.outputOrder;
       const combinationColumns = new Array<number>(this.filters - this.basisSize);
-      order.forEach((t, j) => {
+      order?.forEach((t, j) => {
         if (t >= this.basisSize) combinationColumns[t - this.basisSize] = j;
       });
       this.constants = {
         identity: tf.keep(tf.eye(this.basisSize)),
-        order: tf.keep(tf.tensor1d([...order], 'int32')),
-        combinationColumns: tf.keep(tf.tensor1d(combinationColumns, 'int32')),
+        order: order === null ? null : tf.keep(tf.tensor1d([...order], 'int32')),
+        combinationColumns: order === null ? null : tf.keep(tf.tensor1d(combinationColumns, 'int32')),
       };
     }
     return this.constants;
   }
 
   protected override disposeWeights(): number {
-    if (this.constants !== null) tf.dispose(Object.values(this.constants));
+    if (this.constants !== null) {
+      tf.dispose(Object.values(this.constants).filter((t): t is tf.Tensor => t !== null));
+    }
     this.constants = null;
     return super.disposeWeights();
   }

@@ -85,8 +85,45 @@ void channel_affine(float* out, const float* a, const float* p, const float* b, 
 
 DEFINE_ROW(2, 4)
 DEFINE_ROW(1, 4)
+DEFINE_ROW(4, 2)
 DEFINE_ROW(2, 1)
 DEFINE_ROW(1, 1)
+
+/*
+ * The row of DEFINE_ROW for 4 output channels and 4·QUADS input channels, with the products as vectors of input
+ * channels (whole loads of x, one broadcast of each dy value for all of them): dw[ci + 4q + lane][c] += ... .
+ * The accumulators hold dw transposed (input channels in lanes) and are transposed back once per row.
+ */
+#define DEFINE_ROW_LANES(QUADS)                                                                               \
+  static inline void row_lanes_##QUADS(const float* x, int x_step, const float* dy, float* dw, int count) {   \
+    v128_t acc[QUADS][4];                                                                                    \
+    for (int q = 0; q < QUADS; q++)                                                                          \
+      for (int c = 0; c < 4; c++) acc[q][c] = wasm_f32x4_splat(0.0f);                                        \
+    for (int j = 0; j < count; j++) {                                                                        \
+      v128_t d = wasm_v128_load(dy + j * 4);                                                                 \
+      v128_t s[4] = {wasm_i32x4_shuffle(d, d, 0, 0, 0, 0), wasm_i32x4_shuffle(d, d, 1, 1, 1, 1),            \
+                     wasm_i32x4_shuffle(d, d, 2, 2, 2, 2), wasm_i32x4_shuffle(d, d, 3, 3, 3, 3)};            \
+      for (int q = 0; q < QUADS; q++) {                                                                      \
+        v128_t xv = wasm_v128_load(x + j * x_step + 4 * q);                                                  \
+        for (int c = 0; c < 4; c++) acc[q][c] = wasm_f32x4_add(acc[q][c], wasm_f32x4_mul(xv, s[c]));         \
+      }                                                                                                      \
+    }                                                                                                        \
+    for (int q = 0; q < QUADS; q++) {                                                                        \
+      v128_t t0 = wasm_i32x4_shuffle(acc[q][0], acc[q][1], 0, 4, 1, 5);                                      \
+      v128_t t1 = wasm_i32x4_shuffle(acc[q][2], acc[q][3], 0, 4, 1, 5);                                      \
+      v128_t t2 = wasm_i32x4_shuffle(acc[q][0], acc[q][1], 2, 6, 3, 7);                                      \
+      v128_t t3 = wasm_i32x4_shuffle(acc[q][2], acc[q][3], 2, 6, 3, 7);                                      \
+      v128_t rows[4] = {wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5), wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7),      \
+                        wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5), wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7)};     \
+      for (int u = 0; u < 4; u++) {                                                                          \
+        float* target = dw + (4 * q + u) * 4;                                                                \
+        wasm_v128_store(target, wasm_f32x4_add(wasm_v128_load(target), rows[u]));                            \
+      }                                                                                                      \
+    }                                                                                                        \
+  }
+
+DEFINE_ROW_LANES(3)
+DEFINE_ROW_LANES(2)
 
 /*
  * Filter gradient of a 2-D convolution, NHWC: dw[a][b][ci][co] = sum over n, i, j of
@@ -118,6 +155,14 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int batch, i
           const float* dy_start = dy_row + first * co_total;
           float* tap = dw + (a * kw + b) * ci_total * co_total;
           int ci = 0;
+          /* Few output channels leave room in the registers for more input channels per row. */
+          if (co_total == 4) {
+            for (; ci + 12 <= ci_total; ci += 12) row_lanes_3(x_row + ci, x_step, dy_start, tap + ci * 4, count);
+            for (; ci + 8 <= ci_total; ci += 8) row_lanes_2(x_row + ci, x_step, dy_start, tap + ci * 4, count);
+          } else if (co_total == 8) {
+            for (; ci + 4 <= ci_total; ci += 4)
+              row_4_2(x_row + ci, x_step, dy_start, co_total, tap + ci * co_total, count);
+          }
           for (; ci + 2 <= ci_total; ci += 2) {
             int co = 0;
             for (; co + 16 <= co_total; co += 16)
@@ -193,3 +238,262 @@ void conv2d_input_grad(const float* dy, const float* w_t, float* dx, int batch, 
     }
   }
 }
+
+/* Applies the fused activation of the forward kernels: 0 linear, 1 relu. */
+static inline v128_t activate(v128_t v, int activation) {
+  return activation ? wasm_f32x4_max(v, wasm_f32x4_splat(0.0f)) : v;
+}
+
+/*
+ * R output pixels of one row, CO_VECTORS·4 output channels, every tap inside x: acc[r] = bias +
+ * sum over t < taps_row of x[r*x_step + t] * w[t*co_total] for each of the kh filter rows, where x_rows[a] points
+ * at the first pixel's tap (a, 0) (0 when the filter row falls outside x). t runs over (b, ci), contiguous in NHWC.
+ */
+#define DEFINE_CONV_BLOCK(R, CO_VECTORS)                                                                     \
+  static inline void conv_block_##R##_##CO_VECTORS(const float* const* x_rows, int kh, int taps_row,        \
+                                                     int x_step, const float* w, int co_total,               \
+                                                     const float* bias, float* y, int activation) {          \
+    v128_t acc[R][CO_VECTORS];                                                                               \
+    for (int v = 0; v < CO_VECTORS; v++) {                                                                   \
+      v128_t b = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);                               \
+      for (int r = 0; r < R; r++) acc[r][v] = b;                                                             \
+    }                                                                                                        \
+    for (int a = 0; a < kh; a++) {                                                                           \
+      const float* xa = x_rows[a];                                                                           \
+      if (!xa) continue;                                                                                     \
+      const float* wa = w + a * taps_row * co_total;                                                         \
+      for (int t = 0; t < taps_row; t++) {                                                                   \
+        v128_t wv[CO_VECTORS];                                                                               \
+        for (int v = 0; v < CO_VECTORS; v++) wv[v] = wasm_v128_load(wa + t * co_total + 4 * v);              \
+        for (int r = 0; r < R; r++) {                                                                        \
+          v128_t s = wasm_v128_load32_splat(xa + r * x_step + t);                                            \
+          for (int v = 0; v < CO_VECTORS; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, wv[v])); \
+        }                                                                                                    \
+      }                                                                                                      \
+    }                                                                                                        \
+    for (int r = 0; r < R; r++)                                                                              \
+      for (int v = 0; v < CO_VECTORS; v++)                                                                   \
+        wasm_v128_store(y + r * co_total + 4 * v, activate(acc[r][v], activation));                          \
+  }
+
+DEFINE_CONV_BLOCK(8, 1)
+DEFINE_CONV_BLOCK(1, 1)
+DEFINE_CONV_BLOCK(5, 2)
+DEFINE_CONV_BLOCK(1, 2)
+DEFINE_CONV_BLOCK(3, 3)
+DEFINE_CONV_BLOCK(1, 3)
+DEFINE_CONV_BLOCK(2, 4)
+DEFINE_CONV_BLOCK(1, 4)
+
+/*
+ * One output pixel with some taps outside x (the borders): the same sums over the taps inside only.
+ */
+static void conv_edge_pixel(const float* x, int height, int width, int ci_total, int xi0, int xj0, int kh, int kw,
+                              const float* w, int co_total, const float* bias, float* y, int activation) {
+  for (int co = 0; co < co_total; co += 4) {
+    v128_t acc = bias ? wasm_v128_load(bias + co) : wasm_f32x4_splat(0.0f);
+    for (int a = 0; a < kh; a++) {
+      int xi = xi0 + a;
+      if (xi < 0 || xi >= height) continue;
+      for (int b = 0; b < kw; b++) {
+        int xj = xj0 + b;
+        if (xj < 0 || xj >= width) continue;
+        const float* xp = x + (xi * width + xj) * ci_total;
+        const float* wp = w + (a * kw + b) * ci_total * co_total + co;
+        for (int ci = 0; ci < ci_total; ci++)
+          acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load32_splat(xp + ci), wasm_v128_load(wp + ci * co_total)));
+      }
+    }
+    wasm_v128_store(y + co, activate(acc, activation));
+  }
+}
+
+/* [sum(a0), sum(a1), sum(a2), sum(a3)]: the lanes of four vectors added up, one vector per lane. */
+static inline v128_t sum_lanes4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
+  v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
+  v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7));
+  return wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+/*
+ * R output pixels, 4 output channels, every tap inside x, input channels a multiple of 4: the products are
+ * vectors over 4 input channels (whole loads of x, no broadcasts), summed across lanes once at the end.
+ * w_t holds, for each filter row a, the 4 channels' taps (b, ci) as 4 contiguous rows of taps_row floats.
+ */
+#define DEFINE_CONV_LANES(R)                                                                                 \
+  static inline void conv_lanes_##R(const float* const* x_rows, int kh, int taps_row, int x_step,            \
+                                      const float* w_t, const float* bias, float* y, int co_total,            \
+                                      int activation) {                                                       \
+    v128_t acc[R][4];                                                                                        \
+    for (int r = 0; r < R; r++)                                                                              \
+      for (int c = 0; c < 4; c++) acc[r][c] = wasm_f32x4_splat(0.0f);                                        \
+    for (int a = 0; a < kh; a++) {                                                                           \
+      const float* xa = x_rows[a];                                                                           \
+      if (!xa) continue;                                                                                     \
+      const float* wa = w_t + a * 4 * taps_row;                                                              \
+      for (int t = 0; t < taps_row; t += 4) {                                                                \
+        v128_t xv[R];                                                                                        \
+        for (int r = 0; r < R; r++) xv[r] = wasm_v128_load(xa + r * x_step + t);                             \
+        for (int c = 0; c < 4; c++) {                                                                        \
+          v128_t wv = wasm_v128_load(wa + c * taps_row + t);                                                 \
+          for (int r = 0; r < R; r++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(xv[r], wv));      \
+        }                                                                                                    \
+      }                                                                                                      \
+    }                                                                                                        \
+    v128_t b = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0.0f);                                         \
+    for (int r = 0; r < R; r++)                                                                              \
+      wasm_v128_store(y + r * co_total,                                                                      \
+                      activate(wasm_f32x4_add(b, sum_lanes4(acc[r][0], acc[r][1], acc[r][2], acc[r][3])),    \
+                               activation));                                                                 \
+  }
+
+DEFINE_CONV_LANES(2)
+DEFINE_CONV_LANES(1)
+
+/*
+ * Forward convolution, NHWC, dilation 1, co_total a multiple of 4:
+ * y[n][i][j][co] = act(bias[co] + sum over a, b, ci of x[n][i*sh + a - pad_top][j*sw + b - pad_left][ci] * w[a][b][ci][co])
+ * (zero outside x; bias may be 0; activation 0 linear, 1 relu). Each input value is broadcast against vectors of
+ * up to 16 output channels, accumulated in registers for a block of pixels of one row. With w_t (the filter
+ * regrouped for conv_lanes_*, C_in a multiple of 4) the products are vectors of input channels instead, which
+ * suits few outputs from many inputs. At C_in ≤ 64 this beats tfjs-backend-wasm 4.22's XNNPACK convolution,
+ * which runs 8-channel-wide tiles (half empty for 4 outputs) through an indirection buffer.
+ */
+EXPORT("conv2d_forward")
+void conv2d_forward(const float* x, const float* w, const float* w_t, const float* bias, float* y, int batch,
+                   int height, int width, int ci_total, int out_height, int out_width, int co_total, int kh, int kw,
+                   int sh, int sw, int pad_top, int pad_left, int activation) {
+  int taps_row = kw * ci_total;
+  int x_step = sw * ci_total;
+  /* Output columns whose every tap column is inside x. */
+  int first = 0;
+  while (first < out_width && first * sw - pad_left < 0) first++;
+  int end = out_width;
+  while (end > first && (end - 1) * sw - pad_left + kw - 1 >= width) end--;
+  const float* x_rows[16];
+  for (int n = 0; n < batch; n++) {
+    const float* xn = x + n * height * width * ci_total;
+    for (int i = 0; i < out_height; i++) {
+      float* y_row = y + ((n * out_height + i) * out_width) * co_total;
+      int xi0 = i * sh - pad_top;
+      for (int j = 0; j < first; j++)
+        conv_edge_pixel(xn, height, width, ci_total, xi0, j * sw - pad_left, kh, kw, w, co_total, bias,
+                          y_row + j * co_total, activation);
+      for (int j = end > first ? end : first; j < out_width; j++)
+        conv_edge_pixel(xn, height, width, ci_total, xi0, j * sw - pad_left, kh, kw, w, co_total, bias,
+                          y_row + j * co_total, activation);
+      if (end <= first) continue;
+      for (int a = 0; a < kh; a++) {
+        int xi = xi0 + a;
+        x_rows[a] = xi < 0 || xi >= height ? 0 : xn + (xi * width + first * sw - pad_left) * ci_total;
+      }
+      int j = first;
+      if (w_t) {
+        /* Input channels a multiple of 4: w_t is w regrouped by filter row, channel group and output channel. */
+        for (; j + 2 <= end; j += 2) {
+          for (int g = 0; g < co_total; g += 4)
+            conv_lanes_2(x_rows, kh, taps_row, x_step, w_t + g * kh * taps_row, bias ? bias + g : 0,
+                           y_row + j * co_total + g, co_total, activation);
+          for (int a = 0; a < kh; a++)
+            if (x_rows[a]) x_rows[a] += 2 * x_step;
+        }
+        for (; j < end; j++) {
+          for (int g = 0; g < co_total; g += 4)
+            conv_lanes_1(x_rows, kh, taps_row, x_step, w_t + g * kh * taps_row, bias ? bias + g : 0,
+                           y_row + j * co_total + g, co_total, activation);
+          for (int a = 0; a < kh; a++)
+            if (x_rows[a]) x_rows[a] += x_step;
+        }
+        continue;
+      }
+      /* Groups of up to 16 output channels, each with the block size that fits its accumulators in registers. */
+      for (int g = 0; g < co_total; g += 16) {
+        int group = co_total - g < 16 ? co_total - g : 16;
+        int vectors = group / 4;
+        int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
+        const float* rows[16];
+        for (int a = 0; a < kh; a++) rows[a] = x_rows[a];
+        const float* wg = w + g;
+        const float* bg = bias ? bias + g : 0;
+        int jj = j;
+        for (; jj + block <= end; jj += block) {
+          float* out = y_row + jj * co_total + g;
+          switch (vectors) {
+            case 1: conv_block_8_1(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            case 2: conv_block_5_2(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            case 3: conv_block_3_3(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            default: conv_block_2_4(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+          }
+          for (int a = 0; a < kh; a++)
+            if (rows[a]) rows[a] += block * x_step;
+        }
+        for (; jj < end; jj++) {
+          float* out = y_row + jj * co_total + g;
+          switch (vectors) {
+            case 1: conv_block_1_1(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            case 2: conv_block_1_2(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            case 3: conv_block_1_3(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+            default: conv_block_1_4(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
+          }
+          for (int a = 0; a < kh; a++)
+            if (rows[a]) rows[a] += x_step;
+        }
+      }
+    }
+  }
+}
+
+/*
+ * out[r][c] = act(bias[c] + sum over k < depth of a[r][k] * b[k][c]) for r < rows, c < columns (a multiple of 4):
+ * a matrix product whose right factor is small enough to stay in cache (the 1×1 combination step of a basis
+ * convolution, and its input gradient). Two rows at a time share each loaded vector of b.
+ */
+EXPORT("matmul_small_right")
+void matmul_small_right(const float* a, const float* b, const float* bias, float* out, int rows, int depth,
+                        int columns, int activation) {
+  int r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const float* a0 = a + r * depth;
+    const float* a1 = a0 + depth;
+    float* out0 = out + r * columns;
+    float* out1 = out0 + columns;
+    int c = 0;
+    for (; c + 16 <= columns; c += 16) {
+      v128_t p[4], q[4];
+      for (int v = 0; v < 4; v++) p[v] = q[v] = bias ? wasm_v128_load(bias + c + 4 * v) : wasm_f32x4_splat(0.0f);
+      for (int k = 0; k < depth; k++) {
+        v128_t s0 = wasm_v128_load32_splat(a0 + k), s1 = wasm_v128_load32_splat(a1 + k);
+        const float* bk = b + k * columns + c;
+        for (int v = 0; v < 4; v++) {
+          v128_t bv = wasm_v128_load(bk + 4 * v);
+          p[v] = wasm_f32x4_add(p[v], wasm_f32x4_mul(s0, bv));
+          q[v] = wasm_f32x4_add(q[v], wasm_f32x4_mul(s1, bv));
+        }
+      }
+      for (int v = 0; v < 4; v++) {
+        wasm_v128_store(out0 + c + 4 * v, activate(p[v], activation));
+        wasm_v128_store(out1 + c + 4 * v, activate(q[v], activation));
+      }
+    }
+    for (; c < columns; c += 4) {
+      v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f), q = p;
+      for (int k = 0; k < depth; k++) {
+        v128_t bv = wasm_v128_load(b + k * columns + c);
+        p = wasm_f32x4_add(p, wasm_f32x4_mul(wasm_v128_load32_splat(a0 + k), bv));
+        q = wasm_f32x4_add(q, wasm_f32x4_mul(wasm_v128_load32_splat(a1 + k), bv));
+      }
+      wasm_v128_store(out0 + c, activate(p, activation));
+      wasm_v128_store(out1 + c, activate(q, activation));
+    }
+  }
+  for (; r < rows; r++) {
+    for (int c = 0; c < columns; c += 4) {
+      v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
+      for (int k = 0; k < depth; k++)
+        p = wasm_f32x4_add(p, wasm_f32x4_mul(wasm_v128_load32_splat(a + r * depth + k),
+                                             wasm_v128_load(b + k * columns + c)));
+      wasm_v128_store(out + r * columns + c, activate(p, activation));
+    }
+  }
+}
+

@@ -10,11 +10,12 @@ import {
   type NamedAttrMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { runSimdConv } from './conv2d-forward.js';
 import { SimdKernels } from './simd.js';
 import { release, runWasmKernel, UnsupportedKernelInputError, type WasmBackend } from './wasm-backend.js';
 
-// Both gradients are rewritten as forward convolutions so they run on the wasm backend's XNNPACK Conv2D,
-// which is far faster than any loop we could write in JavaScript.
+// Both gradients are rewritten as forward convolutions (the engine's SIMD one where it applies, else the wasm
+// backend's XNNPACK Conv2D), or run on the engine's SIMD gradient kernels.
 
 type Shape4 = [number, number, number, number];
 type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
@@ -60,6 +61,10 @@ function conv2d(
   dilations: [number, number],
   pad: ExplicitPad,
 ): TensorInfo {
+  if (dilations[0] === 1 && dilations[1] === 1) {
+    const y = runSimdConv(backend, x, filter, null, 1, pad, 'linear');
+    if (y !== null) return y;
+  }
   const attrs: NamedAttrMap = { strides: 1, pad, dataFormat: 'NHWC', dilations };
   return runWasmKernel(backend, Conv2D, { x, filter }, attrs);
 }

@@ -4,6 +4,12 @@ import { wasmBatchNormGradSumsConfig } from './batch-norm-sums.js';
 import { wasmBatchNormTrainConfig, wasmBatchNormTrainGradConfig } from './batch-norm-train.js';
 import { wasmChannelKernels } from './channel-ops.js';
 import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
+import {
+  wasmBatchMatMulConfig,
+  wasmConv2DConfig,
+  wasmFusedConv2DConfig,
+  wasmFusedMatMulConfig,
+} from './conv2d-forward.js';
 import { meanGradConfig } from './mean-grad.js';
 import { wasmSliceConfig } from './slice.js';
 
@@ -16,6 +22,10 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmBatchNormTrainConfig,
   wasmBatchNormTrainGradConfig,
   wasmSliceConfig,
+  wasmConv2DConfig,
+  wasmFusedConv2DConfig,
+  wasmBatchMatMulConfig,
+  wasmFusedMatMulConfig,
 ];
 
 /** Gradients the engine registers for every backend (exact replacements of slower tfjs-core ones). */

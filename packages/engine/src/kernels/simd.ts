@@ -43,6 +43,24 @@ type ConvGradientKernel = (first: number, second: number, out: number, ...geomet
 interface SimdExports {
   conv2d_input_grad: ConvGradientKernel;
   conv2d_filter_grad: ConvGradientKernel;
+  conv2d_forward(
+    x: number,
+    w: number,
+    wT: number,
+    bias: number,
+    y: number,
+    ...rest: [...ConvGeometry, activation: number]
+  ): void;
+  matmul_small_right(
+    a: number,
+    b: number,
+    bias: number,
+    out: number,
+    rows: number,
+    depth: number,
+    columns: number,
+    activation: number,
+  ): void;
   channel_moments(x: number, w: number, n: number, channels: number, acc: number): void;
   channel_affine(
     out: number,
@@ -107,6 +125,11 @@ function convGeometry(
     padLeft,
   ];
 }
+
+/** Activations the forward kernels apply as they write their output. */
+export type SimdActivation = 'linear' | 'relu';
+
+const ACTIVATION_CODES: Record<SimdActivation, number> = { linear: 0, relu: 1 };
 
 /** The SIMD kernels bound to one wasm backend. Channel counts must be multiples of 4. */
 export class SimdKernels {
@@ -263,5 +286,98 @@ export class SimdKernels {
         ...convGeometry(dx, dy, kh, kw, strides, padTop, padLeft),
       );
     });
+  }
+
+  /**
+   * Overwrites `y` ([N, Ho, Wo, C_out], C_out a multiple of 4) with act(conv(x, filter) + bias), dilation 1:
+   * `x` [N, H, W, C_in], `filter` [kh, kw, C_in, C_out] (kh ≤ 16), `bias` [C_out] or null. `lanes` (C_in a
+   * multiple of 4): multiply vectors of 4 input channels and sum across lanes at the end, for few outputs from
+   * many inputs; else broadcast each input value to vectors of output channels.
+   */
+  conv2d(
+    x: TensorInfo,
+    filter: TensorInfo,
+    bias: TensorInfo | null,
+    y: TensorInfo,
+    strides: [number, number],
+    padTop: number,
+    padLeft: number,
+    activation: SimdActivation,
+    lanes: boolean,
+  ): void {
+    const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
+    const run = (filterByLanes: number) =>
+      this.exports.conv2d_forward(
+        this.offset(x),
+        this.offset(filter),
+        filterByLanes,
+        bias === null ? 0 : this.offset(bias),
+        this.offset(y),
+        ...convGeometry(x, y, kh, kw, strides, padTop, padLeft),
+        ACTIVATION_CODES[activation],
+      );
+    if (!lanes) {
+      run(0);
+      return;
+    }
+    if (inChannels % 4 !== 0) throw new Error(`conv2d: lanes need C_in a multiple of 4, got ${inChannels}`);
+    // The lanes kernel reads the filter as [C_out / 4, kh, 4, kw·C_in]: per group of 4 outputs and filter row,
+    // each output's taps contiguous.
+    const size = kh * kw * inChannels * outChannels;
+    const tapsRow = kw * inChannels;
+    this.withScratch(4 * size, (filterByLanes) => {
+      const source = new Float32Array(this.memory.buffer, this.offset(filter), size);
+      const target = new Float32Array(this.memory.buffer, filterByLanes, size);
+      for (let a = 0; a < kh; a++) {
+        for (let t = 0; t < tapsRow; t++) {
+          const from = (a * tapsRow + t) * outChannels;
+          for (let o = 0; o < outChannels; o++) {
+            const lane = o & 3;
+            target[((o - lane) * kh + a * 4 + lane) * tapsRow + t] = source[from + o] as number;
+          }
+        }
+      }
+      run(filterByLanes);
+    });
+  }
+
+  /**
+   * Overwrites `out` ([rows, columns], columns a multiple of 4) with act(a·b + bias) for `a` [rows, depth] and a
+   * small `b` [depth, columns] (it is re-read for every pair of rows); `bias` [columns] or null.
+   */
+  matMulSmallRight(
+    a: TensorInfo,
+    b: TensorInfo,
+    bias: TensorInfo | null,
+    out: TensorInfo,
+    activation: SimdActivation,
+  ): void {
+    const [depth, columns] = b.shape.slice(-2) as [number, number];
+    const rows = a.shape.reduce((x, y) => x * y, 1) / depth;
+    this.exports.matmul_small_right(
+      this.offset(a),
+      this.offset(b),
+      bias === null ? 0 : this.offset(bias),
+      this.offset(out),
+      rows,
+      depth,
+      columns,
+      ACTIVATION_CODES[activation],
+    );
+  }
+
+  /**
+   * Overwrites `out` ([depth, columns], columns a multiple of 4) with aᵀ·b for `a` [rows, depth] and `b`
+   * [rows, columns]: the filter gradient of a 1×1 convolution over one row of `rows` pixels.
+   */
+  matMulTransposedLeft(a: TensorInfo, b: TensorInfo, out: TensorInfo): void {
+    const [depth, columns] = out.shape.slice(-2) as [number, number];
+    const rows = a.shape.reduce((x, y) => x * y, 1) / depth;
+    this.exports.conv2d_filter_grad(
+      this.offset(a),
+      this.offset(b),
+      this.offset(out),
+      ...([1, 1, rows, depth, 1, rows, columns, 1, 1, 1, 1, 0, 0] satisfies ConvGeometry),
+    );
   }
 }

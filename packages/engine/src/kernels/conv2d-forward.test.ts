@@ -1,0 +1,114 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { initEngine } from '../index.js';
+import {
+  type ConvCase,
+  conv,
+  onWasmAndCpu,
+  parityCases,
+  relativeError,
+  seededValues,
+  shapesOf,
+} from './parity-helpers.js';
+
+/** conv(x, w) and relu(conv(x, w) + b) (the layers' fused path) for a case, as flat arrays. */
+function forward(c: ConvCase): { plain: Float32Array; fused: Float32Array } {
+  const shapes = shapesOf(c);
+  return tf.tidy(() => {
+    const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
+    const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
+    const b = tf.tensor1d(seededValues(c.outChannels, 3));
+    const plain = tf.conv2d(x, w, c.stride, c.pad);
+    const fused = tf.fused.conv2d({
+      x,
+      filter: w,
+      strides: c.stride,
+      pad: c.pad,
+      bias: b,
+      activation: 'relu',
+    });
+    return { plain: plain.dataSync() as Float32Array, fused: fused.dataSync() as Float32Array };
+  });
+}
+
+describe('wasm Conv2D / FusedConv2D (SIMD where C_out is a multiple of 4 and C_in ≤ 64)', () => {
+  it.each(parityCases)('match cpu for $name', async (c) => {
+    const { wasm, cpu } = await onWasmAndCpu(() => forward(c));
+    expect(relativeError(wasm.plain, cpu.plain)).toBeLessThan(1e-5);
+    expect(relativeError(wasm.fused, cpu.fused)).toBeLessThan(1e-5);
+  });
+
+  it.each(['relu6', 'elu'] as const)(
+    'fall back to XNNPACK for a %s activation, with the same result',
+    async (activation) => {
+      const c = conv('16→8 s1', 1, 8, 16, 8, 3, 1);
+      const shapes = shapesOf(c);
+      const run = () =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
+          const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
+          return tf.fused
+            .conv2d({ x, filter: w, pad: 'same', strides: 1, activation })
+            .dataSync() as Float32Array;
+        });
+      const { wasm, cpu } = await onWasmAndCpu(run);
+      expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
+    },
+  );
+
+  it('leak no tensors', async () => {
+    await initEngine({ backend: 'wasm' });
+    const c = conv('16→4', 2, 8, 16, 4, 3, 1);
+    forward(c);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) forward(c);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+interface MatMulCase {
+  rows: number;
+  depth: number;
+  columns: number;
+}
+
+/** a·b, relu(a·b + bias) and aᵀ·c (c: rows × columns) for a case. */
+function products({
+  rows,
+  depth,
+  columns,
+}: MatMulCase): Record<'plain' | 'fused' | 'transposedLeft', Float32Array> {
+  return tf.tidy(() => {
+    const a = tf.tensor2d(seededValues(rows * depth, 1), [rows, depth]);
+    const b = tf.tensor2d(seededValues(depth * columns, 2), [depth, columns]);
+    const bias = tf.tensor1d(seededValues(columns, 3));
+    const c = tf.tensor2d(seededValues(rows * columns, 4), [rows, columns]);
+    const fused = tf.fused.matMul({
+      a: tf.expandDims(a, 0),
+      b: tf.expandDims(b, 0),
+      bias,
+      activation: 'relu',
+    });
+    expect(fused.shape).toEqual([1, rows, columns]);
+    return {
+      plain: tf.matMul(a, b).dataSync() as Float32Array,
+      fused: fused.dataSync() as Float32Array,
+      transposedLeft: tf.matMul(a, c, true, false).dataSync() as Float32Array,
+    };
+  });
+}
+
+describe('wasm BatchMatMul / _FusedMatMul (SIMD for a small right factor and for aᵀ·b)', () => {
+  it.each([
+    { rows: 1001, depth: 4, columns: 16 },
+    { rows: 999, depth: 16, columns: 4 },
+    { rows: 257, depth: 8, columns: 36 },
+    { rows: 3, depth: 64, columns: 64 },
+    { rows: 64, depth: 7, columns: 10 }, // columns not a multiple of 4: XNNPACK
+  ])('match cpu for $rows×$depth·$depth×$columns', async (c) => {
+    const { wasm, cpu } = await onWasmAndCpu(() => products(c));
+    expect(relativeError(wasm.plain, cpu.plain)).toBeLessThan(1e-5);
+    expect(relativeError(wasm.fused, cpu.fused)).toBeLessThan(1e-5);
+    expect(relativeError(wasm.transposedLeft, cpu.transposedLeft)).toBeLessThan(1e-5);
+  });
+});
