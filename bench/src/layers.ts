@@ -10,7 +10,8 @@
  * output gradient (no loss ops, which cost the same for every variant and so hide part of the speed-up; no
  * input gradient for the 3-channel stems, as in training), and
  * nothing is read back: the wasm and cpu backends are synchronous, their work is done when a kernel returns.
- * Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER (substring of a shape label).
+ * Environment: BENCH_REPS (rounds, default 7), BENCH_FILTER (substring of a shape label), BENCH_BATCH_R20 (batch
+ * of the ResNet-20 shapes, default 32; 64 is what each of two gradient workers computes in a batch-128 step).
  */
 import { fileURLToPath } from 'node:url';
 import { BasisConv2D, basisCost, factoredPays } from '@decompose/basis';
@@ -24,7 +25,7 @@ import { printTable, writeAtomically } from './output.js';
 import { measure, median, type Samples } from './samples.js';
 
 const RATIOS = [0.25, 0.5, 0.75] as const;
-const BATCH = { resnet20: 32, resnet18: 8 } as const;
+const BATCH = { resnet20: Number(process.env.BENCH_BATCH_R20 ?? 32), resnet18: 8 } as const;
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const FILTER = process.env.BENCH_FILTER ?? '';
 

@@ -19,9 +19,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
 import {
+  CHANNELS,
   type Cifar10Images,
   createBatchStream,
   findBundledSubset,
+  IMAGE_SIZE,
+  normalizeImages,
   readCifar10,
   selectImages,
   splitCalibration,
@@ -31,6 +34,7 @@ import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from 
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type Budget,
+  type LabelledImages,
   type Metric,
   type ScanEntry,
   type Selection,
@@ -277,7 +281,16 @@ async function loadBaseline(
   };
 }
 
-/** The scan, one `scanSensitivity` call per layer (each with the ratios the strategy supports there). */
+/** The calibration images as the scan takes them: normalised as in training, with their labels. */
+function labelledImages(data: Cifar10Images): LabelledImages {
+  const images = tf.tensor4d(normalizeImages(data.images), [data.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS]);
+  return { images, labels: data.labels };
+}
+
+/**
+ * The scan: one `scanSensitivity` call on the calibration images for each set of ratios the strategy supports
+ * (on ResNet-20, one call for all candidates); a layer is scanned only at the ratios it supports.
+ */
 async function runScan(
   baseline: tfl.LayersModel,
   candidates: readonly Candidate[],
@@ -287,47 +300,50 @@ async function runScan(
 ): Promise<SensitivityTable> {
   const clock = { mark: performance.now() };
   const cache = work.scanCache(clock);
-  let baselineMetric: Metric | null = null;
-  const baselineStarted = performance.now();
-  const calibrate = async (model: tfl.LayersModel): Promise<Metric> => {
-    // The dense model's metric is the same for every layer's call: compute it once.
-    if (model === baseline && baselineMetric !== null) return baselineMetric;
-    const { accuracy, loss } = await evaluate(model, calibration, 100);
-    if (model === baseline) baselineMetric = { accuracy, loss };
-    return { accuracy, loss };
-  };
-  await calibrate(baseline);
-  const baselineSeconds = (performance.now() - baselineStarted) / 1000;
-  const layers: SensitivityTable['layers'] = [];
-  const entries: ScanEntry[] = [];
-  const keys: string[] = [];
-  let done = 0;
-  const total = candidates.reduce((n, c) => n + config.ratios.filter((r) => c.costAt(r) !== null).length, 0);
+  const groups = new Map<string, { ratios: number[]; layers: string[] }>();
   for (const candidate of candidates) {
     const ratios = config.ratios.filter((r) => candidate.costAt(r) !== null);
     if (ratios.length === 0) continue;
-    clock.mark = performance.now();
-    const table = await scanSensitivity({
-      model: baseline,
-      strategy: basisStrategy,
-      layers: [candidate.layer],
-      ratios,
-      evaluate: calibrate,
-      calibrationSize: calibration.count,
-      cache,
-      seed: config.seed,
-      onProgress: ({ entry, cached }) => {
-        clock.mark = performance.now();
-        done++;
-        if (!cached)
-          log(
-            `  scan ${done}/${total} ${entry.layer} @${entry.ratio}: calibration acc ${pct(entry.metric.accuracy)}`,
-          );
-      },
-    });
-    layers.push(...table.layers);
-    entries.push(...table.entries);
-    keys.push(...ratios.map((r) => scanEntryKey(basisStrategy, candidate.layer, r, 0)));
+    const group = groups.get(ratios.join()) ?? { ratios, layers: [] };
+    group.layers.push(candidate.layer);
+    groups.set(ratios.join(), group);
+  }
+  const split = labelledImages(calibration);
+  const layers: SensitivityTable['layers'] = [];
+  const entries: ScanEntry[] = [];
+  const keys: string[] = [];
+  let baselineMetric: Metric | null = null;
+  let done = 0;
+  const total = [...groups.values()].reduce((n, g) => n + g.layers.length * g.ratios.length, 0);
+  try {
+    for (const group of groups.values()) {
+      // An entry's seconds run from the previous entry's end, so the first one's include the baseline's evaluation.
+      clock.mark = performance.now();
+      const table = await scanSensitivity({
+        model: baseline,
+        strategy: basisStrategy,
+        layers: group.layers,
+        ratios: group.ratios,
+        calibration: split,
+        cache,
+        seed: config.seed,
+        onProgress: ({ entry, cached }) => {
+          done++;
+          if (!cached)
+            log(
+              `  scan ${done}/${total} ${entry.layer} @${entry.ratio}: calibration acc ${pct(entry.metric.accuracy)}`,
+            );
+        },
+      });
+      baselineMetric ??= table.baseline;
+      layers.push(...table.layers);
+      entries.push(...table.entries);
+      keys.push(
+        ...group.layers.flatMap((layer) => group.ratios.map((r) => scanEntryKey(basisStrategy, layer, r, 0))),
+      );
+    }
+  } finally {
+    split.images.dispose();
   }
   return {
     strategy: { name: basisStrategy.name, version: basisStrategy.version },
@@ -337,7 +353,7 @@ async function runScan(
     entries,
     calibrationSize: calibration.count,
     fineTuneSteps: 0,
-    seconds: baselineSeconds + work.scanSeconds(keys),
+    seconds: work.scanSeconds(keys),
   };
 }
 

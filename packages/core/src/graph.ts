@@ -1,4 +1,5 @@
-// Rebuilding a functional graph layer by layer, shared by surgery (decompositions) and BatchNorm folding.
+// Rebuilding a functional graph layer by layer, shared by surgery (decompositions), BatchNorm folding and
+// cutting a graph between inner tensors.
 import { dispose } from '@tensorflow/tfjs-core';
 import {
   model as functionalModel,
@@ -56,12 +57,24 @@ function disposeBuilt(layers: readonly Layer[]): void {
   }
 }
 
+/** A part of a graph to rebuild on its own: from some of its tensors to others, through the layers between. */
+export interface GraphPart {
+  /** Tensors of the graph that become the new model's inputs, in order. */
+  inputs: readonly SymbolicTensor[];
+  /** Names of the new model's input layers, one per input. */
+  inputNames: readonly string[];
+  /** Tensors of the graph that become the new model's outputs. */
+  outputs: readonly SymbolicTensor[];
+  /** Every layer computing `outputs` from `inputs` (the only layers rebuilt). */
+  layers: ReadonlySet<Layer>;
+}
+
 /**
- * A new functional model with the graph of `model` (a functional model, see `graphOf`), each layer rewritten
- * by `rewrite` or copied with its weights, so the result shares no variable with the original. If anything
- * throws, every layer built so far is disposed.
+ * A new functional model with the graph of `model` (a functional model, see `graphOf`), or of `part` of it,
+ * each layer rewritten by `rewrite` or copied with its weights, so the result shares no variable with the
+ * original. If anything throws, every layer built so far is disposed.
  */
-export function rebuildGraph(model: LayersModel, rewrite: LayerRewrite): LayersModel {
+export function rebuildGraph(model: LayersModel, rewrite: LayerRewrite, part?: GraphPart): LayersModel {
   const built: Layer[] = [];
   try {
     const tensors = new Map<SymbolicTensor, SymbolicTensor>();
@@ -75,18 +88,18 @@ export function rebuildGraph(model: LayersModel, rewrite: LayerRewrite): LayersM
       }
       return mapped;
     };
-    const inputs = model.inputs.map((original) => {
+    const inputs = (part?.inputs ?? model.inputs).map((original, i) => {
       const fresh = input({
         batchShape: original.shape,
         dtype: original.dtype,
-        name: original.sourceLayer.name,
+        name: part?.inputNames[i] ?? original.sourceLayer.name,
       });
       tensors.set(original, fresh);
       return fresh;
     });
     // model.layers is in topological order (tfjs sorts containers' layers by depth, inputs first).
     for (const layer of model.layers) {
-      if (model.inputLayers.includes(layer)) continue;
+      if (model.inputLayers.includes(layer) || (part !== undefined && !part.layers.has(layer))) continue;
       const node = nodeInModel(model, layer);
       const layerInputs = node.inputTensors.map((t) => lookup(t, layer));
       const outputs = rewrite(layer, node, layerInputs, built) ?? copyLayer(layer, node, layerInputs, built);
@@ -101,7 +114,7 @@ export function rebuildGraph(model: LayersModel, rewrite: LayerRewrite): LayersM
         tensors.set(original, mapped);
       });
     }
-    const outputs = model.outputs.map((t) => lookup(t, t.sourceLayer));
+    const outputs = (part?.outputs ?? model.outputs).map((t) => lookup(t, t.sourceLayer));
     return functionalModel({ inputs, outputs, name: model.name });
   } catch (error) {
     disposeBuilt(built);

@@ -9,6 +9,7 @@ export {
   costTable,
   registerLayerCost,
 } from './cost-table.js';
+export { type CutOptions, cutModel, downstreamFrontier, type ModelCut, type TensorRef } from './cut.js';
 export {
   DuplicateStrategyError,
   InvalidDecompositionError,

@@ -1,3 +1,4 @@
+export { DEFAULT_CALIBRATION_BATCH, type LabelledImages } from './calibration.js';
 export {
   type ScanCache,
   type ScanOptions,

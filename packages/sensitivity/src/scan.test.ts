@@ -2,10 +2,10 @@ import { convCost, type DecompositionStrategy } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { beforeAll, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type ScanCache, scanEntryKey, scanSensitivity } from './scan.js';
-import type { Metric, ScanEntry } from './table.js';
+import type { Metric, ScanEntry, SensitivityTable } from './table.js';
 
 /** Keeps the first round(ratio·C_out) filters of a conv and zeroes the rest: a lossy rewrite whose damage grows. */
 const keepFilters: DecompositionStrategy<{ ratio: number }> = {
@@ -34,12 +34,30 @@ const keepFilters: DecompositionStrategy<{ ratio: number }> = {
   cost: (shape, { ratio }) => convCost({ ...shape, outChannels: Math.round(ratio * shape.outChannels) }),
 };
 
-function smallModel(): tfl.LayersModel {
+/**
+ * conv1 → (conv2, with `batchNorm` followed by a BatchNorm and a relu, which the calibration path folds into
+ * it) + skip → pooling → fc.
+ */
+function smallModel(batchNorm = false): tfl.LayersModel {
   const input = tfl.input({ shape: [8, 8, 3] });
   const c1 = tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', name: 'conv1' });
   const c2 = tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', name: 'conv2' });
   const x = c1.apply(input) as tfl.SymbolicTensor;
-  const y = tfl.layers.add().apply([x, c2.apply(x) as tfl.SymbolicTensor]) as tfl.SymbolicTensor;
+  let branch = c2.apply(x) as tfl.SymbolicTensor;
+  if (batchNorm) {
+    const random = (minval: number, seed: number) =>
+      tfl.initializers.randomUniform({ minval, maxval: minval + 1, seed });
+    const bn = tfl.layers.batchNormalization({
+      name: 'bn2',
+      gammaInitializer: random(0.5, 1),
+      betaInitializer: random(-0.5, 2),
+      movingMeanInitializer: random(-0.5, 3),
+      movingVarianceInitializer: random(0.5, 4),
+    });
+    const relu = tfl.layers.activation({ activation: 'relu', name: 'relu2' });
+    branch = relu.apply(bn.apply(branch)) as tfl.SymbolicTensor;
+  }
+  const y = tfl.layers.add().apply([x, branch]) as tfl.SymbolicTensor;
   const pooled = tfl.layers.globalAveragePooling2d({}).apply(y) as tfl.SymbolicTensor;
   const logits = tfl.layers.dense({ units: 4, name: 'fc' }).apply(pooled) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: logits });
@@ -124,4 +142,72 @@ it('resumes from the cache without recomputing finished entries', async () => {
   expect(evaluations).toBe(4); // only the baseline again
   expect(cached).toEqual([true, true]);
   expect(second.entries).toEqual(first.entries);
+});
+
+describe('the calibration path', () => {
+  let normalised: tfl.LayersModel;
+  // Labels that disagree with the model on some images, so accuracies and losses differ between entries.
+  let noisyLabels: Int32Array;
+  const split = () => ({ images, labels: noisyLabels, batchSize: 24 });
+  beforeAll(() => {
+    normalised = smallModel(true);
+    noisyLabels = labels.map((label, i) => (i % 5 === 0 ? (label + 1) % 4 : label));
+  });
+
+  /** Accuracy and mean cross-entropy of the whole model on the images, computed directly. */
+  async function wholeModelMetric(m: tfl.LayersModel): Promise<Metric> {
+    const [accuracy, loss] = tf.tidy(() => {
+      const logits = m.predict(images) as tf.Tensor2D;
+      const truth = tf.tensor1d(noisyLabels, 'int32');
+      const hits = tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), truth), 'float32'));
+      const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(truth, 4), tf.logSoftmax(logits)), -1)));
+      return [hits.dataSync()[0]!, crossEntropy.dataSync()[0]!];
+    });
+    return { accuracy, loss };
+  }
+
+  const expectSameMetrics = (got: SensitivityTable, want: SensitivityTable) => {
+    expect(got.entries.map((e) => [e.layer, e.ratio])).toEqual(want.entries.map((e) => [e.layer, e.ratio]));
+    for (const [i, entry] of got.entries.entries()) {
+      expect(entry.metric.accuracy).toBeCloseTo(want.entries[i]!.metric.accuracy, 6);
+      expect(Math.abs(entry.metric.loss - want.entries[i]!.metric.loss)).toBeLessThan(1e-4);
+    }
+    expect(got.baseline.accuracy).toBeCloseTo(want.baseline.accuracy, 6);
+    expect(Math.abs(got.baseline.loss - want.baseline.loss)).toBeLessThan(1e-4);
+  };
+
+  it('measures what evaluating each whole model measures, leaking no tensors', async () => {
+    const common = {
+      model: normalised,
+      strategy: keepFilters,
+      layers: ['conv1', 'conv2'],
+      ratios: [0.25, 0.5, 1],
+    };
+    const byCallback = await scanSensitivity({ ...common, evaluate: wholeModelMetric, calibrationSize: 64 });
+    const bySplit = () => scanSensitivity({ ...common, calibration: split() });
+    await bySplit();
+    const tensors = tf.memory().numTensors;
+    const table = await bySplit();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(table.calibrationSize).toBe(64);
+    expect(new Set(table.entries.map((e) => e.metric.loss)).size).toBeGreaterThan(2);
+    expectSameMetrics(table, byCallback);
+  });
+
+  it('evaluates fine-tuned entries whole, since fine-tuning changes the layers before the cut too', async () => {
+    // A "fine-tune" that changes conv1 (in front of conv2): a frontier computed before it would be stale.
+    const fineTune = {
+      steps: 1,
+      run: async (m: tfl.LayersModel) => {
+        const layer = m.getLayer('conv1');
+        const scaled = layer.getWeights().map((w) => tf.mul(w, 0.5));
+        layer.setWeights(scaled);
+        tf.dispose(scaled);
+      },
+    };
+    const common = { model: normalised, strategy: keepFilters, layers: ['conv2'], ratios: [0.5], fineTune };
+    const table = await scanSensitivity({ ...common, calibration: split() });
+    const byCallback = await scanSensitivity({ ...common, evaluate: wholeModelMetric, calibrationSize: 64 });
+    expectSameMetrics(table, byCallback);
+  });
 });

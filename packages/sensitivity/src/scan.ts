@@ -1,5 +1,6 @@
 import { applyStrategy, convCost, type DecompositionStrategy, describeLayer } from '@decompose/core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { CalibrationEvaluator, type LabelledImages } from './calibration.js';
 import type { LayerBaseline, Metric, ScanEntry, SensitivityTable } from './table.js';
 
 /** Where finished scan entries are kept so an interrupted scan resumes without redoing them. */
@@ -17,21 +18,22 @@ export interface ScanProgress {
   cached: boolean;
 }
 
-export interface ScanOptions<Options> {
+/** What every scan takes, however it evaluates. */
+interface ScanSettings<Options> {
   /** The trained model; it is never modified. */
   model: LayersModel;
   strategy: DecompositionStrategy<Options>;
-  /** Candidate layers, by name. */
+  /** Candidate layers, by name (in graph order, the calibration path reuses the most activations). */
   layers: readonly string[];
   /** Ratios to try for each layer. */
   ratios: readonly number[];
   /** Strategy options a ratio stands for; default `{ ratio }`, which every built-in strategy accepts. */
   optionsForRatio?: (ratio: number) => unknown;
-  /** Metric of a model on the calibration split (never the test set). */
-  evaluate: (model: LayersModel) => Promise<Metric>;
-  /** Images the metric is computed on (recorded in the table). */
-  calibrationSize: number;
-  /** Optional short fine-tune of each decomposed model before it is evaluated. */
+  /**
+   * Optional short fine-tune of each decomposed model before it is evaluated. It trains the whole model, so
+   * with `calibration` such an entry is evaluated on the whole model from the images, not from the layer's
+   * frontier.
+   */
   fineTune?: { steps: number; run: (model: LayersModel) => Promise<void> };
   /** Optional measured forward+backward time (ms) of named layers of a model; enables time budgets. */
   measureLayers?: (model: LayersModel, layers: readonly string[]) => Promise<number[]>;
@@ -40,6 +42,28 @@ export interface ScanOptions<Options> {
   /** Seed handed to the strategy; default 0. */
   seed?: number;
 }
+
+/**
+ * A scan's options. It measures the metric either itself, on a labelled `calibration` split (fast: see
+ * {@link scanSensitivity}), or through an `evaluate` callback that gets each whole decomposed model.
+ */
+export type ScanOptions<Options> = ScanSettings<Options> &
+  (
+    | {
+        /** The calibration split (never the test set), which the scan evaluates every model on itself. */
+        calibration: LabelledImages;
+        evaluate?: undefined;
+        /** Images the metric is computed on; default the split's size. */
+        calibrationSize?: number;
+      }
+    | {
+        calibration?: undefined;
+        /** Metric of a whole model on the calibration split (never the test set). */
+        evaluate: (model: LayersModel) => Promise<Metric>;
+        /** Images the metric is computed on (recorded in the table). */
+        calibrationSize: number;
+      }
+  );
 
 /** Cache key of one entry: strategy, version, layer, ratio, fine-tune steps. */
 export function scanEntryKey(
@@ -55,15 +79,41 @@ export function scanEntryKey(
  * Layer-wise sensitivity scan: for each candidate layer and ratio, decompose only that layer of the trained
  * model (through the strategy interface, so any strategy works), optionally fine-tune briefly, and measure the
  * calibration metric and the cost. Entries found in the cache are not recomputed.
+ *
+ * With `calibration` the scan computes accuracy and mean cross-entropy itself, and re-runs only what a
+ * decomposition changes: decomposing layer L leaves every tensor outside the part of the network downstream
+ * of L as it was, so the tensors in front of that part (L's input, and in a residual block the skip tensor)
+ * are computed once per layer with the trained model, and each ratio's model runs from them, only its part
+ * downstream of L. Every model runs with its BatchNorms folded into the stock convolutions before them
+ * (`foldBatchNorm`; a decomposed layer stays as it is). Both change the metric only by float rounding (below
+ * 1e-4). An entry with `fineTune` trains the whole model, so it is evaluated whole, from the images.
  */
 export async function scanSensitivity<Options>(options: ScanOptions<Options>): Promise<SensitivityTable> {
+  const evaluator = options.calibration ? new CalibrationEvaluator(options.model, options.calibration) : null;
+  try {
+    return await scan(options, evaluator);
+  } finally {
+    evaluator?.dispose();
+  }
+}
+
+/** The scan, measuring with `evaluator` when there is one, else with the `evaluate` callback. */
+async function scan<Options>(
+  options: ScanOptions<Options>,
+  evaluator: CalibrationEvaluator | null,
+): Promise<SensitivityTable> {
   const { model, strategy, ratios } = options;
   const optionsForRatio = options.optionsForRatio ?? ((ratio: number) => ({ ratio }));
   const steps = options.fineTune?.steps ?? 0;
   const seed = options.seed ?? 0;
   const started = performance.now();
+  const callback = options.evaluate;
+  // A fine-tune trains the whole model, so the tensors in front of the decomposed layer change too.
+  const fromFrontier = evaluator !== null && options.fineTune === undefined;
+  const evaluate = (m: LayersModel, atLayer: boolean): Promise<Metric> =>
+    callback ? callback(m) : evaluator!.metric(m, atLayer);
 
-  const baseline = await options.evaluate(model);
+  const baseline = await evaluate(model, false);
   const denseTimes = options.measureLayers ? await options.measureLayers(model, options.layers) : undefined;
   const layers: LayerBaseline[] = options.layers.map((name, i) => {
     const target = describeLayer(model, name);
@@ -76,6 +126,7 @@ export async function scanSensitivity<Options>(options: ScanOptions<Options>): P
   const entries: ScanEntry[] = [];
   const total = layers.length * ratios.length;
   for (const { layer } of layers) {
+    let atLayer = false; // whether the evaluator holds the tensors in front of this layer yet
     for (const ratio of ratios) {
       const key = scanEntryKey(strategy, layer, ratio, steps);
       const hit = await options.cache?.get(key);
@@ -83,6 +134,11 @@ export async function scanSensitivity<Options>(options: ScanOptions<Options>): P
         entries.push(hit);
         options.onProgress?.({ done: entries.length, total, entry: hit, cached: true });
         continue;
+      }
+      // Computed once for all the layer's ratios, and only when one of them is not cached.
+      if (fromFrontier && !atLayer) {
+        await evaluator!.moveTo(layer);
+        atLayer = true;
       }
       const raw = optionsForRatio(ratio);
       const surgery = applyStrategy(model, strategy, {
@@ -93,7 +149,7 @@ export async function scanSensitivity<Options>(options: ScanOptions<Options>): P
       });
       try {
         if (options.fineTune) await options.fineTune.run(surgery.model);
-        const metric = await options.evaluate(surgery.model);
+        const metric = await evaluate(surgery.model, fromFrontier);
         const replaced = surgery.report[0];
         if (replaced === undefined) throw new Error(`Surgery replaced nothing for layer '${layer}'.`);
         const time = options.measureLayers
@@ -122,7 +178,7 @@ export async function scanSensitivity<Options>(options: ScanOptions<Options>): P
     ratios: [...ratios],
     layers,
     entries,
-    calibrationSize: options.calibrationSize,
+    calibrationSize: options.calibrationSize ?? evaluator?.count ?? 0,
     fineTuneSteps: steps,
     seconds: (performance.now() - started) / 1000,
   };

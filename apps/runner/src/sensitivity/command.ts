@@ -19,7 +19,7 @@ import { writeAtomic, writeJsonAtomic } from '../files.js';
 import { loadModel, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
-import { formatSelection } from '../report/selection.js';
+import { formatSelection, metricWording } from '../report/selection.js';
 import { resolveCalibration } from './calibration.js';
 import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
 import { runScan } from './scan.js';
@@ -66,8 +66,7 @@ export function select(
  */
 export function selectionDetails(selection: Selection): string {
   const byAccuracy = selection.metric === 'accuracy';
-  const metric = byAccuracy ? 'accuracy drop' : 'loss increase';
-  const inUnits = (x: number) => (byAccuracy ? `${(100 * x).toFixed(2)} pp` : x.toPrecision(3));
+  const { name: metric, format: inUnits } = metricWording(selection.metric);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const parts = [`ranked by calibration ${metric}`];
   if (selection.threshold !== undefined)
@@ -201,7 +200,7 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
       '--metric <name>',
       'accuracy | loss: sensitivity is the calibration accuracy drop or loss increase; drop:D is in its units (default accuracy)',
     )
-    .addOption(num('--batch <n>', 'batch size of evaluation and fine-tune steps (default 128)'))
+    .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))
     .addOption(
       num('--seed <s>', "seed of a new calibration split (default: the hold-out's, else the training run's)"),
     )

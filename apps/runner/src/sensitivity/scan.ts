@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Cifar10Images, selectImages } from '@decompose/cifar10';
+import { CHANNELS, type Cifar10Images, IMAGE_SIZE, normalizeImages, selectImages } from '@decompose/cifar10';
 import {
   type DecompositionStrategy,
   layerNameMatcher,
@@ -9,7 +9,8 @@ import {
   type TargetLayer,
 } from '@decompose/core';
 import { type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
-import { evaluate, train } from '@decompose/train';
+import { train } from '@decompose/train';
+import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ConfigError } from '../errors.js';
 import type { Console } from '../progress.js';
@@ -107,8 +108,9 @@ const TIMING_REPEATS = 3;
 
 /**
  * Runs a sensitivity scan with a progress bar, resuming from the JSON-lines cache, and returns its table.
- * Each entry is evaluated on the calibration split; with `fineTuneSteps` > 0 each decomposed model first trains
- * that many SGD steps (constant `fineTuneLr`) on the training images.
+ * Each entry is evaluated on the calibration split (by the scan itself, from the activations in front of the
+ * decomposed layer, BatchNorms folded); with `fineTuneSteps` > 0 each decomposed model first trains that many
+ * SGD steps (constant `fineTuneLr`) on the training images, and is evaluated whole.
  */
 export async function runScan(request: ScanRequest, out: Console): Promise<SensitivityTable> {
   const { model, strategy, ratios, calibration, batch, seed } = request;
@@ -134,6 +136,12 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
     Uint32Array.from({ length: fineTuneImages }, (_, i) => i),
   );
   const bar = out.progress(`scan ${strategy.name}`, total);
+  const images = tf.tensor4d(normalizeImages(calibration.images), [
+    calibration.count,
+    IMAGE_SIZE,
+    IMAGE_SIZE,
+    CHANNELS,
+  ]);
   try {
     return await scanSensitivity({
       model,
@@ -142,11 +150,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
       ratios,
       optionsForRatio: (ratio) => ({ ...baseOptions, ratio }),
       seed,
-      calibrationSize: calibration.count,
-      evaluate: async (m) => {
-        const { accuracy, loss } = await evaluate(m, calibration, batch);
-        return { accuracy, loss };
-      },
+      calibration: { images, labels: calibration.labels },
       ...(request.fineTuneSteps > 0
         ? {
             fineTune: {
@@ -181,6 +185,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
         ),
     });
   } finally {
+    images.dispose();
     bar.stop();
   }
 }
