@@ -66,6 +66,9 @@ const USAGE = `node bench/dist/selection.js [flags]
                           train it with --hold-out <calibration> --hold-out-seed <seed> to keep the
                           calibration images out of its training
   --baseline-epochs N     epochs of the baseline trained here when no --baseline-dir (default 15)
+  --arm-training MODE     fine-tune: each arm decomposes the trained baseline and fine-tunes it (default);
+                          scratch: each arm's architecture is initialised afresh and trained with the
+                          baseline's recipe (lr 0.1, --baseline-epochs), as the paper trains basis networks
   --fine-tune-epochs N    fine-tune epochs of every arm (default 2)
   --fine-tune-lr X        peak lr of the fine-tune's cosine schedule (default 0.01)
   --calibration N         images held out of the training set for the scan (default 500)
@@ -76,6 +79,7 @@ const USAGE = `node bench/dist/selection.js [flags]
   --limit-train N         use only the first N training images (smoke runs)
   --limit-test N          use only the first N test images (smoke runs)
   --batch N               training batch size (default 128)
+  --workers N             gradient workers of every training (default 0: this thread)
   --timing-batch N        batch of the timed throughput steps (default 32)
   --timing-steps N        timed steps per measurement, after one warm-up (default 3)
   --work-dir DIR          cache of a resumable run (default bench/results/selection-work)
@@ -86,9 +90,13 @@ export class SelectionBenchOptionError extends Error {
   override readonly name = 'SelectionBenchOptionError';
 }
 
+/** How an arm's model is trained before it is tested: see the `--arm-training` flag. */
+type ArmTraining = 'fine-tune' | 'scratch';
+
 interface Config {
   baselineDir: string | null;
   baselineEpochs: number;
+  armTraining: ArmTraining;
   fineTuneEpochs: number;
   fineTuneLr: number;
   calibration: number;
@@ -99,6 +107,7 @@ interface Config {
   limitTrain: number | null;
   limitTest: number | null;
   batch: number;
+  workers: number;
   timingBatch: number;
   timingSteps: number;
   workDir: string;
@@ -112,6 +121,7 @@ function parseConfig(argv: string[]): Config | null {
       help: { type: 'boolean' },
       'baseline-dir': { type: 'string' },
       'baseline-epochs': { type: 'string', default: '15' },
+      'arm-training': { type: 'string', default: 'fine-tune' },
       'fine-tune-epochs': { type: 'string', default: '2' },
       'fine-tune-lr': { type: 'string', default: '0.01' },
       calibration: { type: 'string', default: '500' },
@@ -122,6 +132,7 @@ function parseConfig(argv: string[]): Config | null {
       'limit-train': { type: 'string' },
       'limit-test': { type: 'string' },
       batch: { type: 'string', default: '128' },
+      workers: { type: 'string', default: '0' },
       'timing-batch': { type: 'string', default: '32' },
       'timing-steps': { type: 'string', default: '3' },
       'work-dir': { type: 'string' },
@@ -144,12 +155,19 @@ function parseConfig(argv: string[]): Config | null {
   const lr = Number(values['fine-tune-lr']);
   if (!(lr > 0))
     throw new SelectionBenchOptionError(`--fine-tune-lr must be > 0, got '${values['fine-tune-lr']}'.`);
+  const armTraining = values['arm-training'];
+  if (armTraining !== 'fine-tune' && armTraining !== 'scratch') {
+    throw new SelectionBenchOptionError(
+      `--arm-training must be 'fine-tune' or 'scratch', got '${armTraining}'.`,
+    );
+  }
   const results = fileURLToPath(new URL('../results/', import.meta.url));
   const optional = (flag: string, text: string | undefined) =>
     text === undefined ? null : integer(flag, text, 1);
   return {
     baselineDir: values['baseline-dir'] === undefined ? null : path.resolve(values['baseline-dir']),
     baselineEpochs: integer('baseline-epochs', values['baseline-epochs'], 1),
+    armTraining,
     fineTuneEpochs: integer('fine-tune-epochs', values['fine-tune-epochs'], 1),
     fineTuneLr: lr,
     calibration: integer('calibration', values.calibration, 1),
@@ -160,6 +178,7 @@ function parseConfig(argv: string[]): Config | null {
     limitTrain: optional('limit-train', values['limit-train']),
     limitTest: optional('limit-test', values['limit-test']),
     batch: integer('batch', values.batch, 1),
+    workers: integer('workers', values.workers, 0),
     timingBatch: integer('timing-batch', values['timing-batch'], 1),
     timingSteps: integer('timing-steps', values['timing-steps'], 1),
     workDir: path.resolve(values['work-dir'] ?? path.join(results, 'selection-work')),
@@ -177,12 +196,20 @@ function firstImages(data: Cifar10Images, limit: number | null): Cifar10Images {
   );
 }
 
+/** The untrained baseline network: ResNet-20, option-B shortcuts, PyTorch init, seeded. */
+function freshResNet(config: Config): tfl.LayersModel {
+  return createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed });
+}
+
 /** The SGD recipe of `decompose train` (momentum 0.9, weight decay 5e-4 on all weights, cosine lr). */
 function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: string) {
   return {
     epochs,
     batchSize: config.batch,
     evalBatchSize: 256,
+    workers: config.workers,
+    // Workers rebuild the model from its JSON, so they need the BasisConv2D class registered.
+    workerOptions: { setupModules: ['@decompose/basis'], resolveFrom: new URL('.', import.meta.url) },
     seed: config.seed,
     augment: true,
     schedule: { type: 'cosine', lr },
@@ -253,7 +280,7 @@ async function loadBaseline(
   }
   const modelDir = work.file('baseline', 'model');
   const checkpointDir = work.file('baseline', 'checkpoints');
-  const model = createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed });
+  const model = freshResNet(config);
   const done = await work.read<{ epochs: number }>('baseline/done');
   if (done === undefined) {
     log(`training the baseline: ${config.baselineEpochs} epochs on ${trainSplit.count} images`);
@@ -449,31 +476,43 @@ async function runArm(
     `${name}: ${plan.length} layers (${plan.map((p) => `${p.layer}@${p.ratio}`).join(', ')}), ` +
       `candidate params −${pct(candidateCost.paramsReduction)}`,
   );
-  const model =
-    plan.length > 0
-      ? applyStrategy(baseline, basisStrategy, {
-          perLayerOptions: Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }])),
-          init: 'trained',
-          seed: config.seed,
-        }).model
-      : fineTune
-        ? await copyModel(baseline)
-        : baseline;
+  const scratch = config.armTraining === 'scratch' && plan.length > 0;
+  const perLayerOptions = Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }]));
+  let model = baseline;
+  if (scratch) {
+    const fresh = freshResNet(config);
+    model = applyStrategy(fresh, basisStrategy, {
+      perLayerOptions,
+      init: 'scratch',
+      seed: config.seed,
+    }).model;
+    fresh.dispose();
+  } else if (plan.length > 0) {
+    model = applyStrategy(baseline, basisStrategy, {
+      perLayerOptions,
+      init: 'trained',
+      seed: config.seed,
+    }).model;
+  } else if (fineTune) {
+    model = await copyModel(baseline);
+  }
   try {
     const before = await evaluate(model, data.test, 256);
-    log(`  test acc before fine-tune ${pct(before.accuracy)}`);
+    log(`  test acc before ${scratch ? 'training' : 'fine-tune'} ${pct(before.accuracy)}`);
     let fineTuneSeconds = 0;
     if (fineTune) {
       const started = performance.now();
       await train({
         model,
         trainData: data.train,
-        ...sgdOptions(
-          config,
-          config.fineTuneLr,
-          config.fineTuneEpochs,
-          work.file('arms', name, 'checkpoints'),
-        ),
+        ...(scratch
+          ? sgdOptions(config, 0.1, config.baselineEpochs, work.file('arms', name, 'checkpoints'))
+          : sgdOptions(
+              config,
+              config.fineTuneLr,
+              config.fineTuneEpochs,
+              work.file('arms', name, 'checkpoints'),
+            )),
       });
       fineTuneSeconds = (performance.now() - started) / 1000;
     }
@@ -626,9 +665,12 @@ async function main(): Promise<void> {
     const plan = randomPlan(candidates, config.ratios, config.reduction, config.seed * 1000 + i + 1);
     draws.push(await runArm(`random-${i}`, plan, context, data));
   }
-  const selectedByLoss = await runArm('selected_loss', byLoss.plan, context, data);
+  // Fine-tune mode only: from scratch the dense arm is the baseline itself, trained with the same recipe, and
+  // each extra arm costs a whole training.
+  const fineTuning = config.armTraining === 'fine-tune';
+  const selectedByLoss = fineTuning ? await runArm('selected_loss', byLoss.plan, context, data) : null;
   // The dense model with the same fine-tune: what the extra training alone is worth (the reference to beat).
-  const denseFineTuned = await runArm('dense_fine_tuned', [], context, data, true);
+  const denseFineTuned = fineTuning ? await runArm('dense_fine_tuned', [], context, data, true) : null;
 
   const scanSeconds = table.seconds;
   const common = {
@@ -658,7 +700,7 @@ async function main(): Promise<void> {
   const records = [
     record('selected', selected),
     { ...record('all_layers', allLayers), ratio: uniform.ratio },
-    record('selected_loss', selectedByLoss),
+    ...(selectedByLoss === null ? [] : [record('selected_loss', selectedByLoss)]),
     {
       arm: 'random',
       test_acc: accuracy.mean,
@@ -711,11 +753,13 @@ async function main(): Promise<void> {
       "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or metrics.jsonl; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
       'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, seed, epochs — on the training split without the calibration images.',
       'train_img_per_s: gradient computation (forward+backward, no optimizer update) on one fixed batch of timing_batch test images; eval_img_per_s: predict on the same batch; median of timing_steps steps after a warm-up, by process CPU time (single-threaded wasm, so CPU time ≈ compute time on a loaded machine); *_wall are the wall-clock equivalents.',
-      `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
+      denseFineTuned === null
+        ? `Arms trained from scratch (--arm-training scratch): each arm's architecture (basis convolutions at its layers and ratios, everything else as the baseline) is initialised afresh (He-normal basis filters, LeCun-normal coefficients; the rest PyTorch init, seed ${config.seed}) and trained with the baseline's recipe (lr 0.1 cosine, ${config.baselineEpochs} epochs); the dense reference is the baseline itself. test_acc_before_fine_tune is then the untrained network's; fine_tune_seconds is the whole training.`
+        : `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
       `dense reference: test acc ${pct(dense.testAcc)}, train ${dense.throughput.trainImgPerS.toFixed(1)} img/s, eval ${dense.throughput.evalImgPerS.toFixed(1)} img/s (CPU time).`,
     ],
     dense: record('dense', dense),
-    dense_fine_tuned: record('dense_fine_tuned', denseFineTuned),
+    dense_fine_tuned: denseFineTuned === null ? null : record('dense_fine_tuned', denseFineTuned),
     selection: {
       calibration: table.baseline,
       per_layer: selectionSummary(perLayer),
@@ -739,7 +783,11 @@ async function main(): Promise<void> {
   };
   await writeAtomically(config.out, `${JSON.stringify(result, null, 2)}\n`);
   printRecords(
-    [record('dense', dense), record('dense_fine_tuned', denseFineTuned), ...records].map((r) => ({
+    [
+      record('dense', dense),
+      ...(denseFineTuned === null ? [] : [record('dense_fine_tuned', denseFineTuned)]),
+      ...records,
+    ].map((r) => ({
       arm: r.arm,
       'test acc': pct(r.test_acc) + ('test_acc_std' in r ? ` ±${(100 * r.test_acc_std).toFixed(1)}` : ''),
       'before FT': pct(r.test_acc_before_fine_tune),
