@@ -28,6 +28,34 @@ export class NoCheckpointError extends Error {
   }
 }
 
+/**
+ * Thrown when a worker thread of a parallel sensitivity scan throws or exits before finishing its layers. The
+ * scan's other workers are terminated; the entries finished so far are in the scan cache, so running the scan
+ * again resumes from them.
+ */
+export class ScanWorkerError extends Error {
+  override readonly name = 'ScanWorkerError';
+  constructor(
+    /** The worker's number (0-based). */
+    readonly worker: number,
+    /** The layers it was scanning. */
+    readonly layers: readonly string[],
+    /** What went wrong, as one line. */
+    readonly reason: string,
+  ) {
+    super(
+      `Sensitivity scan worker ${worker} (layers ${layers.join(', ')}) failed: ${reason}. ` +
+        'The other scan workers were stopped; run the scan again to resume from the cached entries, ' +
+        'or scan on this thread (workers 0) to see the error where it happens.',
+    );
+  }
+}
+
+/** An error as one line for a message that crosses threads: its class name and message. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
 /** Exit code of a run that stopped on bad input (a typed error with a clear message). */
 export const EXIT_USAGE = 2;
 /** Exit code of a run that stopped on an unexpected error (a bug: the stack is printed). */

@@ -23,7 +23,13 @@ export {
   type TrainConfig,
   trainConfigSchema,
 } from './config.js';
-export { ConfigError, isTypedError, NoCheckpointError, reportError } from './errors.js';
+export {
+  ConfigError,
+  isTypedError,
+  NoCheckpointError,
+  reportError,
+  ScanWorkerError,
+} from './errors.js';
 export { runEval } from './eval.js';
 export { type InspectReport, type InspectRow, runInspect } from './inspect.js';
 export { createProgram, type ProgramIo, runCli } from './program.js';

@@ -189,6 +189,8 @@ async function runArm(
         {
           model: ctx.baseline,
           strategy,
+          strategySpecifier: arm.strategy,
+          modelPlugins: ctx.baselinePlugins,
           layers: arm.layers,
           ratios: s.ratios,
           baseOptions: arm.options,
@@ -201,6 +203,8 @@ async function runArm(
           seed: ctx.seed,
           cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
           layersField: `'arms.${index}.layers'`,
+          // As many threads as the arm's fine-tune, which runs right after the scan.
+          workers: s.workers ?? recipe.workers,
         },
         out,
       );

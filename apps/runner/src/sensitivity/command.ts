@@ -16,7 +16,7 @@ import { type CommandDeps, commandAction } from '../command.js';
 import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
-import { loadModel, resolveStrategy } from '../models.js';
+import { loadModel, modelPlugins, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection, metricWording } from '../report/selection.js';
@@ -120,6 +120,8 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
         {
           model,
           strategy,
+          strategySpecifier: config.strategy,
+          modelPlugins: await modelPlugins(trained.modelDir),
           layers: config.layers,
           ratios: config.ratios,
           calibration,
@@ -131,6 +133,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
           seed,
           cacheFile: path.join(outDir, SENSITIVITY_FILES.cache),
           layersField: '--layers',
+          workers: config.workers,
         },
         out,
       );
@@ -199,6 +202,12 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .option(
       '--metric <name>',
       'accuracy | loss: sensitivity is the calibration accuracy drop or loss increase; drop:D is in its units (default accuracy)',
+    )
+    .addOption(
+      num(
+        '--workers <n>',
+        'worker threads to split the scanned layers over (default 0: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
+      ),
     )
     .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))
     .addOption(

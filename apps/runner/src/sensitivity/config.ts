@@ -32,6 +32,15 @@ export const scanFields = {
    * calibration split, where accuracy moves in steps of 1/N). A `drop:D` budget is in the same units.
    */
   metric: z.enum(SENSITIVITY_METRICS).default('accuracy'),
+  /**
+   * Worker threads the scan's layers are split over (0 or 1: this thread); a scan with fine-tune steps or
+   * timing stays on this thread. Default: the command's training workers, if it trains, else 0.
+   */
+  workers: z
+    .number()
+    .int('workers must be a whole number')
+    .min(0, 'workers must be ≥ 0 (0 scans on this thread)')
+    .optional(),
 };
 
 /** `decompose sensitivity`. */
@@ -44,6 +53,7 @@ export const sensitivityConfigSchema = z
     /** Default: the images the training run held out (`train --hold-out`), else a new split of 500. */
     calibration: calibrationCount.optional(),
     budget: budgetFieldSchema.optional(),
+    workers: scanFields.workers.default(0),
     batch: shared.batch,
     /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
     seed: z.number().int().min(0).optional(),

@@ -8,7 +8,7 @@ import {
   parseStrategyOptions,
   type TargetLayer,
 } from '@decompose/core';
-import { type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
+import { type ScanProgress, type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
 import { train } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -17,11 +17,16 @@ import type { Console } from '../progress.js';
 import { percent } from '../train.js';
 import { openScanCache } from './cache.js';
 import { imagesFingerprint } from './calibration.js';
+import { scanInWorkers } from './parallel.js';
 
 /** Everything a scan of one model with one strategy needs. */
 export interface ScanRequest {
   model: tfl.LayersModel;
   strategy: DecompositionStrategy;
+  /** How the strategy was named (built-in name, package or path); worker threads resolve it from this. */
+  strategySpecifier: string;
+  /** Plugins the model's layers come from (worker threads import them before rebuilding it); default none. */
+  modelPlugins?: readonly string[];
   /** Layer names or globs (`*` within a dot-separated segment, `**` across); default every supported conv. */
   layers?: readonly string[];
   ratios: readonly number[];
@@ -40,6 +45,12 @@ export interface ScanRequest {
   cacheFile: string;
   /** Field name the layers came from, for error messages. */
   layersField: string;
+  /**
+   * Worker threads to scan on, layers split between them (see {@link scanInWorkers}); 0 or 1: this thread, as
+   * is any scan with `fineTuneSteps` or `measureTime` (a fine-tune or a timing would compete with the others
+   * for the cores). Default 0.
+   */
+  workers?: number;
 }
 
 /**
@@ -110,7 +121,8 @@ const TIMING_REPEATS = 3;
  * Runs a sensitivity scan with a progress bar, resuming from the JSON-lines cache, and returns its table.
  * Each entry is evaluated on the calibration split (by the scan itself, from the activations in front of the
  * decomposed layer, BatchNorms folded); with `fineTuneSteps` > 0 each decomposed model first trains that many
- * SGD steps (constant `fineTuneLr`) on the training images, and is evaluated whole.
+ * SGD steps (constant `fineTuneLr`) on the training images, and is evaluated whole. With `workers` ≥ 2 (and
+ * neither fine-tune nor timing) the layers are split over that many worker threads; the table is the same.
  */
 export async function runScan(request: ScanRequest, out: Console): Promise<SensitivityTable> {
   const { model, strategy, ratios, calibration, batch, seed } = request;
@@ -126,8 +138,14 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
   ].join('|');
   const cache = await openScanCache(request.cacheFile, scope);
   const total = layers.length * ratios.length;
+  const singleThreaded = request.fineTuneSteps > 0 || request.measureTime;
+  const workers = singleThreaded ? 0 : Math.min(request.workers ?? 0, layers.length);
+  if (singleThreaded && (request.workers ?? 0) >= 2) {
+    out.log('scanning on this thread: fine-tune steps and timing are not split over worker threads');
+  }
   out.log(
     `scanning ${layers.length} layers x ${ratios.length} ratios with ${strategy.name} on ${calibration.count} calibration images` +
+      `${workers >= 2 ? ` in ${workers} worker threads` : ''}` +
       `${cache.loaded > 0 ? ` (${cache.loaded} entries cached in ${request.cacheFile})` : ''}`,
   );
   const fineTuneImages = Math.min(request.fineTuneData.count, request.fineTuneSteps * batch);
@@ -136,12 +154,36 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
     Uint32Array.from({ length: fineTuneImages }, (_, i) => i),
   );
   const bar = out.progress(`scan ${strategy.name}`, total);
-  const images = tf.tensor4d(normalizeImages(calibration.images), [
-    calibration.count,
-    IMAGE_SIZE,
-    IMAGE_SIZE,
-    CHANNELS,
-  ]);
+  const onProgress = ({ done, entry, cached }: ScanProgress) =>
+    bar.update(
+      done,
+      `${entry.layer} @ ${entry.ratio}: calib acc ${percent(entry.metric.accuracy)}${cached ? ' (cached)' : ''}`,
+    );
+  const normalized = normalizeImages(calibration.images);
+  const imageShape = [calibration.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS] as const;
+  if (workers >= 2) {
+    try {
+      return await scanInWorkers({
+        model,
+        strategy,
+        strategySpecifier: request.strategySpecifier,
+        modelPlugins: request.modelPlugins ?? [],
+        layers,
+        ratios,
+        baseOptions,
+        seed,
+        images: normalized,
+        imageShape,
+        labels: calibration.labels,
+        cache,
+        workers,
+        onProgress,
+      });
+    } finally {
+      bar.stop();
+    }
+  }
+  const images = tf.tensor4d(normalized, [...imageShape]);
   try {
     return await scanSensitivity({
       model,
@@ -178,11 +220,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
           }
         : {}),
       cache,
-      onProgress: ({ done, entry, cached }) =>
-        bar.update(
-          done,
-          `${entry.layer} @ ${entry.ratio}: calib acc ${percent(entry.metric.accuracy)}${cached ? ' (cached)' : ''}`,
-        ),
+      onProgress,
     });
   } finally {
     images.dispose();
