@@ -497,3 +497,20 @@ void matmul_small_right(const float* a, const float* b, const float* bias, float
   }
 }
 
+
+/*
+ * Copies `rows` rows of `from` floats at source into rows of `to` floats at target: the first min(from, to)
+ * floats of each row, then zeros. Pads channel counts to a multiple of 4 for the kernels above (filters, dy)
+ * and takes the padding off again (outputs).
+ */
+EXPORT("copy_rows")
+void copy_rows(const float* source, int from, float* target, int to, int rows) {
+  int n = from < to ? from : to;
+  for (int r = 0; r < rows; r++) {
+    const float* s = source + r * from;
+    float* t = target + r * to;
+    int c = 0;
+    for (; c < n; c++) t[c] = s[c];
+    for (; c < to; c++) t[c] = 0.0f;
+  }
+}

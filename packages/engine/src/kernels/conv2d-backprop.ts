@@ -81,9 +81,10 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const info = convInfoFor(Conv2DBackpropFilter, x.shape as Shape4, convAttrs.filterShape, convAttrs);
   const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth } = info;
   const { strideHeight: sh, strideWidth: sw, padInfo } = info;
-  const simd = info.outChannels % 4 === 0 ? SimdKernels.of(wasm) : null;
+  const simd = SimdKernels.of(wasm);
   if (simd !== null) {
-    // The engine's SIMD kernel reads x and dy in place: no transposes, no packing of dy as a filter.
+    // The engine's SIMD kernel reads x and dy in place (a channel-padded copy of dy when C_out is not a multiple
+    // of 4): no transposes, no packing of dy as a filter.
     const dW = wasm.makeOutput([kh, kw, info.inChannels, info.outChannels], 'float32');
     simd.conv2dFilterGrad(x, dy, dW, [sh, sw], padInfo.top, padInfo.left);
     return dW;

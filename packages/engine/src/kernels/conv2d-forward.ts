@@ -41,8 +41,8 @@ function channelBias(bias: TensorInfo | undefined, channels: number): TensorInfo
 }
 
 /**
- * act(conv(x, filter) + bias) on the SIMD convolution, or null where it does not apply (C_out not a multiple of
- * 4, C_in over {@link SIMD_CONV_MAX_IN_CHANNELS}, no SIMD): dilation 1, NHWC, `pad` as tfjs convolutions take it.
+ * act(conv(x, filter) + bias) on the SIMD convolution, or null where it does not apply (C_in over
+ * {@link SIMD_CONV_MAX_IN_CHANNELS}, no SIMD): dilation 1, NHWC, `pad` as tfjs convolutions take it.
  */
 export function runSimdConv(
   backend: WasmBackend,
@@ -56,7 +56,7 @@ export function runSimdConv(
 ): TensorInfo | null {
   const [kh, , inChannels, outChannels] = filter.shape as [number, number, number, number];
   const simd =
-    outChannels % 4 === 0 && inChannels <= SIMD_CONV_MAX_IN_CHANNELS && kh <= 16 && x.dtype === 'float32'
+    inChannels <= SIMD_CONV_MAX_IN_CHANNELS && kh <= 16 && x.dtype === 'float32'
       ? SimdKernels.of(backend)
       : null;
   if (simd === null) return null;
@@ -80,7 +80,7 @@ export function runSimdConv(
     info.padInfo.top,
     info.padInfo.left,
     activation,
-    inChannels % 4 === 0 && inChannels >= 16 && outChannels <= LANES_MAX_OUT_CHANNELS,
+    inChannels % 4 === 0 && inChannels >= 16 && outChannels % 4 === 0 && outChannels <= LANES_MAX_OUT_CHANNELS,
   );
   return y;
 }

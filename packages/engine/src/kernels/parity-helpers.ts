@@ -90,7 +90,9 @@ const cases: ConvCase[] = [
   conv('20→4 s1', 2, 9, 20, 4, 3, 1),
   conv('64→12 s1', 1, 8, 64, 12, 3, 1),
   conv('3→64 stem', 1, 16, 3, 64, 3, 1),
-  // Output channels not a multiple of 4 take the XNNPACK route instead of the SIMD kernel.
+  conv('basis 16→9 s1 (m = round(0.57·16))', 2, 16, 16, 9, 3, 1),
+  conv('basis 16→2 s2 (m = 0.125·16)', 2, 16, 16, 2, 3, 2),
+  // Output channels not a multiple of 4: the SIMD kernels run on copies padded with zero channels.
   conv('3×3 s2 same, 6 outputs', 2, 9, 5, 6, 3, 2),
   conv('1×1 s1, 10 outputs', 2, 8, 4, 10, 1, 1),
   conv('3×3 s2 valid, odd leftover', 2, 10, 4, 8, 3, 2, 'valid'),

@@ -51,6 +51,7 @@ interface SimdExports {
     y: number,
     ...rest: [...ConvGeometry, activation: number]
   ): void;
+  copy_rows(source: number, from: number, target: number, to: number, rows: number): void;
   matmul_small_right(
     a: number,
     b: number,
@@ -131,7 +132,10 @@ export type SimdActivation = 'linear' | 'relu';
 
 const ACTIVATION_CODES: Record<SimdActivation, number> = { linear: 0, relu: 1 };
 
-/** The SIMD kernels bound to one wasm backend. Channel counts must be multiples of 4. */
+/** `n` rounded up to a whole number of SIMD vectors (4 floats). */
+const wholeVectors = (n: number) => Math.ceil(n / 4) * 4;
+
+/** The SIMD kernels bound to one wasm backend. */
 export class SimdKernels {
   private constructor(
     private readonly module: EmscriptenModule,
@@ -232,8 +236,8 @@ export class SimdKernels {
 
   /**
    * Overwrites `dw` ([kh, kw, C_in, C_out]) with the filter gradient of a stride-(sh, sw) convolution of `x`
-   * ([N, H, W, C_in]) whose output gradient is `dy` ([N, Ho, Wo, C_out]; C_out a multiple of 4), padded by
-   * `padTop`/`padLeft` before the first row/column.
+   * ([N, H, W, C_in]) whose output gradient is `dy` ([N, Ho, Wo, C_out]), padded by `padTop`/`padLeft` before
+   * the first row/column. C_out not a multiple of 4 runs on a copy of dy padded with zero channels to one.
    */
   conv2dFilterGrad(
     x: TensorInfo,
@@ -243,13 +247,22 @@ export class SimdKernels {
     padTop: number,
     padLeft: number,
   ): void {
-    const [kh, kw] = dw.shape as [number, number];
-    this.exports.conv2d_filter_grad(
-      this.offset(x),
-      this.offset(dy),
-      this.offset(dw),
-      ...convGeometry(x, dy, kh, kw, strides, padTop, padLeft),
-    );
+    const [kh, kw, inChannels, outChannels] = dw.shape as [number, number, number, number];
+    const geometry = convGeometry(x, dy, kh, kw, strides, padTop, padLeft);
+    if (outChannels % 4 === 0) {
+      this.exports.conv2d_filter_grad(this.offset(x), this.offset(dy), this.offset(dw), ...geometry);
+      return;
+    }
+    const padded = wholeVectors(outChannels);
+    const pixels = dy.shape.reduce((a, b) => a * b, 1) / outChannels;
+    const taps = kh * kw * inChannels;
+    geometry[6] = padded;
+    this.withScratch(4 * padded * (pixels + taps), (dyAt) => {
+      const dwAt = dyAt + 4 * padded * pixels;
+      this.exports.copy_rows(this.offset(dy), outChannels, dyAt, padded, pixels);
+      this.exports.conv2d_filter_grad(this.offset(x), dyAt, dwAt, ...geometry);
+      this.exports.copy_rows(dwAt, padded, this.offset(dw), outChannels, taps);
+    });
   }
 
   /**
@@ -289,10 +302,11 @@ export class SimdKernels {
   }
 
   /**
-   * Overwrites `y` ([N, Ho, Wo, C_out], C_out a multiple of 4) with act(conv(x, filter) + bias), dilation 1:
-   * `x` [N, H, W, C_in], `filter` [kh, kw, C_in, C_out] (kh ≤ 16), `bias` [C_out] or null. `lanes` (C_in a
-   * multiple of 4): multiply vectors of 4 input channels and sum across lanes at the end, for few outputs from
-   * many inputs; else broadcast each input value to vectors of output channels.
+   * Overwrites `y` ([N, Ho, Wo, C_out]) with act(conv(x, filter) + bias), dilation 1: `x` [N, H, W, C_in],
+   * `filter` [kh, kw, C_in, C_out] (kh ≤ 16), `bias` [C_out] or null. `lanes` (C_in a multiple of 4, C_out too):
+   * multiply vectors of 4 input channels and sum across lanes at the end, for few outputs from many inputs;
+   * else broadcast each input value to vectors of output channels. C_out not a multiple of 4 runs padded with
+   * zero filters to one, on scratch memory.
    */
   conv2d(
     x: TensorInfo,
@@ -306,18 +320,36 @@ export class SimdKernels {
     lanes: boolean,
   ): void {
     const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
-    const run = (filterByLanes: number) =>
+    const geometry = convGeometry(x, y, kh, kw, strides, padTop, padLeft);
+    const run = (filterAt: number, filterByLanes: number, biasAt: number, yAt: number, channels: number) => {
+      geometry[6] = channels;
       this.exports.conv2d_forward(
         this.offset(x),
-        this.offset(filter),
+        filterAt,
         filterByLanes,
-        bias === null ? 0 : this.offset(bias),
-        this.offset(y),
-        ...convGeometry(x, y, kh, kw, strides, padTop, padLeft),
+        biasAt,
+        yAt,
+        ...geometry,
         ACTIVATION_CODES[activation],
       );
+    };
+    const biasAt = bias === null ? 0 : this.offset(bias);
+    if (outChannels % 4 !== 0) {
+      const padded = wholeVectors(outChannels);
+      const taps = kh * kw * inChannels;
+      const pixels = y.shape.reduce((a, b) => a * b, 1) / outChannels;
+      this.withScratch(4 * padded * (taps + 1 + pixels), (filterAt) => {
+        const paddedBiasAt = filterAt + 4 * padded * taps;
+        const paddedY = paddedBiasAt + 4 * padded;
+        this.exports.copy_rows(this.offset(filter), outChannels, filterAt, padded, taps);
+        if (bias !== null) this.exports.copy_rows(biasAt, outChannels, paddedBiasAt, padded, 1);
+        run(filterAt, 0, bias === null ? 0 : paddedBiasAt, paddedY, padded);
+        this.exports.copy_rows(paddedY, padded, this.offset(y), outChannels, pixels);
+      });
+      return;
+    }
     if (!lanes) {
-      run(0);
+      run(this.offset(filter), 0, biasAt, this.offset(y), outChannels);
       return;
     }
     if (inChannels % 4 !== 0) throw new Error(`conv2d: lanes need C_in a multiple of 4, got ${inChannels}`);
@@ -337,7 +369,7 @@ export class SimdKernels {
           }
         }
       }
-      run(filterByLanes);
+      run(this.offset(filter), filterByLanes, biasAt, this.offset(y), outChannels);
     });
   }
 
