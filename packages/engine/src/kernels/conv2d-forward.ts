@@ -80,7 +80,10 @@ export function runSimdConv(
     info.padInfo.top,
     info.padInfo.left,
     activation,
-    inChannels % 4 === 0 && inChannels >= 16 && outChannels % 4 === 0 && outChannels <= LANES_MAX_OUT_CHANNELS,
+    inChannels % 4 === 0 &&
+      inChannels >= 16 &&
+      outChannels % 4 === 0 &&
+      outChannels <= LANES_MAX_OUT_CHANNELS,
   );
   return y;
 }
