@@ -18,19 +18,12 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
-import {
-  CHANNELS,
-  findBundledSubset,
-  IMAGE_SIZE,
-  normalizeImages,
-  readCifar10,
-  splitCalibration,
-} from '@decompose/cifar10';
+import { findBundledSubset, readCifar10, splitCalibration } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import { type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
 import { evaluate, train } from '@decompose/train';
-import * as tf from '@tensorflow/tfjs-core';
+import { labelledImages } from './calibration-images.js';
 import { printTable, writeAtomically } from './output.js';
 import { candidateLayers } from './selection-plan.js';
 
@@ -120,16 +113,9 @@ async function main(): Promise<void> {
       cpu_seconds: old.cpuSeconds,
     });
   }
-  const images = tf.tensor4d(normalizeImages(calibration.images), [
-    calibration.count,
-    IMAGE_SIZE,
-    IMAGE_SIZE,
-    CHANNELS,
-  ]);
+  const images = labelledImages(calibration);
   for (const batchSize of list(values.batches)) {
-    const run = await timed(() =>
-      scanSensitivity({ ...scanned, calibration: { images, labels: calibration.labels, batchSize } }),
-    );
+    const run = await timed(() => scanSensitivity({ ...scanned, calibration: { ...images, batchSize } }));
     const difference = old === null ? null : largestMetricDifference(old.value, run.value);
     log(
       `calibration path, batch ${batchSize}: ${run.wallSeconds.toFixed(1)} s, ${run.cpuSeconds.toFixed(1)} CPU s` +
@@ -145,7 +131,7 @@ async function main(): Promise<void> {
       largest_metric_difference: difference,
     });
   }
-  images.dispose();
+  images.images.dispose();
 
   const epochs: Record<string, number>[] = [];
   for (const workers of list(values.workers)) {

@@ -19,12 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
 import {
-  CHANNELS,
   type Cifar10Images,
   createBatchStream,
   findBundledSubset,
-  IMAGE_SIZE,
-  normalizeImages,
   readCifar10,
   selectImages,
   splitCalibration,
@@ -34,7 +31,6 @@ import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from 
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type Budget,
-  type LabelledImages,
   type Metric,
   type ScanEntry,
   type Selection,
@@ -48,6 +44,7 @@ import {
 import { type EpochMetrics, evaluate, METRICS_FILE, type TrainOptions, train } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { labelledImages } from './calibration-images.js';
 import { printTable, writeAtomically } from './output.js';
 import { median } from './samples.js';
 import {
@@ -196,6 +193,9 @@ function firstImages(data: Cifar10Images, limit: number | null): Cifar10Images {
   );
 }
 
+/** Peak learning rate of the baseline recipe (and of arms trained from scratch with it). */
+const BASELINE_LR = 0.1;
+
 /** The untrained baseline network: ResNet-20, option-B shortcuts, PyTorch init, seeded. */
 function freshResNet(config: Config): tfl.LayersModel {
   return createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed });
@@ -287,7 +287,7 @@ async function loadBaseline(
     await train({
       model,
       trainData: trainSplit,
-      ...sgdOptions(config, 0.1, config.baselineEpochs, checkpointDir),
+      ...sgdOptions(config, BASELINE_LR, config.baselineEpochs, checkpointDir),
     });
     await model.save(fileSystem(modelDir));
     await work.write('baseline/done', { epochs: config.baselineEpochs });
@@ -306,12 +306,6 @@ async function loadBaseline(
     trainImages: trainSplit.count,
     sawCalibration: false,
   };
-}
-
-/** The calibration images as the scan takes them: normalised as in training, with their labels. */
-function labelledImages(data: Cifar10Images): LabelledImages {
-  const images = tf.tensor4d(normalizeImages(data.images), [data.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS]);
-  return { images, labels: data.labels };
 }
 
 /**
@@ -477,22 +471,16 @@ async function runArm(
       `candidate params −${pct(candidateCost.paramsReduction)}`,
   );
   const scratch = config.armTraining === 'scratch' && plan.length > 0;
-  const perLayerOptions = Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }]));
   let model = baseline;
-  if (scratch) {
-    const fresh = freshResNet(config);
-    model = applyStrategy(fresh, basisStrategy, {
-      perLayerOptions,
-      init: 'scratch',
+  if (plan.length > 0) {
+    // From scratch the arm's layers are rewritten in an untrained network, else in the trained baseline.
+    const source = scratch ? freshResNet(config) : baseline;
+    model = applyStrategy(source, basisStrategy, {
+      perLayerOptions: Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }])),
+      init: scratch ? 'scratch' : 'trained',
       seed: config.seed,
     }).model;
-    fresh.dispose();
-  } else if (plan.length > 0) {
-    model = applyStrategy(baseline, basisStrategy, {
-      perLayerOptions,
-      init: 'trained',
-      seed: config.seed,
-    }).model;
+    if (source !== baseline) source.dispose();
   } else if (fineTune) {
     model = await copyModel(baseline);
   }
@@ -506,7 +494,7 @@ async function runArm(
         model,
         trainData: data.train,
         ...(scratch
-          ? sgdOptions(config, 0.1, config.baselineEpochs, work.file('arms', name, 'checkpoints'))
+          ? sgdOptions(config, BASELINE_LR, config.baselineEpochs, work.file('arms', name, 'checkpoints'))
           : sgdOptions(
               config,
               config.fineTuneLr,

@@ -1,0 +1,12 @@
+import { CHANNELS, type Cifar10Images, IMAGE_SIZE, normalizeImages } from '@decompose/cifar10';
+import type { LabelledImages } from '@decompose/sensitivity';
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Calibration images as `scanSensitivity({ calibration })` takes them: normalised as in training, with their
+ * labels. The caller disposes `images`.
+ */
+export function labelledImages(data: Cifar10Images): LabelledImages {
+  const images = tf.tensor4d(normalizeImages(data.images), [data.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS]);
+  return { images, labels: data.labels };
+}
