@@ -26,7 +26,7 @@ import {
   selectImages,
   splitCalibration,
 } from '@decompose/cifar10';
-import { applyStrategy, costTable } from '@decompose/core';
+import { applyStrategy, costTable, reestimateBatchNorm } from '@decompose/core';
 import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
@@ -41,7 +41,14 @@ import {
   selectGreedy,
   selectPerLayer,
 } from '@decompose/sensitivity';
-import { type EpochMetrics, evaluate, METRICS_FILE, type TrainOptions, train } from '@decompose/train';
+import {
+  augmentedImages,
+  type EpochMetrics,
+  evaluate,
+  METRICS_FILE,
+  type TrainOptions,
+  train,
+} from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { labelledImages } from './calibration-images.js';
@@ -66,7 +73,11 @@ const USAGE = `node bench/dist/selection.js [flags]
   --arm-training MODE     fine-tune: each arm decomposes the trained baseline and fine-tunes it (default);
                           scratch: each arm's architecture is initialised afresh and trained with the
                           baseline's recipe (lr 0.1, --baseline-epochs), as the paper trains basis networks
-  --fine-tune-epochs N    fine-tune epochs of every arm (default 2)
+  --fine-tune-epochs N    fine-tune epochs of every arm (default 2; 0 tests the arms as rewritten)
+  --fine-tune-seeds LIST  fine-tune each arm once per seed, from the same rewritten model, and report the
+                          mean and spread (default: --seed; fine-tune mode only)
+  --bn-images N           re-estimate the BatchNorm statistics of each rewritten model on N augmented
+                          training images before its fine-tune (default 1024; 0: keep the baseline's)
   --fine-tune-lr X        peak lr of the fine-tune's cosine schedule (default 0.01)
   --calibration N         images held out of the training set for the scan (default 500)
   --ratios LIST           scanned ratios (default 0.125,0.25,0.5,0.75)
@@ -95,7 +106,9 @@ interface Config {
   baselineEpochs: number;
   armTraining: ArmTraining;
   fineTuneEpochs: number;
+  fineTuneSeeds: number[];
   fineTuneLr: number;
+  bnImages: number;
   calibration: number;
   ratios: number[];
   reduction: number;
@@ -120,6 +133,8 @@ function parseConfig(argv: string[]): Config | null {
       'baseline-epochs': { type: 'string', default: '15' },
       'arm-training': { type: 'string', default: 'fine-tune' },
       'fine-tune-epochs': { type: 'string', default: '2' },
+      'fine-tune-seeds': { type: 'string' },
+      'bn-images': { type: 'string', default: '1024' },
       'fine-tune-lr': { type: 'string', default: '0.01' },
       calibration: { type: 'string', default: '500' },
       ratios: { type: 'string', default: '0.125,0.25,0.5,0.75' },
@@ -158,6 +173,17 @@ function parseConfig(argv: string[]): Config | null {
       `--arm-training must be 'fine-tune' or 'scratch', got '${armTraining}'.`,
     );
   }
+  const seed = integer('seed', values.seed, 0);
+  const seedsText = values['fine-tune-seeds'];
+  if (seedsText !== undefined && armTraining === 'scratch') {
+    throw new SelectionBenchOptionError(
+      '--fine-tune-seeds is for --arm-training fine-tune; from scratch each arm trains with --seed.',
+    );
+  }
+  const fineTuneSeeds =
+    seedsText === undefined
+      ? [seed]
+      : [...new Set(seedsText.split(',').map((t) => integer('fine-tune-seeds', t.trim(), 0)))];
   const results = fileURLToPath(new URL('../results/', import.meta.url));
   const optional = (flag: string, text: string | undefined) =>
     text === undefined ? null : integer(flag, text, 1);
@@ -165,13 +191,15 @@ function parseConfig(argv: string[]): Config | null {
     baselineDir: values['baseline-dir'] === undefined ? null : path.resolve(values['baseline-dir']),
     baselineEpochs: integer('baseline-epochs', values['baseline-epochs'], 1),
     armTraining,
-    fineTuneEpochs: integer('fine-tune-epochs', values['fine-tune-epochs'], 1),
+    fineTuneEpochs: integer('fine-tune-epochs', values['fine-tune-epochs'], 0),
+    fineTuneSeeds,
     fineTuneLr: lr,
+    bnImages: integer('bn-images', values['bn-images'], 0),
     calibration: integer('calibration', values.calibration, 1),
     ratios: [...new Set(ratios)].sort((a, b) => a - b),
     reduction: fraction('reduction', values.reduction),
     randomDraws: integer('random-draws', values['random-draws'], 1),
-    seed: integer('seed', values.seed, 0),
+    seed,
     limitTrain: optional('limit-train', values['limit-train']),
     limitTest: optional('limit-test', values['limit-test']),
     batch: integer('batch', values.batch, 1),
@@ -202,7 +230,7 @@ function freshResNet(config: Config): tfl.LayersModel {
 }
 
 /** The SGD recipe of `decompose train` (momentum 0.9, weight decay 5e-4 on all weights, cosine lr). */
-function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: string) {
+function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: string, seed = config.seed) {
   return {
     epochs,
     batchSize: config.batch,
@@ -210,7 +238,7 @@ function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: s
     workers: config.workers,
     // Workers rebuild the model from its JSON, so they need the BasisConv2D class registered.
     workerOptions: { setupModules: ['@decompose/basis'], resolveFrom: new URL('.', import.meta.url) },
-    seed: config.seed,
+    seed,
     augment: true,
     schedule: { type: 'cosine', lr },
     optimizer: { momentum: 0.9, weightDecay: 5e-4, weightDecayScope: 'all' },
@@ -403,8 +431,22 @@ async function timeSteps(steps: number, step: () => Promise<void>): Promise<{ cp
   return { cpu: median(cpu), wall: median(wall) };
 }
 
-/** Measured throughput of a model on one fixed batch; it updates BatchNorm statistics, so run it last. */
+/**
+ * Measured throughput of a model on one fixed batch. The timed gradient steps update the BatchNorm statistics,
+ * so the model's weights are put back afterwards: the dense arm times the baseline itself, which every later
+ * arm is rewritten from.
+ */
 async function throughput(model: tfl.LayersModel, data: Cifar10Images, config: Config): Promise<Throughput> {
+  const weights = model.getWeights().map((w) => w.clone());
+  try {
+    return await timeModel(model, data, config);
+  } finally {
+    model.setWeights(weights);
+    tf.dispose(weights);
+  }
+}
+
+async function timeModel(model: tfl.LayersModel, data: Cifar10Images, config: Config): Promise<Throughput> {
   const stream = createBatchStream(data, { batchSize: config.timingBatch, shuffle: false });
   const batch = stream.epoch(0).next().value;
   if (!batch) throw new Error('No images to time.');
@@ -434,6 +476,14 @@ async function throughput(model: tfl.LayersModel, data: Cifar10Images, config: C
   }
 }
 
+/** One fine-tune of an arm's rewritten model (or, from scratch, one training of its architecture). */
+interface FineTuneRun {
+  seed: number;
+  testAcc: number;
+  testLoss: number;
+  seconds: number;
+}
+
 interface ArmResult {
   name: string;
   plan: PlanLayer[];
@@ -441,18 +491,41 @@ interface ArmResult {
   /** Whole-model params and forward MACs per image (every layer with weights). */
   params: number;
   macs: number;
+  /** Test accuracy of the rewritten model as the surgery left it, with the baseline's BatchNorm statistics. */
+  testAccAfterSurgery: number;
+  /** Test accuracy where the fine-tune starts: after the BatchNorm re-estimation, if one ran. */
   testAccBeforeFineTune: number;
+  /** One per fine-tune seed; without a fine-tune, the rewritten model itself. */
+  runs: FineTuneRun[];
+  /** Mean test accuracy and loss of the runs. */
   testAcc: number;
   testLoss: number;
+  /** Mean wall-clock seconds of a run's training. */
   fineTuneSeconds: number;
   throughput: Throughput;
 }
 
+interface ArmContext {
+  baseline: tfl.LayersModel;
+  candidates: Candidate[];
+  config: Config;
+  work: WorkDir;
+}
+
+interface ArmData {
+  train: Cifar10Images;
+  test: Cifar10Images;
+  /** Augmented training images for `reestimateBatchNorm` after a surgery, or null to keep the baseline's statistics. */
+  batchNormImages: tf.Tensor | null;
+}
+
+const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
+
 async function runArm(
   name: string,
   plan: PlanLayer[],
-  context: { baseline: tfl.LayersModel; candidates: Candidate[]; config: Config; work: WorkDir },
-  data: { train: Cifar10Images; test: Cifar10Images },
+  context: ArmContext,
+  data: ArmData,
   fineTune = plan.length > 0,
 ): Promise<ArmResult> {
   const { baseline, candidates, config, work } = context;
@@ -481,30 +554,26 @@ async function runArm(
       seed: config.seed,
     }).model;
     if (source !== baseline) source.dispose();
-  } else if (fineTune) {
-    model = await copyModel(baseline);
   }
   try {
-    const before = await evaluate(model, data.test, 256);
-    log(`  test acc before ${scratch ? 'training' : 'fine-tune'} ${pct(before.accuracy)}`);
-    let fineTuneSeconds = 0;
-    if (fineTune) {
-      const started = performance.now();
-      await train({
-        model,
-        trainData: data.train,
-        ...(scratch
-          ? sgdOptions(config, BASELINE_LR, config.baselineEpochs, work.file('arms', name, 'checkpoints'))
-          : sgdOptions(
-              config,
-              config.fineTuneLr,
-              config.fineTuneEpochs,
-              work.file('arms', name, 'checkpoints'),
-            )),
-      });
-      fineTuneSeconds = (performance.now() - started) / 1000;
+    const afterSurgery = await evaluate(model, data.test, 256);
+    let start = afterSurgery;
+    if (plan.length > 0 && !scratch && data.batchNormImages !== null) {
+      reestimateBatchNorm(model, data.batchNormImages, { batchSize: config.batch });
+      start = await evaluate(model, data.test, 256);
     }
-    const after = fineTune ? await evaluate(model, data.test, 256) : before;
+    log(
+      `  test acc ${scratch ? 'untrained' : 'after surgery'} ${pct(afterSurgery.accuracy)}` +
+        (start === afterSurgery ? '' : `, ${pct(start.accuracy)} with BatchNorm statistics re-estimated`),
+    );
+    const tuning = fineTune && (scratch || config.fineTuneEpochs > 0);
+    const runs: FineTuneRun[] = [];
+    for (const seed of tuning ? (scratch ? [config.seed] : config.fineTuneSeeds) : []) {
+      runs.push(await fineTuneRun(name, model, seed, scratch, context, data));
+    }
+    if (runs.length === 0) {
+      runs.push({ seed: config.seed, testAcc: start.accuracy, testLoss: start.loss, seconds: 0 });
+    }
     const totals = costTable(model, { strategies: [basisStrategy] }).total;
     const result: ArmResult = {
       name,
@@ -512,17 +581,53 @@ async function runArm(
       candidateCost,
       params: totals.params,
       macs: totals.forwardMacs,
-      testAccBeforeFineTune: before.accuracy,
-      testAcc: after.accuracy,
-      testLoss: after.loss,
-      fineTuneSeconds,
+      testAccAfterSurgery: afterSurgery.accuracy,
+      testAccBeforeFineTune: start.accuracy,
+      runs,
+      testAcc: mean(runs.map((r) => r.testAcc)),
+      testLoss: mean(runs.map((r) => r.testLoss)),
+      fineTuneSeconds: mean(runs.map((r) => r.seconds)),
       throughput: await throughput(model, data.test, config),
     };
-    log(`  test acc ${pct(result.testAcc)}`);
+    log(`  test acc ${pct(result.testAcc)}${runs.length > 1 ? ` (mean of ${runs.length} seeds)` : ''}`);
     await work.write(`arms/${name}`, result);
     return result;
   } finally {
     if (model !== baseline) model.dispose();
+  }
+}
+
+/** Trains a copy of `start` with `seed`: the arm's fine-tune, or from scratch the baseline's recipe. Cached. */
+async function fineTuneRun(
+  name: string,
+  start: tfl.LayersModel,
+  seed: number,
+  scratch: boolean,
+  { config, work }: ArmContext,
+  data: ArmData,
+): Promise<FineTuneRun> {
+  const key = `arms/${name}/seed-${seed}`;
+  const cached = await work.read<FineTuneRun>(key);
+  if (cached !== undefined) return cached;
+  const model = await copyModel(start);
+  try {
+    const checkpoints = work.file('arms', name, `checkpoints-seed-${seed}`);
+    const started = performance.now();
+    await train({
+      model,
+      trainData: data.train,
+      ...(scratch
+        ? sgdOptions(config, BASELINE_LR, config.baselineEpochs, checkpoints, seed)
+        : sgdOptions(config, config.fineTuneLr, config.fineTuneEpochs, checkpoints, seed)),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const after = await evaluate(model, data.test, 256);
+    const run: FineTuneRun = { seed, testAcc: after.accuracy, testLoss: after.loss, seconds };
+    log(`  seed ${seed}: test acc ${pct(run.testAcc)}`);
+    await work.write(key, run);
+    return run;
+  } finally {
+    model.dispose();
   }
 }
 
@@ -567,9 +672,9 @@ function selectFor(
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function meanAndSpread(values: number[]): { mean: number; std: number; min: number; max: number } {
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  const variance = values.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, values.length - 1);
-  return { mean, std: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values) };
+  const average = mean(values);
+  const variance = values.reduce((s, v) => s + (v - average) ** 2, 0) / Math.max(1, values.length - 1);
+  return { mean: average, std: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values) };
 }
 
 function selectionSummary(selection: Selection) {
@@ -643,8 +748,13 @@ async function main(): Promise<void> {
       `greedy: ${greedy.choices.length} layers, estimated drop ${pct(greedy.estimatedDrop)}; uniform ratio ${uniform.ratio}`,
   );
 
-  const context = { baseline: baseline.model, candidates, config, work };
-  const data = { train: split.train, test };
+  const context: ArmContext = { baseline: baseline.model, candidates, config, work };
+  const reestimating = config.armTraining === 'fine-tune' && config.bnImages > 0;
+  const data: ArmData = {
+    train: split.train,
+    test,
+    batchNormImages: reestimating ? augmentedImages(split.train, config.bnImages, config.seed) : null,
+  };
   const dense = await runArm('dense', [], context, data);
   const selected = await runArm('selected', selectedPlan, context, data);
   const allLayers = await runArm('all_layers', uniform.plan, context, data);
@@ -658,7 +768,10 @@ async function main(): Promise<void> {
   const fineTuning = config.armTraining === 'fine-tune';
   const selectedByLoss = fineTuning ? await runArm('selected_loss', byLoss.plan, context, data) : null;
   // The dense model with the same fine-tune: what the extra training alone is worth (the reference to beat).
-  const denseFineTuned = fineTuning ? await runArm('dense_fine_tuned', [], context, data, true) : null;
+  const denseFineTuned =
+    fineTuning && config.fineTuneEpochs > 0
+      ? await runArm('dense_fine_tuned', [], context, data, true)
+      : null;
 
   const scanSeconds = table.seconds;
   const common = {
@@ -669,6 +782,9 @@ async function main(): Promise<void> {
   const record = (arm: string, r: ArmResult) => ({
     arm,
     test_acc: r.testAcc,
+    ...(r.runs.length > 1 ? { test_acc_std: meanAndSpread(r.runs.map((run) => run.testAcc)).std } : {}),
+    test_acc_runs: r.runs.map((run) => ({ seed: run.seed, test_acc: run.testAcc })),
+    test_acc_after_surgery: r.testAccAfterSurgery,
     test_acc_before_fine_tune: r.testAccBeforeFineTune,
     params: r.params,
     macs: r.macs,
@@ -683,7 +799,8 @@ async function main(): Promise<void> {
     layers: r.plan,
     ...common,
   });
-  const mean = (f: (r: ArmResult) => number) => meanAndSpread(draws.map(f)).mean;
+  data.batchNormImages?.dispose();
+  const drawMean = (f: (r: ArmResult) => number) => mean(draws.map(f));
   const accuracy = meanAndSpread(draws.map((d) => d.testAcc));
   const records = [
     record('selected', selected),
@@ -695,17 +812,18 @@ async function main(): Promise<void> {
       test_acc_std: accuracy.std,
       test_acc_min: accuracy.min,
       test_acc_max: accuracy.max,
-      test_acc_before_fine_tune: mean((d) => d.testAccBeforeFineTune),
-      params: mean((d) => d.params),
-      macs: mean((d) => d.macs),
-      candidate_params: mean((d) => d.candidateCost.params),
-      candidate_params_reduction: mean((d) => d.candidateCost.paramsReduction),
-      candidate_macs_reduction: mean((d) => d.candidateCost.macsReduction),
-      train_img_per_s: mean((d) => d.throughput.trainImgPerS),
-      eval_img_per_s: mean((d) => d.throughput.evalImgPerS),
-      train_img_per_s_wall: mean((d) => d.throughput.trainImgPerSWall),
-      eval_img_per_s_wall: mean((d) => d.throughput.evalImgPerSWall),
-      fine_tune_seconds: mean((d) => d.fineTuneSeconds),
+      test_acc_after_surgery: drawMean((d) => d.testAccAfterSurgery),
+      test_acc_before_fine_tune: drawMean((d) => d.testAccBeforeFineTune),
+      params: drawMean((d) => d.params),
+      macs: drawMean((d) => d.macs),
+      candidate_params: drawMean((d) => d.candidateCost.params),
+      candidate_params_reduction: drawMean((d) => d.candidateCost.paramsReduction),
+      candidate_macs_reduction: drawMean((d) => d.candidateCost.macsReduction),
+      train_img_per_s: drawMean((d) => d.throughput.trainImgPerS),
+      eval_img_per_s: drawMean((d) => d.throughput.evalImgPerS),
+      train_img_per_s_wall: drawMean((d) => d.throughput.trainImgPerSWall),
+      eval_img_per_s_wall: drawMean((d) => d.throughput.evalImgPerSWall),
+      fine_tune_seconds: drawMean((d) => d.fineTuneSeconds),
       ...common,
       draws: draws.map((d, i) => record(`random-${i}`, d)),
     },
@@ -739,11 +857,16 @@ async function main(): Promise<void> {
       'selected = selectPerLayer for the budget: the smallest accepted per-layer drop that meets it, then trimmed back to it inside the selector (layers move to milder ratios or back to dense, those giving back the most drop per saved parameter first, while the budget is still met), because at that drop every layer whose curve stays under it takes its most compressive ratio and the budget can be overshot by far. The reduction before trimming (untrimmed_reduction) and the greedy selection are reported under selection.',
       'Scan: each candidate layer alone decomposed at each ratio the strategy supports there (one that would not save weights is skipped), no fine-tune, accuracy/loss on the calibration split. scan_seconds = wall-clock of the dense calibration evaluation + every entry (surgery + evaluation), summed over resumed runs from the cache.',
       "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or metrics.jsonl; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
-      'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, seed, epochs — on the training split without the calibration images.',
+      'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, epochs — on the training split without the calibration images, once per fine-tune seed from the same rewritten model; test_acc is the mean over seeds (test_acc_runs), test_acc_std their spread. For random, test_acc is the mean over draws and test_acc_std the spread of the draw means.',
+      reestimating
+        ? `BatchNorm re-estimation: after the surgery, before the fine-tune, every rewritten model's BatchNorm statistics are replaced (core's reestimateBatchNorm) by the average over ${config.bnImages} augmented training images in batches of ${config.batch}. test_acc_after_surgery is the rewritten model with the baseline's statistics, test_acc_before_fine_tune after the re-estimation.`
+        : 'No BatchNorm re-estimation (--bn-images 0 or from scratch): test_acc_before_fine_tune = test_acc_after_surgery.',
       'train_img_per_s: gradient computation (forward+backward, no optimizer update) on one fixed batch of timing_batch test images; eval_img_per_s: predict on the same batch; median of timing_steps steps after a warm-up, by process CPU time (single-threaded wasm, so CPU time ≈ compute time on a loaded machine); *_wall are the wall-clock equivalents.',
-      denseFineTuned === null
+      !fineTuning
         ? `Arms trained from scratch (--arm-training scratch): each arm's architecture (basis convolutions at its layers and ratios, everything else as the baseline) is initialised afresh (He-normal basis filters, LeCun-normal coefficients; the rest PyTorch init, seed ${config.seed}) and trained with the baseline's recipe (lr 0.1 cosine, ${config.baselineEpochs} epochs); the dense reference is the baseline itself. test_acc_before_fine_tune is then the untrained network's; fine_tune_seconds is the whole training.`
-        : `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
+        : denseFineTuned === null
+          ? 'No fine-tune (--fine-tune-epochs 0): every arm is tested as rewritten (after the BatchNorm re-estimation, if any).'
+          : `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
       `dense reference: test acc ${pct(dense.testAcc)}, train ${dense.throughput.trainImgPerS.toFixed(1)} img/s, eval ${dense.throughput.evalImgPerS.toFixed(1)} img/s (CPU time).`,
     ],
     dense: record('dense', dense),
@@ -777,7 +900,10 @@ async function main(): Promise<void> {
       ...records,
     ].map((r) => ({
       arm: r.arm,
-      'test acc': pct(r.test_acc) + ('test_acc_std' in r ? ` ±${(100 * r.test_acc_std).toFixed(1)}` : ''),
+      'test acc':
+        pct(r.test_acc) +
+        ('test_acc_std' in r && r.test_acc_std !== undefined ? ` ±${(100 * r.test_acc_std).toFixed(1)}` : ''),
+      surgery: pct(r.test_acc_after_surgery),
       'before FT': pct(r.test_acc_before_fine_tune),
       params: Math.round(r.params),
       'MACs (M)': (r.macs / 1e6).toFixed(1),

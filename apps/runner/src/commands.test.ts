@@ -131,7 +131,7 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
     expect(report.total.params).toBe(report.rows.reduce((sum, row) => sum + row.params, 0));
   });
 
-  it('compresses with a built-in strategy and reports before and after', async () => {
+  it('compresses with a built-in strategy, re-estimates BatchNorm, and reports before and after', async () => {
     const out = path.join(dir, 'svd');
     const result = await cli(
       'compress',
@@ -143,6 +143,8 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
       '0.5',
       '--layers',
       'stage3.*.conv2',
+      '--bn-images',
+      '8',
       ...tiny,
       '--out',
       out,
@@ -156,6 +158,18 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
       'stage3.block3.conv2',
     ]);
     expect(summary.compressed.params).toBeLessThan(summary.before.params);
+    // The BatchNorm statistics are re-estimated after surgery; only they change, not the costs.
+    expect(summary.config.bnImages).toBe(8);
+    expect(summary.reestimated).toMatchObject({
+      params: summary.compressed.params,
+      forwardMacs: summary.compressed.forwardMacs,
+    });
+    expect(Number.isFinite(summary.reestimated?.accuracy)).toBe(true);
+    expect(Number.isFinite(summary.reestimated?.loss)).toBe(true);
+    expect(result.out).toContainEqual(
+      expect.stringMatching(/^re-estimated \d+ BatchNorm layers on 8 augmented training images$/),
+    );
+    expect(result.out.some((line) => line.startsWith('svd + BatchNorm re-estimated '))).toBe(true);
     const evaluated = await cli('eval', '--model-dir', path.join(out, 'model'), ...tiny);
     expect(evaluated.code).toBe(0);
   });
@@ -177,6 +191,8 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
       selection,
       '--fine-tune-epochs',
       '1',
+      '--bn-images',
+      '0',
       ...tiny,
       '--out',
       out,
@@ -188,6 +204,9 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
       ['stage2.block1.conv2', expect.objectContaining({ ratio: 0.25 })],
     ]);
     expect(summary.fineTuned?.params).toBe(summary.compressed.params);
+    // --bn-images 0 keeps the baseline's BatchNorm statistics.
+    expect(summary.reestimated).toBeNull();
+    expect(result.out.filter((line) => /re-estimated/.test(line))).toEqual([]);
     expect(result.out.at(-1)).toBe(`saved to ${path.join(out, 'model')}`);
 
     const inspected = await cli('inspect', '--model-dir', path.join(out, 'model'), '--json', '--no-timing');

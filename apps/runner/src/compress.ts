@@ -10,6 +10,7 @@ import { describeEngine, initEngine } from '@decompose/engine';
 import { evaluate, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.js';
 import type { CompressConfig } from './config.js';
 import { loadData } from './data.js';
 import { ConfigError } from './errors.js';
@@ -42,9 +43,11 @@ export interface CompressSummary {
   report: LayerReplacement[];
   skipped: SkippedLayer[];
   before: ModelFigures;
-  /** Right after surgery. */
+  /** Right after surgery, with the BatchNorm statistics of the model before it. */
   compressed: ModelFigures;
-  /** After fine-tuning; null without it. */
+  /** After re-estimating the BatchNorm statistics on `config.bnImages` training images; null when that is 0. */
+  reestimated: ModelFigures | null;
+  /** After fine-tuning (which starts from the re-estimated model); null without it. */
   fineTuned: ModelFigures | null;
   modelDir: string;
 }
@@ -90,8 +93,10 @@ function layerSelection(config: CompressConfig, fromSelection: boolean): LayerSe
 }
 
 /**
- * `decompose compress`: rewrites a saved model's convolutions with one strategy, optionally fine-tunes the
- * result, saves it to `<out>/model/` and reports parameters, MACs and test accuracy before and after.
+ * `decompose compress`: rewrites a saved model's convolutions with one strategy, re-estimates its BatchNorm
+ * statistics on augmented training images (unless `bnImages` is 0), optionally fine-tunes the result, saves it
+ * to `<out>/model/` and reports parameters, MACs and test accuracy before, after surgery, after the
+ * re-estimation and after fine-tuning.
  */
 export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
   const engine = await initEngine();
@@ -132,6 +137,16 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
           : ''),
     );
     const afterSurgery = await figures(compressed);
+    let reestimated: ModelFigures | null = null;
+    if (config.bnImages > 0) {
+      const done = reestimateOnTrainingImages(compressed, data.train, {
+        images: config.bnImages,
+        batch: config.batch,
+        seed: config.seed,
+      });
+      out.log(describeReestimation(done));
+      reestimated = await figures(compressed);
+    }
     let fineTuned: ModelFigures | null = null;
     const outDir = path.resolve(config.out);
     if (config.fineTuneEpochs > 0) {
@@ -163,6 +178,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       skipped: surgery.skipped,
       before,
       compressed: afterSurgery,
+      reestimated,
       fineTuned,
       modelDir: savedDir,
     };
@@ -196,6 +212,9 @@ export function formatCompress(summary: CompressSummary): string[] {
       [
         row('original', summary.before),
         row(`${summary.strategy}`, summary.compressed),
+        ...(summary.reestimated
+          ? [row(`${summary.strategy} + BatchNorm re-estimated`, summary.reestimated)]
+          : []),
         ...(summary.fineTuned ? [row(`${summary.strategy} + fine-tune`, summary.fineTuned)] : []),
       ],
     ),

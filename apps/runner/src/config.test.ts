@@ -88,6 +88,18 @@ describe('resolveConfig', () => {
     expect(error.issues).toEqual(['--ratio: got 0.5; give either options or ratio, not both']);
   });
 
+  it('re-estimates BatchNorm on 1024 images unless told otherwise, and rejects a bad --bn-images', async () => {
+    const required = { modelDir: 'm', strategy: 'svd', out: 'o' };
+    expect((await resolveConfig(compressConfigSchema, required)).bnImages).toBe(1024);
+    expect((await resolveConfig(compressConfigSchema, { ...required, bnImages: 0 })).bnImages).toBe(0);
+    const negative = await configError(resolveConfig(compressConfigSchema, { ...required, bnImages: -1 }));
+    expect(negative.issues).toEqual([
+      "--bn-images: got -1; bnImages must be ≥ 0 (0 keeps the model's BatchNorm statistics), e.g. 1024",
+    ]);
+    const fraction = await configError(resolveConfig(compressConfigSchema, { ...required, bnImages: 2.5 }));
+    expect(fraction.issues).toEqual(['--bn-images: got 2.5; bnImages must be a whole number']);
+  });
+
   it('reports a missing or malformed file', async () => {
     await expect(resolveConfig(trainConfigSchema, {}, path.join(dir, 'nope.yaml'))).rejects.toThrow(
       ConfigFileError,
@@ -113,6 +125,12 @@ describe('errors', () => {
     expect(await runCli(['train', '--epochs', 'two'], io)).toBe(2);
     expect(err).toEqual([
       'error: Invalid configuration: --epochs: got "two"; Invalid input: expected number, received string',
+    ]);
+    err.length = 0;
+    const compress = ['compress', '--model-dir', 'm', '--strategy', 'svd', '--out', 'o'];
+    expect(await runCli([...compress, '--bn-images', 'many'], io)).toBe(2);
+    expect(err).toEqual([
+      'error: Invalid configuration: --bn-images: got "many"; Invalid input: expected number, received string',
     ]);
     err.length = 0;
     expect(await runCli(['train', '--epoch', '2'], io)).toBe(2);

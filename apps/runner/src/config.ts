@@ -109,6 +109,19 @@ export const inspectConfigSchema = z.strictObject({
 /** A validated `decompose inspect` configuration, defaults filled in. */
 export type InspectConfig = z.output<typeof inspectConfigSchema>;
 
+/** Augmented training images the BatchNorm statistics are re-estimated on after a surgery, unless given. */
+export const DEFAULT_BN_IMAGES = 1024;
+
+/**
+ * Augmented training images to re-estimate the BatchNorm moving statistics on right after surgery ("adaptive
+ * BatchNorm"); 0 keeps the statistics of the model before surgery. Shared by `compress` and `compare`.
+ */
+export const bnImagesFieldSchema = z
+  .number()
+  .int('bnImages must be a whole number')
+  .min(0, "bnImages must be ≥ 0 (0 keeps the model's BatchNorm statistics), e.g. 1024")
+  .default(DEFAULT_BN_IMAGES);
+
 /** `decompose compress`. */
 export const compressConfigSchema = z
   .strictObject({
@@ -125,6 +138,7 @@ export const compressConfigSchema = z
     selection: z.string().min(1).optional(),
     initFrom: z.enum(['trained', 'scratch']).default('trained'),
     fineTuneEpochs: z.number().int().min(0).default(0),
+    bnImages: bnImagesFieldSchema,
     ...dataFields,
     ...sgdFields,
     lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),

@@ -6,6 +6,7 @@ import { runCompress } from './compress.js';
 import {
   benchConfigSchema,
   compressConfigSchema,
+  DEFAULT_BN_IMAGES,
   evalConfigSchema,
   inspectConfigSchema,
   numberArg,
@@ -195,6 +196,12 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
           .option('--selection <file>', 'per-layer options from a selection file (decompose sensitivity)')
           .option('--init-from <mode>', 'trained (fit to the weights, default) | scratch')
           .addOption(num('--fine-tune-epochs <n>', 'epochs of fine-tuning after surgery (default 0)'))
+          .addOption(
+            num(
+              '--bn-images <n>',
+              `re-estimate the BatchNorm statistics on n augmented training images right after surgery; 0 keeps the model's (default ${DEFAULT_BN_IMAGES})`,
+            ),
+          )
           .option('--out <dir>', 'output folder: model/, summary.json'),
       ),
       '0.01',

@@ -1,3 +1,9 @@
+export {
+  type BatchNormReestimation,
+  DEFAULT_REESTIMATION_BATCH,
+  type ReestimateBatchNormOptions,
+  reestimateBatchNorm,
+} from './batch-norm-statistics.js';
 export { cloneLayer } from './clone.js';
 export { addCosts, convCost, withConv } from './cost.js';
 export {

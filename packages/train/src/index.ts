@@ -14,6 +14,7 @@ export {
   TrainingDivergedError,
 } from './errors.js';
 export { type EvaluateOptions, type EvaluationResult, evaluate } from './evaluate.js';
+export { augmentedImages } from './images.js';
 export {
   createSchedule,
   type LrSchedule,

@@ -12,6 +12,7 @@ import { BUILT_IN_STRATEGIES, loadModel } from '../models.js';
 import { registerCompareCommand } from './command.js';
 import { compareConfigSchema } from './config.js';
 import { DEMO_PRESET } from './demo.js';
+import { compareMarkdown } from './report.js';
 import type { CompareResults } from './results.js';
 
 const subset = fileURLToPath(new URL('../../../../../shared/datasets/cifar-10-subset/', import.meta.url));
@@ -32,16 +33,21 @@ async function compare(...argv: string[]): Promise<{ code: number; out: string[]
   return { code, out, err };
 }
 
+const pct = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
+
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** A tiny comparison: 32 training images in batches of 16, one epoch each, three arms on stage 3. */
+/**
+ * A tiny comparison: 32 training images in batches of 16, one epoch each, three arms on stage 3, BatchNorm
+ * re-estimated on 16 images after each surgery.
+ */
 const tinyConfig = {
   run: 'tiny',
   data: subset,
   limitTrain: 48,
   limitTest: 16,
   baseline: { model: 'resnet20', epochs: 1, batch: 16, lr: 0.05 },
-  fineTune: { epochs: 1, batch: 16, lr: 0.01 },
+  fineTune: { epochs: 1, batch: 16, lr: 0.01, bnImages: 16 },
   measure: { batch: 4, steps: 1 },
   arms: [
     {
@@ -101,6 +107,8 @@ describe('decompose compare', () => {
       expect(arm.params).toBeLessThan(results.baseline.params);
       expect(arm.modelBytes).toBeGreaterThan(0);
       expect(arm.fineTune.epochs).toHaveLength(1);
+      expect(arm.bnAccuracy).toBeGreaterThanOrEqual(0);
+      expect(arm.bnAccuracy).toBeLessThanOrEqual(1);
       // params and MACs are the cost table of the saved model
       const model = await loadModel(arm.modelDir);
       const cost = costTable(model, { strategies: BUILT_IN_STRATEGIES }).total;
@@ -128,6 +136,7 @@ describe('decompose compare', () => {
       expect(Number(row.test_accuracy)).toBe(arm.accuracy);
       expect(Number(row.delta_accuracy)).toBe(arm.deltaAccuracy);
       expect(Number(row.model_bytes)).toBe(arm.modelBytes);
+      expect(Number(row.bn_accuracy)).toBe(arm.bnAccuracy);
     }
     expect(Number(rows[0]!.params)).toBe(results.baseline.params);
 
@@ -136,8 +145,30 @@ describe('decompose compare', () => {
     expect(markdown).toContain('![Sensitivity heatmap of basis-selected](sensitivity-basis-selected.png)');
     expect(markdown).toContain('greedy selection for remove 30.0%');
     expect(markdown).toContain('## Wall-clock per phase');
+    expect(markdown).toContain(
+      '| model | acc after surgery | acc after BN re-estimation | acc after fine-tune |',
+    );
+    expect(markdown).toContain(
+      `| svd | ${pct(results.arms[1]!.surgeryAccuracy)} | ${pct(results.arms[1]!.bnAccuracy!)} |`,
+    );
+    expect(markdown).toContain('re-estimated on 16 augmented training images');
+    expect(markdown).toContain('| svd: BatchNorm re-estimation |');
+    // Without re-estimation the column shows a dash.
+    const kept = compareMarkdown(
+      {
+        ...results,
+        recipe: { ...results.recipe, fineTune: { ...results.recipe.fineTune, bnImages: 0 } },
+        arms: results.arms.map((a) => ({ ...a, bnAccuracy: null })),
+      },
+      new Map(),
+    );
+    expect(kept).toContain(`| svd | ${pct(results.arms[1]!.surgeryAccuracy)} | — |`);
+    expect(kept).toContain('`fineTune.bnImages` is 0: no re-estimation');
     const log = await readFile(path.join(report, 'run.log'), 'utf8');
     expect(log).toContain("arm 3/3 'tucker'");
+    expect(log).toMatch(
+      /svd: test accuracy after BatchNorm re-estimation \d+\.\d% \(\d+\.\d% after surgery\)/,
+    );
     expect(out.at(-1)).toMatch(/^report: .*report\.md/);
 
     // A re-run reuses every finished arm and the trained baseline.
@@ -161,6 +192,23 @@ describe('decompose compare', () => {
     const refused = await compare('--config', changed);
     expect(refused.code).toBe(2);
     expect(refused.err[0]).toMatch(/'baseline': .* holds a baseline trained with other settings/);
+
+    // Nor are arms made with another BatchNorm re-estimation (the baseline is).
+    const otherBn = path.join(dir, 'other-bn.yaml');
+    await writeFile(
+      otherBn,
+      stringify({
+        ...tinyConfig,
+        reportDir: path.join(dir, 'reports'),
+        fineTune: { ...tinyConfig.fineTune, bnImages: 0 },
+      }),
+    );
+    const refusedArm = await compare('--config', otherBn);
+    expect(refusedArm.code).toBe(2);
+    expect(refusedArm.out.some((l) => l.includes('baseline: trained earlier'))).toBe(true);
+    expect(refusedArm.err[0]).toMatch(
+      /'arms\.0' \(basis-selected\): .* holds a result made with other settings/,
+    );
   });
 
   it('accepts the example config', async () => {
@@ -169,6 +217,8 @@ describe('decompose compare', () => {
     expect(config.arms.map((a) => a.name)).toEqual(['basis-selected', 'basis-half', 'svd-stage23', 'tucker']);
     expect(config.arms[0]?.select?.budget).toEqual({ kind: 'reduction', target: 'params', reduction: 0.4 });
     expect(compareConfigSchema.parse(DEMO_PRESET).arms).toHaveLength(4);
+    expect(compareConfigSchema.parse(DEMO_PRESET).fineTune.bnImages).toBe(1024);
+    expect(config.fineTune.bnImages).toBe(1024);
   });
 
   it('reports every bad field of a config with its value and the expected form', async () => {
@@ -176,7 +226,7 @@ describe('decompose compare', () => {
     await writeFile(
       bad,
       stringify({
-        fineTune: { epochs: 0, lr: -1 },
+        fineTune: { epochs: 0, lr: -1, bnImages: -1 },
         arms: [
           { name: 'a b', strategy: 'basis', select: { budget: 'params:2' } },
           { name: 'x', strategy: 'svd', colour: 'red' },
@@ -188,6 +238,7 @@ describe('decompose compare', () => {
     const message = err.join('\n');
     expect(message).toContain(`'fineTune.epochs' in ${bad}: got 0; epochs must be ≥ 1`);
     expect(message).toContain(`'fineTune.lr' in ${bad}: got -1; lr must be > 0`);
+    expect(message).toContain(`'fineTune.bnImages' in ${bad}: got -1; bnImages must be ≥ 0`);
     expect(message).toContain(`'arms.0.name' in ${bad}: got "a b"; name must be letters, digits`);
     expect(message).toContain(`'arms.0.select.budget' in ${bad}: got "params:2"; expected 'params:F'`);
     expect(message).toContain(`'colour' in ${bad}: unknown field`);

@@ -1,6 +1,6 @@
 import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
 import { z } from 'zod';
-import { trainConfigSchema } from '../config.js';
+import { bnImagesFieldSchema, trainConfigSchema } from '../config.js';
 import { budgetFieldSchema } from '../sensitivity/budget.js';
 import { layersFieldSchema, scanFields } from '../sensitivity/config.js';
 
@@ -25,11 +25,15 @@ const recipeFields = {
   seed: shared.seed,
 };
 
-/** The fine-tuning recipe every arm gets, identical for all (epochs, learning rate schedule, batch…). */
+/**
+ * What every arm gets after its surgery, identical for all: BatchNorm re-estimation on `bnImages` augmented
+ * training images, then the fine-tuning recipe (epochs, learning rate schedule, batch…).
+ */
 export const recipeSchema = z.strictObject({
   ...recipeFields,
   epochs: z.number().int('epochs must be a whole number').positive('epochs must be ≥ 1').default(2),
   lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),
+  bnImages: bnImagesFieldSchema,
 });
 export type Recipe = z.output<typeof recipeSchema>;
 

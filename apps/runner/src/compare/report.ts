@@ -33,6 +33,7 @@ const CSV_HEADER = [
   'model_bytes',
   'layers_rewritten',
   'surgery_accuracy',
+  'bn_accuracy',
   'fine_tune_seconds',
 ];
 
@@ -56,6 +57,7 @@ export function resultsCsv(results: CompareResults): string {
       0,
       '',
       '',
+      '',
     ],
     ...results.arms.map((a) => [
       a.name,
@@ -72,6 +74,7 @@ export function resultsCsv(results: CompareResults): string {
       a.modelBytes,
       a.rewritten.length,
       a.surgeryAccuracy,
+      a.bnAccuracy,
       a.seconds.fineTune,
     ]),
   ]);
@@ -169,6 +172,16 @@ function armSelection(arm: ArmRow, image: string | null): string[] {
   return [...lines, ''];
 }
 
+/** What the after-surgery columns of the fine-tuning table mean, given `fineTune.bnImages`. */
+function bnNote(bnImages: number): string {
+  return bnImages > 0
+    ? `After surgery: the rewritten model with the baseline's BatchNorm statistics. After BN re-estimation: ` +
+        `those statistics re-estimated on ${bnImages} augmented training images (\`fineTune.bnImages\`), where ` +
+        'fine-tuning starts (epoch 0 of the curves).'
+    : "After surgery: the rewritten model with the baseline's BatchNorm statistics, where fine-tuning starts " +
+        '(`fineTune.bnImages` is 0: no re-estimation).';
+}
+
 function codeBlock(value: unknown): string[] {
   return ['```json', JSON.stringify(value, null, 2), '```'];
 }
@@ -210,6 +223,7 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
       [
         { heading: 'model' },
         { heading: 'acc after surgery', align: 'right' },
+        { heading: 'acc after BN re-estimation', align: 'right' },
         { heading: 'acc after fine-tune', align: 'right' },
         { heading: 'Δ acc (pp)', align: 'right' },
         { heading: 'epochs', align: 'right' },
@@ -217,11 +231,14 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
       results.arms.map((a) => [
         a.name,
         pct(a.surgeryAccuracy),
+        a.bnAccuracy === null ? '—' : pct(a.bnAccuracy),
         pct(a.accuracy),
         signedPp(a.deltaAccuracy),
         String(a.fineTune.epochs.length),
       ]),
     ),
+    '',
+    bnNote(results.recipe.fineTune.bnImages),
     '',
     '## Layer selection per arm',
     '',
@@ -234,7 +251,7 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
     '',
     ...codeBlock(results.recipe.baseline),
     '',
-    'Fine-tuning after surgery, identical for every arm:',
+    'BatchNorm re-estimation and fine-tuning after surgery, identical for every arm:',
     '',
     ...codeBlock(results.recipe.fineTune),
     '',
@@ -307,7 +324,7 @@ export async function writeCompareReport(
     trainingCurvesSpec(
       results.arms.flatMap((a) => a.fineTune.steps.map((s) => ({ model: a.name, ...s }))),
       results.arms.flatMap((a) => [
-        { model: a.name, epoch: 0, accuracy: a.surgeryAccuracy },
+        { model: a.name, epoch: 0, accuracy: a.bnAccuracy ?? a.surgeryAccuracy },
         ...a.fineTune.epochs.flatMap((e) =>
           e.eval ? [{ model: a.name, epoch: e.epoch, accuracy: e.eval.accuracy }] : [],
         ),

@@ -38,6 +38,8 @@ export interface StepLoss {
 export interface ArmSeconds {
   scan: number;
   surgery: number;
+  /** Re-estimating the BatchNorm statistics and evaluating the result (0 when `recipe.bnImages` is 0). */
+  batchNorm: number;
   fineTune: number;
   measure: number;
 }
@@ -58,8 +60,13 @@ export interface ArmResult extends ModelMeasurement {
   /** The sensitivity scan and selection, when the arm selects layers by sensitivity. */
   scan: SensitivityTable | null;
   selection: Selection | null;
-  /** Test accuracy right after surgery, before fine-tuning. */
+  /** Test accuracy right after surgery, with the baseline's BatchNorm statistics. */
   surgeryAccuracy: number;
+  /**
+   * Test accuracy after re-estimating the BatchNorm statistics on `recipe.bnImages` training images, where
+   * fine-tuning starts; null when `bnImages` is 0.
+   */
+  bnAccuracy: number | null;
   fineTune: { epochs: EpochMetrics[]; steps: StepLoss[] };
   seconds: ArmSeconds;
   modelDir: string;

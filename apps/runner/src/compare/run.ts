@@ -13,6 +13,7 @@ import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { evaluate, readMetrics, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { describeReestimation, reestimateOnTrainingImages } from '../batch-norm.js';
 import { loadData } from '../data.js';
 import { ConfigError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
@@ -48,6 +49,7 @@ import {
 const phaseNames = {
   scan: 'sensitivity scan',
   surgery: 'surgery',
+  batchNorm: 'BatchNorm re-estimation',
   fineTune: 'fine-tune',
   measure: 'measurement',
 };
@@ -164,7 +166,7 @@ async function runArm(
 ): Promise<ArmResult> {
   const { config, out } = ctx;
   const recipe = config.fineTune;
-  const seconds = { scan: 0, surgery: 0, fineTune: 0, measure: 0 };
+  const seconds = { scan: 0, surgery: 0, batchNorm: 0, fineTune: 0, measure: 0 };
   const clock = async <T>(phase: keyof typeof seconds, run: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {
@@ -231,7 +233,25 @@ async function runArm(
     out.log(`${arm.name}: ${strategy.name} rewrote ${surgery.report.length} layers`);
     const strategies: DecompositionStrategy[] = [...BUILT_IN_STRATEGIES, ...(plugin ? [strategy] : [])];
     const surgeryAccuracy = (await clock('surgery', () => evaluate(model, ctx.test, recipe.batch))).accuracy;
-    out.log(`${arm.name}: test accuracy after surgery ${percent(surgeryAccuracy)}; fine-tuning`);
+    out.log(`${arm.name}: test accuracy after surgery ${percent(surgeryAccuracy)}`);
+    let bnAccuracy: number | null = null;
+    if (recipe.bnImages > 0) {
+      bnAccuracy = await clock('batchNorm', async () => {
+        const done = reestimateOnTrainingImages(model, ctx.train, {
+          images: recipe.bnImages,
+          batch: recipe.batch,
+          seed: recipe.seed,
+        });
+        out.log(`${arm.name}: ${describeReestimation(done)}`);
+        return (await evaluate(model, ctx.test, recipe.batch)).accuracy;
+      });
+      out.log(
+        `${arm.name}: test accuracy after BatchNorm re-estimation ${percent(bnAccuracy)} ` +
+          `(${percent(surgeryAccuracy)} after surgery); fine-tuning`,
+      );
+    } else {
+      out.log(`${arm.name}: BatchNorm statistics kept (fineTune.bnImages is 0); fine-tuning`);
+    }
 
     const checkpointDir = path.join(armDir, COMPARE_FILES.checkpoints);
     const steps: StepLoss[] = [];
@@ -285,6 +305,7 @@ async function runArm(
       scan,
       selection,
       surgeryAccuracy,
+      bnAccuracy,
       fineTune: { epochs: await readMetrics(checkpointDir), steps },
       seconds,
       modelDir,
@@ -323,10 +344,11 @@ async function resolveArms(arms: readonly ArmConfig[]): Promise<ResolvedStrategy
 
 /**
  * `decompose compare`: one baseline (loaded, or trained with its recipe), then each arm compressed by core
- * surgery (`init: trained`, layers by glob or by a sensitivity selection), fine-tuned with the same recipe and
- * measured (test accuracy, Δ vs baseline, params, MACs, measured train/eval img/s, weight bytes). Finished arms
- * are kept in `arms/<name>/result.json` and skipped by a re-run; a half fine-tuned arm resumes from its
- * checkpoint. Writes `report.md`, `results.json`, `results.csv`, the charts (SVG + PNG) and `run.log`.
+ * surgery (`init: trained`, layers by glob or by a sensitivity selection), its BatchNorm statistics re-estimated
+ * on `fineTune.bnImages` augmented training images (unless 0), fine-tuned with the same recipe and measured
+ * (test accuracy, Δ vs baseline, params, MACs, measured train/eval img/s, weight bytes). Finished arms are kept
+ * in `arms/<name>/result.json` and skipped by a re-run; a half fine-tuned arm resumes from its checkpoint.
+ * Writes `report.md`, `results.json`, `results.csv`, the charts (SVG + PNG) and `run.log`.
  */
 export async function runCompare(config: CompareConfig, out: Console): Promise<CompareResults> {
   const reportDir = path.resolve(config.reportDir, config.run);
@@ -402,6 +424,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         const note = reused.has(arm.name) ? { note: 'from the earlier run that computed it' } : {};
         for (const [phase, seconds] of Object.entries(arm.seconds)) {
           if (phase === 'scan' && arm.scan === null) continue;
+          if (phase === 'batchNorm' && arm.bnAccuracy === null) continue;
           phases.push({
             phase: `${arm.name}: ${phaseNames[phase as keyof typeof phaseNames]}`,
             seconds,

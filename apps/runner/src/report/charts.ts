@@ -181,7 +181,7 @@ export interface CurvePoint {
   loss: number;
 }
 
-/** Test accuracy of one model after one fine-tune epoch (epoch 0: right after surgery). */
+/** Test accuracy of one model after one fine-tune epoch (epoch 0: where fine-tuning starts). */
 export interface EpochPoint {
   model: string;
   epoch: number;
@@ -222,7 +222,7 @@ export function trainingCurvesSpec(
         },
       },
       {
-        title: { text: 'test accuracy after surgery and each epoch', fontSize: 13 },
+        title: { text: 'test accuracy before fine-tuning and after each epoch', fontSize: 13 },
         data: { values: epochs.map((p) => ({ ...p, accuracy: 100 * p.accuracy })) },
         width: 300,
         height: 260,
@@ -231,7 +231,7 @@ export function trainingCurvesSpec(
           x: {
             field: 'epoch',
             type: 'quantitative',
-            title: 'epoch (0: right after surgery)',
+            title: 'epoch (0: start of fine-tuning)',
             axis: { tickMinStep: 1, format: 'd' },
           },
           y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy (%)', scale: { zero: false } },
