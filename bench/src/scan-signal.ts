@@ -52,7 +52,8 @@ import {
 import { augmentedImages, evaluate } from '@decompose/train';
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { labelledImages } from './calibration-images.js';
+import { firstImages, labelledImages } from './calibration-images.js';
+import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
 import { type Candidate, candidateLayers, type PlanLayer, planCost, uniformPlan } from './selection-plan.js';
 
@@ -106,17 +107,7 @@ function parseConfig(argv: string[]): Config | null {
     },
   });
   if (values.help) return null;
-  const integer = (flag: string, text: string, min: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min)
-      throw new ScanSignalOptionError(`--${flag} must be an integer ≥ ${min}, got '${text}'.`);
-    return n;
-  };
-  const fraction = (flag: string, text: string) => {
-    const x = Number(text);
-    if (!(x > 0 && x < 1)) throw new ScanSignalOptionError(`--${flag} must be in (0, 1), got '${text}'.`);
-    return x;
-  };
+  const { integer, fraction } = flagParsers(ScanSignalOptionError);
   const modelDir = values['model-dir'];
   if (modelDir === undefined) throw new ScanSignalOptionError('--model-dir is required (see --help).');
   const limitTest = values['limit-test'];
@@ -339,14 +330,6 @@ async function testPlan(
   } finally {
     model.dispose();
   }
-}
-
-function firstImages(data: Cifar10Images, limit: number | null): Cifar10Images {
-  if (limit === null || limit >= data.count) return data;
-  return selectImages(
-    data,
-    Uint32Array.from({ length: limit }, (_, i) => i),
-  );
 }
 
 /**

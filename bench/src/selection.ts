@@ -23,7 +23,6 @@ import {
   createBatchStream,
   findBundledSubset,
   readCifar10,
-  selectImages,
   splitCalibration,
 } from '@decompose/cifar10';
 import { applyStrategy, costTable, reestimateBatchNorm } from '@decompose/core';
@@ -51,7 +50,8 @@ import {
 } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { labelledImages } from './calibration-images.js';
+import { firstImages, labelledImages } from './calibration-images.js';
+import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
 import { median } from './samples.js';
 import {
@@ -152,17 +152,7 @@ function parseConfig(argv: string[]): Config | null {
     },
   });
   if (values.help) return null;
-  const integer = (flag: string, text: string, min: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min)
-      throw new SelectionBenchOptionError(`--${flag} must be an integer ≥ ${min}, got '${text}'.`);
-    return n;
-  };
-  const fraction = (flag: string, text: string) => {
-    const x = Number(text);
-    if (!(x > 0 && x < 1)) throw new SelectionBenchOptionError(`--${flag} must be in (0, 1), got '${text}'.`);
-    return x;
-  };
+  const { integer, fraction } = flagParsers(SelectionBenchOptionError);
   const ratios = values.ratios.split(',').map((r) => fraction('ratios', r.trim()));
   const lr = Number(values['fine-tune-lr']);
   if (!(lr > 0))
@@ -212,14 +202,6 @@ function parseConfig(argv: string[]): Config | null {
 }
 
 const log = (text: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
-
-function firstImages(data: Cifar10Images, limit: number | null): Cifar10Images {
-  if (limit === null || limit >= data.count) return data;
-  return selectImages(
-    data,
-    Uint32Array.from({ length: limit }, (_, i) => i),
-  );
-}
 
 /** Peak learning rate of the baseline recipe (and of arms trained from scratch with it). */
 const BASELINE_LR = 0.1;
