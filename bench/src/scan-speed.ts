@@ -78,7 +78,7 @@ async function main(): Promise<void> {
 
   const engine = await initEngine();
   log(`backend ${engine.backend} (${engine.threads} thread(s))`);
-  const dataset = await readCifar10(findBundledSubset(fileURLToPath(new URL('.', import.meta.url))));
+  const dataset = await readCifar10(findBundledSubset());
   const split = splitCalibration(dataset.train, { count: Number(values.calibration), seed });
   const calibration = split.calibration;
   const model = createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed });

@@ -695,7 +695,7 @@ async function main(): Promise<void> {
   }
   const engine: EngineInfo = await initEngine();
   log(`backend ${engine.backend} (${engine.threads} thread(s))`);
-  const dataDir = findBundledSubset(fileURLToPath(new URL('.', import.meta.url)));
+  const dataDir = findBundledSubset();
   const dataset = await readCifar10(dataDir);
   const fullTrain = firstImages(dataset.train, config.limitTrain);
   const test = firstImages(dataset.test, config.limitTest);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { findBundledSubset } from '@decompose/cifar10';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompressSummary } from './compress.js';
@@ -10,7 +10,7 @@ import type { InspectReport } from './inspect.js';
 import { runCli } from './program.js';
 import type { TrainSummary } from './train.js';
 
-const subset = fileURLToPath(new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 /** Runs the program in-process, capturing what it prints. */
 async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {

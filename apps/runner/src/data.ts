@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import {
   type Cifar10Dataset,
   type Cifar10Images,
@@ -36,22 +35,6 @@ function firstImages(images: Cifar10Images, limit: number | undefined): Cifar10I
 }
 
 /**
- * The bundled subset, searched for from the working directory and then from where the runner is installed
- * (so that `decompose` finds it when run from anywhere inside or outside the repository).
- */
-export function bundledSubset(): string {
-  try {
-    return findBundledSubset();
-  } catch (error) {
-    try {
-      return findBundledSubset(fileURLToPath(new URL('.', import.meta.url)));
-    } catch {
-      throw error;
-    }
-  }
-}
-
-/**
  * Reads CIFAR-10 from `--data`, else the full set downloaded into the cache (`--download`), else the bundled
  * subset; `limitTrain`/`limitTest` keep only the first images of each split.
  */
@@ -68,7 +51,7 @@ export async function loadData(source: DataSource, out: Console): Promise<Loaded
     });
     bar.stop();
   } else {
-    dir = bundledSubset();
+    dir = findBundledSubset();
   }
   const dataset: Cifar10Dataset = await readCifar10(dir);
   const train = firstImages(dataset.train, source.limitTrain);

@@ -1,8 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readCifar10, selectImages } from '@decompose/cifar10';
+import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainConfigSchema } from './config.js';
@@ -15,7 +14,7 @@ import { runTrain, type TrainSummary, trainOptions } from './train.js';
 const images = { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0 };
 const run = (epochs: number) => ({ model: {} as LayersModel, trainData: images, evalData: images, epochs });
 const quiet = new Console(false, () => {});
-const subset = fileURLToPath(new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 it('maps the command-line recipe onto the train package options', () => {
   const config = trainConfigSchema.parse({ nesterov: true, decayOn: 'kernels' });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { findBundledSubset } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { BUILT_PAGE_DIR, MODEL_PATHS, NODE_PREDICTIONS_PATH, type NodePredictions } from '@decompose/web';
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +14,7 @@ import { runCli } from './program.js';
 import { Console } from './progress.js';
 import { runWeb, webConfigSchema } from './web.js';
 
-const subset = fileURLToPath(new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
+import { findBundledSubset, resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
 import { describeEngine, initEngine } from '@decompose/engine';
 import {
   BUILT_PAGE_DIR,
@@ -15,7 +15,7 @@ import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction } from './command.js';
 import { numberArg } from './config.js';
-import { bundledSubset } from './data.js';
+
 import { ConfigError } from './errors.js';
 import { loadModel } from './models.js';
 import type { Console } from './progress.js';
@@ -113,7 +113,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
   const engine = await initEngine();
   for (const line of describeEngine(engine)) out.log(line);
   const dataDir =
-    config.data === undefined ? bundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
+    config.data === undefined ? findBundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
   const original = await loadModel(originalDir);
   let compressed: tfl.LayersModel | null = null;
   try {

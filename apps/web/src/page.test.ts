@@ -57,7 +57,7 @@ describe.skipIf(!hasChromium)(
       const dataDir = join(work, 'data');
       const siteDir = join(work, 'site');
       await initEngine();
-      const subset = findBundledSubset(dirname(fileURLToPath(import.meta.url)));
+      const subset = findBundledSubset();
       const calibration = decodeBatch(await readFile(join(subset, TRAIN_FILES[0])), {
         limit: CALIBRATION_IMAGES,
       });

@@ -77,17 +77,14 @@ export class Cifar10DownloadError extends Cifar10Error {
   }
 }
 
-/** The bundled CIFAR-10 subset was not found next to any ancestor folder. */
+/** The `@decompose/cifar10-subset` package is installed without its `data/` folder. */
 export class Cifar10SubsetNotFoundError extends Cifar10Error {
   override readonly name = 'Cifar10SubsetNotFoundError';
-  constructor(
-    readonly path: string,
-    readonly searched: readonly string[],
-  ) {
+  constructor(readonly path: string) {
     super(
-      `No shared/datasets/cifar-10-subset folder found beside ${path} or any of its ancestors. Clone the ` +
-        "repository with the shared/ folder next to it, set DECOMPOSE_CIFAR10_DIR to a folder in CIFAR-10's " +
-        'binary layout, or fetch the full set with downloadCifar10({ cacheDir }).',
+      `The bundled CIFAR-10 subset is missing: ${path} is not a folder. Reinstall @decompose/cifar10-subset ` +
+        "(pnpm install), set DECOMPOSE_CIFAR10_DIR to a folder in CIFAR-10's binary layout, or fetch the full " +
+        'set with downloadCifar10({ cacheDir }).',
     );
   }
 }

@@ -2,13 +2,11 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CIFAR10_SUBSET_DIR } from '@decompose/cifar10-subset';
 import { CIFAR10_CLASS_NAMES, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES } from './format.js';
 
-/** The bundled subset, located relative to this file (the repository is cloned with shared/ beside it). */
-export const SUBSET_DIR = fileURLToPath(
-  new URL('../../../../shared/datasets/cifar-10-subset/', import.meta.url),
-);
+/** The bundled subset (the @decompose/cifar10-subset package). */
+export const SUBSET_DIR = CIFAR10_SUBSET_DIR;
 
 /** A new empty temporary folder. */
 export function tempDir(): Promise<string> {

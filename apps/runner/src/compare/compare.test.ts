@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findBundledSubset } from '@decompose/cifar10';
 import { costTable } from '@decompose/core';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { DEMO_PRESET } from './demo.js';
 import { compareMarkdown } from './report.js';
 import type { CompareResults } from './results.js';
 
-const subset = fileURLToPath(new URL('../../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 /** Runs `decompose compare` in-process, capturing what it prints and the exit code. */
 async function compare(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {

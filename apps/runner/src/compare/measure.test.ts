@@ -1,5 +1,4 @@
-import { fileURLToPath } from 'node:url';
-import { readCifar10, selectImages } from '@decompose/cifar10';
+import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,7 +6,7 @@ import { beforeAll, expect, it } from 'vitest';
 import { BUILT_IN_STRATEGIES } from '../models.js';
 import { measureModel } from './measure.js';
 
-const subset = fileURLToPath(new URL('../../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 beforeAll(async () => {
   await initEngine();

@@ -1,7 +1,7 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { findBundledSubset } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type { Selection, SensitivityTable } from '@decompose/sensitivity';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveModel } from '../models.js';
 import { registerSensitivityCommand } from './command.js';
 
-const subset = fileURLToPath(new URL('../../../../../shared/datasets/cifar-10-subset/', import.meta.url));
+const subset = findBundledSubset();
 
 /** Runs `decompose sensitivity` in-process, capturing what it prints and the exit code. */
 async function sensitivity(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
