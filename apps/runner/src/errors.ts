@@ -1,3 +1,5 @@
+import type { TrainingInterruptedError } from '@decompose/train';
+
 /** Thrown when a command's configuration (config file merged with flags) is invalid; one issue per line. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -24,6 +26,24 @@ export class NoCheckpointError extends Error {
   ) {
     super(
       `No checkpoint to resume in ${dir} (none under ${checkpointDir}). Drop --resume to start afresh, or point --out at an earlier run.`,
+    );
+  }
+}
+
+/** Thrown by `decompose train` stopped by Ctrl-C: what was kept, and the command that resumes it. */
+export class TrainInterruptedError extends Error {
+  override readonly name = 'TrainInterruptedError';
+  constructor(
+    readonly interrupted: TrainingInterruptedError,
+    /** The run's output folder. */
+    readonly dir: string,
+  ) {
+    super(
+      interrupted.checkpoint === null
+        ? `${interrupted.message} Nothing in ${dir} needs cleaning up.`
+        : `Training interrupted during epoch ${interrupted.epoch}; the checkpoint of epoch ` +
+            `${interrupted.completedEpochs} is kept in ${dir}. To resume, run the same decompose train command ` +
+            'with --resume added (same --out and settings); the result equals an uninterrupted run.',
     );
   }
 }
@@ -58,6 +78,8 @@ export function describeError(error: unknown): string {
 
 /** Exit code of a run that stopped on bad input (a typed error with a clear message). */
 export const EXIT_USAGE = 2;
+/** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it). */
+export const EXIT_INTERRUPTED = 130;
 /** Exit code of a run that stopped on an unexpected error (a bug: the stack is printed). */
 export const EXIT_BUG = 1;
 
@@ -83,12 +105,12 @@ export function isTypedError(error: unknown): error is Error {
 
 /**
  * The one place the runner turns a failure into output and an exit code: a typed error prints
- * `error: <message>` and gives {@link EXIT_USAGE}; anything else prints its stack and gives {@link EXIT_BUG}.
+ * `error: <message>` and gives {@link EXIT_USAGE} ({@link EXIT_INTERRUPTED} for Ctrl-C); anything else prints its stack and gives {@link EXIT_BUG}.
  */
 export function reportError(error: unknown, print: (line: string) => void = console.error): number {
   if (isTypedError(error)) {
     print(`error: ${error.message}`);
-    return EXIT_USAGE;
+    return error instanceof TrainInterruptedError ? EXIT_INTERRUPTED : EXIT_USAGE;
   }
   print(error instanceof Error ? (error.stack ?? String(error)) : `error: ${String(error)}`);
   return EXIT_BUG;

@@ -5,17 +5,19 @@ import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
+  lockRunDirectory,
   readCheckpoint,
   readMetrics,
   type ScheduleSpec,
   type StepProgress,
+  TrainingInterruptedError,
   type TrainOptions,
   train,
 } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { TrainConfig } from './config.js';
 import { loadData } from './data.js';
-import { ConfigError, NoCheckpointError } from './errors.js';
+import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
 import { writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
 import type { Console, Progress } from './progress.js';
@@ -187,8 +189,22 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
   const checkpoint = await readCheckpoint(checkpointDir);
   if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
   await mkdir(outDir, { recursive: true });
+  const lock = await lockRunDirectory(outDir, 'decompose train');
+  // Ctrl-C stops before the next step, leaving the newest checkpoint to resume from; a second one quits at once.
+  const interrupt = new AbortController();
+  const onInterrupt = () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
+    out.log('interrupted: stopping before the next step (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onInterrupt);
   out.logTo(path.join(outDir, RUN_FILES.log));
   try {
+    if (lock.tookOverFrom !== null) {
+      out.log(
+        `took over ${lock.file} from pid ${lock.tookOverFrom.pid} (${lock.tookOverFrom.purpose}), which no longer runs`,
+      );
+    }
     const engine = await initEngine();
     for (const line of describeEngine(engine)) out.log(line);
     const data = await loadData(config, out);
@@ -220,6 +236,9 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         ...trainOptions(config, { model, trainData, evalData: data.test, epochs: config.epochs }, out),
         checkpointDir,
         resume: config.resume,
+        signal: interrupt.signal,
+      }).catch((error: unknown) => {
+        throw error instanceof TrainingInterruptedError ? new TrainInterruptedError(error, outDir) : error;
       });
       const modelDir = path.join(outDir, RUN_FILES.model);
       await saveModel(model, modelDir);
@@ -252,5 +271,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
     }
   } finally {
     out.logTo(null);
+    process.off('SIGINT', onInterrupt);
+    await lock.release();
   }
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { findBundledSubset, resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
 import { describeEngine, initEngine } from '@decompose/engine';
+import { modelGeometry } from '@decompose/train';
 import {
   BUILT_PAGE_DIR,
   copyPage,
@@ -119,6 +120,9 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
   try {
     compressed = await loadModel(compressedDir);
     checkCompressedFrom(original, compressed);
+    // The page feeds both models CIFAR-10 test images: one built for other images fails here, naming both.
+    modelGeometry(original);
+    modelGeometry(compressed);
     const [before, after] = [original.countParams(), compressed.countParams()];
     if (after > before) {
       out.log(

@@ -75,3 +75,66 @@ export class CheckpointExistsError extends Error {
     );
   }
 }
+
+/**
+ * Thrown before any work when a model's input shape or class count does not fit the images it would be
+ * trained or evaluated on (for example a 224×224 ImageNet model given CIFAR-10's 32×32 images).
+ */
+export class ModelDataMismatchError extends Error {
+  override readonly name = 'ModelDataMismatchError';
+  constructor(
+    readonly model: string,
+    /** The model's input shape without the batch dimension. */
+    readonly modelInput: readonly number[],
+    /** Units of the model's output. */
+    readonly modelClasses: number,
+    /** The shape of one image of the data. */
+    readonly dataImage: readonly number[],
+    /** Classes of the data. */
+    readonly dataClasses: number,
+  ) {
+    super(
+      `Model '${model}' takes input [${modelInput.join(', ')}] and predicts ${modelClasses} classes, but the ` +
+        `data are [${dataImage.join(', ')}] images (channels last) of ${dataClasses} classes (CIFAR-10). Use a ` +
+        `model built for ${dataImage.join('×')} inputs and ${dataClasses} classes, or data of the model's input size and classes.`,
+    );
+  }
+}
+
+/** Thrown when another live process holds a run directory's lock (see `lockRunDirectory`). */
+export class RunLockedError extends Error {
+  override readonly name = 'RunLockedError';
+  constructor(
+    readonly dir: string,
+    readonly file: string,
+    readonly owner: { pid: number; host: string; started: string; purpose: string },
+  ) {
+    super(
+      `${dir} is in use by ${owner.purpose} (pid ${owner.pid} on ${owner.host}, since ${owner.started}). ` +
+        `Wait for it to finish, stop it, or use another output folder; if that process no longer runs, delete ${file}.`,
+    );
+  }
+}
+
+/**
+ * Thrown when `train` stops because its `signal` was aborted (e.g. Ctrl-C). Everything up to `checkpoint` is
+ * kept; resuming from it redoes the interrupted epoch and ends as an uninterrupted run would.
+ */
+export class TrainingInterruptedError extends Error {
+  override readonly name = 'TrainingInterruptedError';
+  constructor(
+    /** 1-based epoch that was running. */
+    readonly epoch: number,
+    /** Epochs completed and checkpointed (0 when none). */
+    readonly completedEpochs: number,
+    /** The newest checkpoint, or null when none was written. */
+    readonly checkpoint: string | null,
+  ) {
+    super(
+      checkpoint === null
+        ? `Training interrupted during epoch ${epoch}, before any checkpoint was written; start it again.`
+        : `Training interrupted during epoch ${epoch}; the checkpoint of epoch ${completedEpochs} is kept at ` +
+            `${checkpoint}. Resume from it (epoch ${epoch} is redone; the result equals an uninterrupted run).`,
+    );
+  }
+}

@@ -7,9 +7,12 @@ import {
   softmaxCrossEntropy,
 } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ModelDataMismatchError } from './errors.js';
 import { evaluate } from './evaluate.js';
 import { syntheticImages, tinyModel } from './test-fixtures.js';
+import { train } from './train.js';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
@@ -50,6 +53,32 @@ describe('evaluate', () => {
     await evaluate(model, data, 16);
     expect(tf.memory().numTensors).toBe(tensors);
     expect(statistics()).toEqual(before);
+  });
+});
+
+describe('a model that does not fit CIFAR-10 images', () => {
+  const data = syntheticImages(8);
+  const classifier = (shape: number[], classes: number) => {
+    const input = tfl.input({ shape });
+    const pooled = tfl.layers.globalAveragePooling2d({}).apply(input) as tfl.SymbolicTensor;
+    const logits = tfl.layers.dense({ units: classes }).apply(pooled) as tfl.SymbolicTensor;
+    return tfl.model({ inputs: input, outputs: logits, name: 'imagenet_like' });
+  };
+
+  it.each([
+    { what: 'a 224×224 input', shape: [224, 224, 3], classes: 10, named: /\[224, 224, 3\].*\[32, 32, 3\]/ },
+    { what: 'channels first', shape: [3, 32, 32], classes: 10, named: /\[3, 32, 32\].*\[32, 32, 3\]/ },
+    { what: '1000 classes', shape: [32, 32, 3], classes: 1000, named: /1000 classes.*10 classes/ },
+  ])('is refused by evaluate and train before any step ($what)', async ({ shape, classes, named }) => {
+    const model = classifier(shape, classes);
+    const tensors = tf.memory().numTensors;
+    await expect(evaluate(model, data, 8)).rejects.toThrow(ModelDataMismatchError);
+    await expect(evaluate(model, data, 8)).rejects.toThrow(named);
+    await expect(
+      train({ model, trainData: data, epochs: 1, batchSize: 4, schedule: { type: 'constant', lr: 0.1 } }),
+    ).rejects.toThrow(/imagenet_like.*Use a model built for 32×32×3 inputs and 10 classes/);
+    expect(tf.memory().numTensors).toBe(tensors);
+    model.dispose();
   });
 });
 

@@ -1,8 +1,14 @@
-import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
+import {
+  CHANNELS,
+  CIFAR10_CLASS_NAMES,
+  type Cifar10Images,
+  createBatchStream,
+  IMAGE_SIZE,
+} from '@decompose/cifar10';
 import { type GradientComputer, softmaxCrossEntropy } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { InvalidTrainingOptionError } from './errors.js';
+import { InvalidTrainingOptionError, ModelDataMismatchError } from './errors.js';
 
 /** Loss and accuracy of a model over a data set. */
 export interface EvaluationResult {
@@ -18,7 +24,14 @@ export interface EvaluationResult {
   imagesPerSecond: number;
 }
 
-/** The model's input shape without the batch dimension, and its number of classes. */
+/**
+ * The model's input shape without the batch dimension, and its number of classes, checked against the
+ * images this package feeds it (CIFAR-10: 32×32×3 NHWC, 10 classes), so that a model built for other
+ * images fails before any work with a message naming both, not inside a tfjs reshape.
+ *
+ * @throws InvalidTrainingOptionError for a model without one known-shape input and one [batch, classes]
+ *   output; ModelDataMismatchError for a model whose input or class count is not CIFAR-10's.
+ */
 export function modelGeometry(model: LayersModel): { exampleShape: number[]; numClasses: number } {
   const inputShape = model.inputs[0]?.shape ?? [];
   const outputShape = model.outputs[0]?.shape ?? [];
@@ -35,6 +48,16 @@ export function modelGeometry(model: LayersModel): { exampleShape: number[]; num
       'model',
       `expected one input of known shape and one [batch, classes] output; got input [${inputShape.join(', ')}], ` +
         `output [${outputShape.join(', ')}]`,
+    );
+  }
+  const imageShape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS];
+  if (exampleShape.join() !== imageShape.join() || numClasses !== CIFAR10_CLASS_NAMES.length) {
+    throw new ModelDataMismatchError(
+      model.name,
+      exampleShape as number[],
+      numClasses,
+      imageShape,
+      CIFAR10_CLASS_NAMES.length,
     );
   }
   return { exampleShape: exampleShape as number[], numClasses };

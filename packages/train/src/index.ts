@@ -11,10 +11,14 @@ export {
   GradientMismatchError,
   InvalidCheckpointError,
   InvalidTrainingOptionError,
+  ModelDataMismatchError,
+  RunLockedError,
   TrainingDivergedError,
+  TrainingInterruptedError,
 } from './errors.js';
-export { type EvaluateOptions, type EvaluationResult, evaluate } from './evaluate.js';
+export { type EvaluateOptions, type EvaluationResult, evaluate, modelGeometry } from './evaluate.js';
 export { augmentedImages } from './images.js';
+export { LOCK_FILE, type LockOwner, lockRunDirectory, type RunLock } from './lock.js';
 export {
   createSchedule,
   type LrSchedule,

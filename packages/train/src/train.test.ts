@@ -10,6 +10,7 @@ import {
   CheckpointMismatchError,
   InvalidTrainingOptionError,
   TrainingDivergedError,
+  TrainingInterruptedError,
 } from './errors.js';
 import { syntheticImages, temporaryDir, tinyModel } from './test-fixtures.js';
 import { type EpochMetrics, METRICS_FILE, type TrainOptions, train } from './train.js';
@@ -85,6 +86,34 @@ describe('train', () => {
     expect(metrics.map((m) => m.epoch)).toEqual([1, 2]);
     expect(metrics[1]?.train.loss).toBeCloseTo(result.history[1]!.train.loss, 6);
     expect(metrics[1]?.eval?.count).toBe(20);
+  });
+
+  it('stops before the next step when its signal is aborted, and resumes to the uninterrupted weights', async () => {
+    const straight = tinyModel();
+    await train(options(straight));
+    const dir = await checkpointDir();
+    const interrupted = tinyModel();
+    const controller = new AbortController();
+    const steps: number[] = [];
+    const abortMidEpoch2 = (p: { globalStep: number }) => {
+      steps.push(p.globalStep);
+      if (p.globalStep === 4) controller.abort();
+    };
+    const tensors = tf.memory().numTensors;
+    const error = await train(
+      options(interrupted, { checkpointDir: dir, signal: controller.signal, onStep: abortMidEpoch2 }),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrainingInterruptedError);
+    expect(error).toMatchObject({ epoch: 2, completedEpochs: 1 });
+    expect((error as Error).message).toMatch(/epoch 2.*checkpoint of epoch 1 is kept at .*Resume from it/);
+    expect(steps).toEqual([1, 2, 3, 4]);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect((await readCheckpoint(dir))?.epoch).toBe(1);
+
+    const resumed = tinyModel(4, 42);
+    await train(options(resumed, { checkpointDir: dir, resume: true }));
+    const expected = weightValues(straight);
+    for (const [i, values] of weightValues(resumed).entries()) expect(values).toEqual(expected[i]);
   });
 
   it('stops on a NaN loss with a typed error and keeps the last good checkpoint', async () => {

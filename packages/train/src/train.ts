@@ -17,6 +17,7 @@ import {
   CheckpointMismatchError,
   InvalidTrainingOptionError,
   TrainingDivergedError,
+  TrainingInterruptedError,
 } from './errors.js';
 import { type EvaluationResult, evaluate, modelGeometry } from './evaluate.js';
 import { isNodeError } from './files.js';
@@ -104,6 +105,11 @@ export interface TrainOptions {
   checkpointDir?: string;
   /** Continue from the newest checkpoint in `checkpointDir` (starts afresh when there is none). */
   resume?: boolean;
+  /**
+   * Stops training before the next step once aborted (e.g. on Ctrl-C): `train` then throws
+   * {@link TrainingInterruptedError}, and the newest checkpoint is intact and resumable.
+   */
+  signal?: AbortSignal;
   /** Called after every optimizer step. */
   onStep?: (progress: StepProgress) => void;
   /** Called after every epoch, once its checkpoint is written. */
@@ -214,6 +220,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let step = 0;
       let lr = 0;
       for (const batch of stream.epoch(epochIndex)) {
+        if (options.signal?.aborted) throw new TrainingInterruptedError(epoch, epochIndex, checkpoint);
         lr = schedule(globalStep);
         const result = await computer.compute(batch);
         if (!Number.isFinite(result.loss))

@@ -9,7 +9,7 @@ import {
   type TargetLayer,
 } from '@decompose/core';
 import { type ScanProgress, type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
-import { train } from '@decompose/train';
+import { modelGeometry, train } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ConfigError } from '../errors.js';
@@ -126,6 +126,8 @@ const TIMING_REPEATS = 3;
  */
 export async function runScan(request: ScanRequest, out: Console): Promise<SensitivityTable> {
   const { model, strategy, ratios, calibration, batch, seed } = request;
+  // A model built for other images fails here, naming both shapes, not inside a tfjs reshape.
+  modelGeometry(model);
   const baseOptions = request.baseOptions ?? {};
   const layers = scanLayers(model, strategy, ratios, baseOptions, request.layers, request.layersField);
   const scope = [
