@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// One vitest run over every workspace package; each package's own vitest.config.ts extends this.
+// One vitest run over every workspace package (each one's vitest.config.ts extends this) and the docs checks.
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*', 'bench'],
+    projects: ['packages/*', 'apps/*', 'bench', 'docs'],
   },
 });

@@ -5,43 +5,20 @@
 // holding only `// …` or `// ...` (or `# …`) elides code: the parts around it must appear in that order.
 //
 // Usage (from anywhere): node docs/check-snippets.mjs [page.md ...]
-// Without arguments it checks every .md file under docs/. Paths in `file=` are relative to the repository
-// root (the parent of this script's folder). Exit code 0 when every block matches, 1 otherwise. Plain Node,
-// no dependencies, so CI can run it before or without a build.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// Without arguments it checks every .md file under docs/ and every README.md of the repository. Paths in
+// `file=` are relative to the repository root (the parent of this script's folder). Exit code 0 when every
+// block matches, 1 otherwise. Plain Node, no dependencies, so CI can run it before or without a build.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-const docsDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.dirname(docsDir);
-
-/** Every Markdown file under `dir`, sorted. */
-function markdownFiles(dir) {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const full = path.join(dir, name);
-      if (statSync(full).isDirectory()) return name === 'node_modules' ? [] : markdownFiles(full);
-      return name.endsWith('.md') ? [full] : [];
-    });
-}
+import { docPages, fencedBlocks, repoRoot } from './markdown.mjs';
 
 /** Fenced blocks of a Markdown text that name their source file: `{ file, line, code }`. */
 export function taggedBlocks(markdown) {
-  const blocks = [];
-  const lines = markdown.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(lines[i]);
-    if (!open) continue;
-    const [, , fence, info] = open;
-    const close = new RegExp(`^\\s*${fence[0]}{${fence.length},}\\s*$`);
-    let end = i + 1;
-    while (end < lines.length && !close.test(lines[end])) end++;
-    const file = /(?:^|\s)file=(\S+)/.exec(info)?.[1];
-    if (file !== undefined) blocks.push({ file, line: i + 1, code: lines.slice(i + 1, end).join('\n') });
-    i = end;
-  }
-  return blocks;
+  return fencedBlocks(markdown).flatMap(({ line, attributes, code }) => {
+    const file = /(?:^|\s)file=(\S+)/.exec(attributes)?.[1];
+    return file === undefined ? [] : [{ file, line, code }];
+  });
 }
 
 const normalise = (text) => text.replace(/\s+/g, ' ').trim();
@@ -88,7 +65,7 @@ export function mismatch(code, source) {
 }
 
 function main(args) {
-  const pages = args.length > 0 ? args.map((a) => path.resolve(a)) : markdownFiles(docsDir);
+  const pages = args.length > 0 ? args.map((a) => path.resolve(a)) : docPages();
   let checked = 0;
   const failures = [];
   for (const page of pages) {
