@@ -11,7 +11,7 @@ import { evaluate, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.js';
-import type { CompressConfig } from './config.js';
+import { type CompressConfig, checkTrainingBatch } from './config.js';
 import { loadData } from './data.js';
 import { ConfigError } from './errors.js';
 import { readConfigFile, writeJsonAtomic } from './files.js';
@@ -105,6 +105,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
   const data = await loadData(config, out);
+  if (config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const modelDir = path.resolve(config.modelDir);
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;

@@ -75,7 +75,12 @@ function addSgdOptions(command: Command, defaultLr: string): Command {
     .addOption(num('--label-smoothing <e>', 'label smoothing in [0, 1) (default 0)'))
     .option('--augment', 'pad-4 random crop and flip (default)')
     .option('--no-augment', 'no augmentation')
-    .addOption(num('--workers <n>', 'gradient worker threads; 0 computes on the main thread (default 0)'))
+    .addOption(
+      num(
+        '--workers <n>',
+        'gradient worker threads; 0 computes on the main thread (default: one per core; 0 on a single core)',
+      ),
+    )
     .addOption(num('--seed <s>', 'seed of initialisation, shuffling and augmentation (default 0)'));
 }
 

@@ -13,7 +13,7 @@ import {
   train,
 } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { TrainConfig } from './config.js';
+import { checkTrainingBatch, type TrainConfig } from './config.js';
 import { loadData } from './data.js';
 import { ConfigError, NoCheckpointError } from './errors.js';
 import { writeJsonAtomic } from './files.js';
@@ -197,6 +197,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         ? null
         : holdOutSplit(data.train, config.holdOut, config.holdOutSeed ?? config.seed, '--hold-out');
     const trainData = held?.rest ?? data.train;
+    checkTrainingBatch('--batch', config.batch, trainData.count);
     // A fresh run into a folder holding a checkpoint is refused by train(): leave that run's record alone.
     if (config.resume || checkpoint === null)
       await recordHoldOut(path.join(outDir, RUN_FILES.holdOut), held?.record ?? null, config.resume);

@@ -14,12 +14,15 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction } from './command.js';
-import { numberArg } from './config.js';
+import { numberArg, wholeNumber } from './config.js';
 
 import { ConfigError } from './errors.js';
 import { loadModel } from './models.js';
 import type { Console } from './progress.js';
 import { locateTrainedModel } from './sensitivity/index.js';
+
+/** Test images Node may classify for the comparison: one CIFAR-10 test batch. */
+const MAX_SAMPLES = 10_000;
 
 /** `decompose web`. */
 export const webConfigSchema = z
@@ -31,12 +34,12 @@ export const webConfigSchema = z
     /** A CIFAR-10 folder in the binary layout whose test batch the page classifies; default the bundled subset. */
     data: z.string().min(1).optional(),
     /** Test images Node classifies, for comparing with the page's predictions. */
-    samples: z.number().int('samples must be a whole number').positive('samples must be ≥ 1').default(32),
+    samples: wholeNumber('samples', 1, MAX_SAMPLES).default(32),
     out: z.string().min(1).default('runs/web'),
     /** Serve `out` after preparing it, until interrupted. */
     serve: z.boolean().default(false),
     /** Port of `serve` (0 picks a free one); default 4173. */
-    port: z.number().int('port must be a whole number').min(0).max(65535, 'port must be ≤ 65535').optional(),
+    port: wholeNumber('port', 0, 65535, '0 picks a free one').optional(),
   })
   .refine((config) => config.port === undefined || config.serve, {
     message: 'port is used only with serve; add --serve',

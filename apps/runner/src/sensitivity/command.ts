@@ -22,7 +22,7 @@ import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection, metricWording } from '../report/selection.js';
 import { resolveCalibration } from './calibration.js';
 import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
-import { runScan } from './scan.js';
+import { runScan, scanWorkerCount } from './scan.js';
 import { locateTrainedModel } from './trained.js';
 
 export { calibrationSplit } from './calibration.js';
@@ -45,6 +45,8 @@ export interface SensitivityResult {
   seed: number;
   /** Images the scan measured on. */
   calibrationSize: number;
+  /** Worker threads the scan ran on (0: this thread). */
+  workers: number;
   outDir: string;
 }
 
@@ -160,7 +162,14 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
         out.log(selectionDetails(selection));
         out.log(`wrote ${path.join(outDir, SENSITIVITY_FILES.selection)} (use it with compress --selection)`);
       }
-      return { table, selection, seed, calibrationSize: calibration.count, outDir };
+      return {
+        table,
+        selection,
+        seed,
+        calibrationSize: calibration.count,
+        workers: scanWorkerCount(config, table.layers.length),
+        outDir,
+      };
     } finally {
       model.dispose();
     }
@@ -206,7 +215,7 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .addOption(
       num(
         '--workers <n>',
-        'worker threads to split the scanned layers over (default 0: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
+        'worker threads to split the scanned layers over (default: one per core; 0 or 1: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
       ),
     )
     .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))
