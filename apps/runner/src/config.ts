@@ -127,6 +127,9 @@ const dataFields = {
   limitTest: count('limitTest', LIMITS.images).optional(),
 };
 
+/** Print the command's result as one JSON document on stdout, and nothing else there (`eval`, `compress`, `inspect`). */
+const jsonField = z.boolean().default(false);
+
 /** The model a command builds from scratch. */
 const modelFields = {
   model: z.enum(ARCHITECTURES).default('resnet20'),
@@ -193,6 +196,7 @@ export const evalConfigSchema = z
     modelDir: z.string().min(1, 'modelDir is the folder holding model.json'),
     ...dataFields,
     batch: batchField().default(128),
+    json: jsonField,
   })
   .refine(...notBoth('data', 'download'));
 /** A validated `decompose eval` configuration, defaults filled in. */
@@ -202,7 +206,7 @@ export type EvalConfig = z.output<typeof evalConfigSchema>;
 export const inspectConfigSchema = z.strictObject({
   modelDir: z.string().min(1).optional(),
   ...modelFields,
-  json: z.boolean().default(false),
+  json: jsonField,
   /** Measure each layer's forward and forward+backward time (off: costs only). */
   timing: z.boolean().default(true),
   /** Images per timed call. */
@@ -247,6 +251,7 @@ export const compressConfigSchema = z
     ...sgdFields,
     lr: bounded('lr', { min: 0, max: LIMITS.lr, minOpen: true }, 'e.g. 0.01').default(0.01),
     out: z.string().min(1),
+    json: jsonField,
   })
   .refine(...notBoth('data', 'download'))
   .refine(...notBoth('options', 'ratio'));

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
-import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
+import { type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
@@ -15,6 +15,7 @@ import {
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkTrainingBatch, type TrainConfig } from './config.js';
 import { loadData } from './data.js';
+import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError } from './errors.js';
 import { writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
@@ -190,7 +191,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
   out.logTo(path.join(outDir, RUN_FILES.log));
   try {
     const engine = await initEngine();
-    for (const line of describeEngine(engine)) out.log(line);
+    for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const data = await loadData(config, out);
     const held =
       config.holdOut === undefined
@@ -242,7 +243,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         modelDir,
       };
       await writeJsonAtomic(path.join(outDir, RUN_FILES.summary), summary);
-      out.log(
+      out.result(
         `done: final test accuracy ${summary.finalTest ? percent(summary.finalTest.accuracy) : 'n/a'}` +
           `${summary.trainImagesPerSecond === null ? '' : `, ${summary.trainImagesPerSecond.toFixed(0)} img/s training`}; ` +
           `model in ${modelDir}`,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { findBundledSubset, resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import {
   BUILT_PAGE_DIR,
   copyPage,
@@ -15,6 +15,7 @@ import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction } from './command.js';
 import { numberArg, wholeNumber } from './config.js';
+import { describeEngine } from './engine-report.js';
 
 import { ConfigError } from './errors.js';
 import { loadModel } from './models.js';
@@ -114,7 +115,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     ]);
   }
   const engine = await initEngine();
-  for (const line of describeEngine(engine)) out.log(line);
+  for (const line of describeEngine(engine, out.verbose)) out.log(line);
   const dataDir =
     config.data === undefined ? findBundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
   const original = await loadModel(originalDir);
@@ -124,7 +125,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     checkCompressedFrom(original, compressed);
     const [before, after] = [original.countParams(), compressed.countParams()];
     if (after > before) {
-      out.log(
+      out.warn(
         `warning: --compressed has more parameters (${after}) than --original (${before}); are the two swapped?`,
       );
     }
@@ -139,20 +140,22 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     });
     await copyPage(outDir, options.pageDir ?? BUILT_PAGE_DIR);
     const { models } = predictions;
-    out.log(`original:   ${originalDir} (${before} parameters, ${models.original.weightBytes} weight bytes)`);
-    out.log(
+    out.result(
+      `original:   ${originalDir} (${before} parameters, ${models.original.weightBytes} weight bytes)`,
+    );
+    out.result(
       `compressed: ${compressedDir} (${after} parameters, ${models.compressed.weightBytes} weight bytes)`,
     );
-    out.log(
+    out.result(
       `wrote the page, both models, ${path.join(dataDir, TEST_FILE)} and Node's predictions for ` +
         `${predictions.sampleCount} images to ${outDir}`,
     );
     if (!config.serve) {
-      out.log(`view it: run this again with --serve, or serve ${outDir} with any static server`);
+      out.result(`view it: run this again with --serve, or serve ${outDir} with any static server`);
       return { outDir, predictions, server: null };
     }
     const server = await serveSite(outDir, { port: config.port });
-    out.log(`serving ${outDir} on ${server.url} (Ctrl-C to stop)`);
+    out.result(`serving ${outDir} on ${server.url} (Ctrl-C to stop)`);
     return { outDir, predictions, server };
   } finally {
     original.dispose();

@@ -8,7 +8,7 @@ import {
   parseStrategyOptions,
   StrategyOptionsError,
 } from '@decompose/core';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { evaluate, readMetrics, train } from '@decompose/train';
@@ -16,6 +16,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeReestimation, reestimateOnTrainingImages } from '../batch-norm.js';
 import { checkTrainingBatch } from '../config.js';
 import { loadData } from '../data.js';
+import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
 import {
@@ -376,7 +377,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
   try {
     out.log(`compare '${config.run}' into ${reportDir} (${new Date().toISOString()})`);
     const engine = await initEngine();
-    for (const line of describeEngine(engine)) out.log(line);
+    for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const strategies = await resolveArms(config.arms);
     const data = await timed(phases, 'data', () => loadData(config, out));
     checkTrainingBatch("'fineTune.batch'", config.fineTune.batch, data.train.count);
