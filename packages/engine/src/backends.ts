@@ -40,7 +40,7 @@ const require = createRequire(import.meta.url);
 
 function errorMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0] ?? message;
+  return (message.split('\n')[0] ?? message).trim();
 }
 
 /** What kept `@tensorflow/tfjs-node` from loading, in a few words (short enough for a status line), from its import's error. */
