@@ -109,7 +109,7 @@ export function defaultWorkers(cores: number = availableParallelism()): number {
 const workersField = () => wholeNumber('workers', 0, LIMITS.workers, '0 computes on the main thread');
 
 /** Gradient worker threads of a command that trains; 0 computes on the main thread. Default {@link defaultWorkers}. */
-export const workersFieldSchema = workersField().default(() => defaultWorkers());
+const workersFieldSchema = workersField().default(() => defaultWorkers());
 
 /** A batch size. */
 export const batchField = () => count('batch', LIMITS.batch);
