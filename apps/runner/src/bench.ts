@@ -64,7 +64,7 @@ export async function runBench(config: BenchConfig, out: Console): Promise<Bench
       trainImagesPerSecond: (batch * steps) / trainSeconds,
       evalImagesPerSecond: (batch * steps) / evalSeconds,
     };
-    out.log(
+    out.result(
       `${result.model} on ${result.backend}, batch ${batch}, ${workers} workers: ` +
         `train (fwd+bwd) ${result.trainImagesPerSecond.toFixed(0)} img/s, eval ${result.evalImagesPerSecond.toFixed(0)} img/s`,
     );

@@ -13,8 +13,8 @@ export interface CommandDeps {
 
 /**
  * Sets `command`'s action: its config file (`--config`) and flags resolved with `schema`, then `run` with a
- * {@link Console}; a failure goes through `reportError`, which picks the exit code. (Same contract as the
- * built-in commands' action in `program.ts`.)
+ * {@link Console}; a failure goes through `reportError`, which picks the exit code. When the configuration has
+ * `json: true`, the value `run` returns is printed as one JSON document, the only thing on stdout.
  */
 export function commandAction<Schema extends z.ZodType>(
   command: Command,
@@ -22,13 +22,38 @@ export function commandAction<Schema extends z.ZodType>(
   run: (config: z.output<Schema>, out: Console) => Promise<unknown>,
   deps: CommandDeps,
 ): Command {
-  return command.action(async (options: Record<string, unknown>) => {
+  return command.action(async (options: Record<string, unknown>, self: Command) => {
     const { config: configFile, ...flags } = options;
     try {
       const config = await resolveConfig(schema, flags, configFile as string | undefined);
-      await run(config, new Console(deps.io.tty, deps.io.print));
+      const json = wantsJson(config);
+      const result = await run(config, commandConsole(deps.io, self, json));
+      if (json) deps.io.print(JSON.stringify(result, null, 2));
     } catch (error) {
       deps.setExit(reportError(error, deps.io.printError));
     }
+  });
+}
+
+/** Whether a command's configuration asks for its result as JSON (`--json`, or `json: true` in the file). */
+function wantsJson(config: unknown): boolean {
+  return typeof config === 'object' && config !== null && 'json' in config && config.json === true;
+}
+
+/** The program's output options (`--quiet`, `--verbose`), wherever on the command line they were given. */
+export function outputOptions(command: Command): { quiet: boolean; verbose: boolean } {
+  const options = command.optsWithGlobals();
+  return { quiet: options.quiet === true, verbose: options.verbose === true };
+}
+
+/**
+ * The {@link Console} of a command run from `command`'s action, following the program's output options. With
+ * `json`, stdout is left to the result's JSON document: every other line goes to stderr.
+ */
+export function commandConsole(io: ProgramIo, command: Command, json = false): Console {
+  return new Console(io.tty, io.print, {
+    ...outputOptions(command),
+    json,
+    printInfo: json ? io.printError : io.print,
   });
 }

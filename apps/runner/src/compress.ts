@@ -6,13 +6,14 @@ import {
   type LayerSelection,
   type SkippedLayer,
 } from '@decompose/core';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import { evaluate, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.js';
-import type { CompressConfig } from './config.js';
+import { type CompressConfig, checkTrainingBatch } from './config.js';
 import { loadData } from './data.js';
+import { describeEngine } from './engine-report.js';
 import { ConfigError } from './errors.js';
 import { readConfigFile, writeJsonAtomic } from './files.js';
 import {
@@ -100,11 +101,12 @@ function layerSelection(config: CompressConfig, fromSelection: boolean): LayerSe
  */
 export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
   const engine = await initEngine();
-  for (const line of describeEngine(engine)) out.log(line);
+  for (const line of describeEngine(engine, out.verbose)) out.log(line);
   const { strategy, plugin } = await resolveStrategy(config.strategy, '--strategy');
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
   const data = await loadData(config, out);
+  if (config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const modelDir = path.resolve(config.modelDir);
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;
@@ -183,7 +185,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       modelDir: savedDir,
     };
     await writeJsonAtomic(path.join(outDir, 'summary.json'), summary);
-    for (const line of formatCompress(summary)) out.log(line);
+    for (const line of formatCompress(summary)) out.result(line);
     return summary;
   } finally {
     original.dispose();

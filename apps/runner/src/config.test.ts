@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compressConfigSchema, resolveConfig, trainConfigSchema } from './config.js';
+import { compressConfigSchema, defaultWorkers, resolveConfig, trainConfigSchema } from './config.js';
 import { ConfigError, reportError } from './errors.js';
 import { ConfigFileError } from './files.js';
 import { runCli } from './program.js';
@@ -35,6 +35,13 @@ describe('resolveConfig', () => {
     expect(config.data).toBeUndefined();
   });
 
+  it('trains on one worker thread per core by default, and on the main thread on a single core', async () => {
+    expect((await resolveConfig(trainConfigSchema, {})).workers).toBe(defaultWorkers());
+    expect(defaultWorkers(1)).toBe(0);
+    expect(defaultWorkers(8)).toBe(8);
+    expect(defaultWorkers(1000)).toBe(256);
+  });
+
   it('lets flags override the config file', async () => {
     const file = await configFile('train.yaml', 'epochs: 3\nlr: 0.2\nmodel: resnet32\n');
     const config = await resolveConfig(trainConfigSchema, { lr: 0.05, epochs: undefined }, file);
@@ -45,7 +52,7 @@ describe('resolveConfig', () => {
     const file = await configFile('bad.yaml', 'epochs: 2\nlr: -1\nschedule: linear\n');
     const error = await configError(resolveConfig(trainConfigSchema, {}, file));
     expect(error.issues).toEqual([
-      `'lr' in ${file}: got -1; lr must be > 0, e.g. 0.1`,
+      `'lr' in ${file}: got -1; lr must be in (0, 10] (e.g. 0.1)`,
       expect.stringMatching(/^'schedule' in .*bad.yaml: got "linear"; .*"cosine"\|"step"\|"constant"/),
     ]);
   });
@@ -93,11 +100,11 @@ describe('resolveConfig', () => {
     expect((await resolveConfig(compressConfigSchema, required)).bnImages).toBe(1024);
     expect((await resolveConfig(compressConfigSchema, { ...required, bnImages: 0 })).bnImages).toBe(0);
     const negative = await configError(resolveConfig(compressConfigSchema, { ...required, bnImages: -1 }));
-    expect(negative.issues).toEqual([
-      "--bn-images: got -1; bnImages must be ≥ 0 (0 keeps the model's BatchNorm statistics), e.g. 1024",
-    ]);
+    const rule =
+      "bnImages must be a whole number in [0, 1000000] (0 keeps the model's BatchNorm statistics; e.g. 1024)";
+    expect(negative.issues).toEqual([`--bn-images: got -1; ${rule}`]);
     const fraction = await configError(resolveConfig(compressConfigSchema, { ...required, bnImages: 2.5 }));
-    expect(fraction.issues).toEqual(['--bn-images: got 2.5; bnImages must be a whole number']);
+    expect(fraction.issues).toEqual([`--bn-images: got 2.5; ${rule}`]);
   });
 
   it('reports a missing or malformed file', async () => {

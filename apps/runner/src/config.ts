@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
 import { z } from 'zod';
@@ -8,8 +8,111 @@ import { readConfigFile } from './files.js';
 /** Where `--download` puts the full CIFAR-10 set unless `cacheDir` says otherwise. */
 export const DEFAULT_CACHE_DIR = path.join(homedir(), '.cache', 'decompose');
 
-const count = (what: string) =>
-  z.number().int(`${what} must be a whole number`).positive(`${what} must be ≥ 1`);
+/** The accepted values of a number field: `min` to `max`, each end included unless marked open. */
+export interface NumberRange {
+  min: number;
+  max: number;
+  /** Whole numbers only. */
+  whole?: boolean;
+  /** `min` itself is refused. */
+  minOpen?: boolean;
+  /** `max` itself is refused. */
+  maxOpen?: boolean;
+}
+
+/** Upper bounds of the numeric fields: far beyond any sensible run, low enough to stop absurd values early. */
+export const LIMITS = {
+  /** Images of a split or a subset of one (CIFAR-10 has 50,000 training and 10,000 test images). */
+  images: 1_000_000,
+  batch: 65_536,
+  epochs: 1000,
+  /** Gradient or scan worker threads. */
+  workers: 256,
+  /** Seeds are 32-bit. */
+  seed: 2 ** 32 - 1,
+  /** Timed steps or calls of a measurement. */
+  steps: 10_000,
+  /** A learning rate. */
+  lr: 10,
+} as const;
+
+function inRange(value: number, range: NumberRange): boolean {
+  return (
+    (!range.whole || Number.isInteger(value)) &&
+    (range.minOpen ? value > range.min : value >= range.min) &&
+    (range.maxOpen ? value < range.max : value <= range.max)
+  );
+}
+
+/** `a whole number in [1, 128]`, `in (0, 10]`: what `range` accepts, for an error message. */
+function describeRange(range: NumberRange): string {
+  const interval = `${range.minOpen ? '(' : '['}${range.min}, ${range.max}${range.maxOpen ? ')' : ']'}`;
+  return `${range.whole ? 'a whole number ' : ''}in ${interval}`;
+}
+
+/**
+ * A number field accepting `range`. One check, so that a bad value gives one message, naming the field (`what`,
+ * as in the config file) and the range, with `hint` after it, e.g. `lr must be in (0, 10] (e.g. 0.1)`.
+ */
+export function bounded(what: string, range: NumberRange, hint?: string) {
+  return z
+    .number()
+    .refine(
+      (value) => inRange(value, range),
+      `${what} must be ${describeRange(range)}${hint ? ` (${hint})` : ''}`,
+    );
+}
+
+/** A whole number in [min, max]; see {@link bounded}. */
+export function wholeNumber(what: string, min: number, max: number, hint?: string) {
+  return bounded(what, { min, max, whole: true }, hint);
+}
+
+/** A whole number in [1, max]. */
+const count = (what: string, max: number) => wholeNumber(what, 1, max);
+
+/** A seed: a whole number in [0, 2^32 - 1]. */
+export const seedField = (what: string) => wholeNumber(what, 0, LIMITS.seed);
+
+/**
+ * A check of a value against a range only known once the data is read (e.g. a batch no larger than the
+ * training images), worded as the schema's checks.
+ *
+ * @throws ConfigError naming `field`, the value and the range, with `why` the range is what it is.
+ */
+export function checkRange(field: string, value: number, range: NumberRange, why: string): void {
+  if (!inRange(value, range)) {
+    throw new ConfigError([`${field}: got ${value}; must be ${describeRange(range)} (${why})`]);
+  }
+}
+
+/**
+ * Checks, once the data is read, that an SGD batch fits in the training images (a larger one would be one partial
+ * batch per epoch, which is never what was meant).
+ *
+ * @throws ConfigError naming `field` (e.g. `--batch`).
+ */
+export function checkTrainingBatch(field: string, batch: number, trainImages: number): void {
+  checkRange(
+    field,
+    batch,
+    { min: 1, max: trainImages, whole: true },
+    `a training batch holds at most the ${trainImages} training images`,
+  );
+}
+
+/** Gradient (or scan) worker threads when not given: one per core, and none (the main thread) on one core. */
+export function defaultWorkers(cores: number = availableParallelism()): number {
+  return cores > 1 ? Math.min(cores, LIMITS.workers) : 0;
+}
+
+const workersField = () => wholeNumber('workers', 0, LIMITS.workers, '0 computes on the main thread');
+
+/** Gradient worker threads of a command that trains; 0 computes on the main thread. Default {@link defaultWorkers}. */
+const workersFieldSchema = workersField().default(() => defaultWorkers());
+
+/** A batch size. */
+export const batchField = () => count('batch', LIMITS.batch);
 
 /** Where the images come from; shared by every command that reads data. */
 const dataFields = {
@@ -19,10 +122,13 @@ const dataFields = {
   download: z.boolean().default(false),
   cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),
   /** Use only the first N training images (smoke runs). */
-  limitTrain: count('limitTrain').optional(),
+  limitTrain: count('limitTrain', LIMITS.images).optional(),
   /** Use only the first N test images (smoke runs). */
-  limitTest: count('limitTest').optional(),
+  limitTest: count('limitTest', LIMITS.images).optional(),
 };
+
+/** Print the command's result as one JSON document on stdout, and nothing else there (`eval`, `compress`, `inspect`). */
+const jsonField = z.boolean().default(false);
 
 /** The model a command builds from scratch. */
 const modelFields = {
@@ -33,21 +139,21 @@ const modelFields = {
 
 /** SGD and schedule settings, shared by `train` and the fine-tuning of `compress`. */
 const sgdFields = {
-  batch: count('batch').default(128),
-  lr: z.number().positive('lr must be > 0, e.g. 0.1').default(0.1),
-  momentum: z.number().min(0).lt(1, 'momentum must be in [0, 1), e.g. 0.9').default(0.9),
+  batch: batchField().default(128),
+  lr: bounded('lr', { min: 0, max: LIMITS.lr, minOpen: true }, 'e.g. 0.1').default(0.1),
+  momentum: bounded('momentum', { min: 0, max: 1, maxOpen: true }, 'e.g. 0.9').default(0.9),
   nesterov: z.boolean().default(false),
-  weightDecay: z.number().min(0, 'weightDecay must be ≥ 0, e.g. 5e-4').default(5e-4),
+  weightDecay: bounded('weightDecay', { min: 0, max: 1 }, 'e.g. 5e-4').default(5e-4),
   decayOn: z.enum(['all', 'kernels']).default('all'),
   schedule: z.enum(['cosine', 'step', 'constant']).default('cosine'),
   /** Epochs at which the step schedule multiplies the rate by `gamma`; default half and three quarters. */
-  milestones: z.array(count('each milestone')).optional(),
-  gamma: z.number().positive().default(0.1),
-  warmupEpochs: z.number().min(0).default(0),
-  labelSmoothing: z.number().min(0).lt(1, 'labelSmoothing must be in [0, 1)').default(0),
+  milestones: z.array(count('each milestone', LIMITS.epochs)).optional(),
+  gamma: bounded('gamma', { min: 0, max: 1, minOpen: true }, 'e.g. 0.1').default(0.1),
+  warmupEpochs: bounded('warmupEpochs', { min: 0, max: LIMITS.epochs }).default(0),
+  labelSmoothing: bounded('labelSmoothing', { min: 0, max: 1, maxOpen: true }).default(0),
   augment: z.boolean().default(true),
-  workers: z.number().int().min(0, 'workers must be ≥ 0 (0 computes on the main thread)').default(0),
-  seed: z.number().int().min(0).default(0),
+  workers: workersFieldSchema,
+  seed: seedField('seed').default(0),
 };
 
 /** A refinement rejecting `a` and `b` together (a boolean `b` counts only when true). */
@@ -67,14 +173,14 @@ export const trainConfigSchema = z
     ...modelFields,
     ...dataFields,
     ...sgdFields,
-    epochs: count('epochs').default(15),
+    epochs: count('epochs', LIMITS.epochs).default(15),
     /** Output folder: checkpoints, `model/`, `summary.json`, `train.log`; default `runs/<model>`. */
     out: z.string().min(1).optional(),
     resume: z.boolean().default(false),
     /** Training images kept out of training as a stratified calibration split for `decompose sensitivity`. */
-    holdOut: count('holdOut').optional(),
+    holdOut: count('holdOut', LIMITS.images).optional(),
     /** Seed of that split; default `seed`. */
-    holdOutSeed: z.number().int().min(0).optional(),
+    holdOutSeed: seedField('holdOutSeed').optional(),
   })
   .refine(...notBoth('data', 'download'))
   .refine((c) => c.holdOutSeed === undefined || c.holdOut !== undefined, {
@@ -89,7 +195,8 @@ export const evalConfigSchema = z
   .strictObject({
     modelDir: z.string().min(1, 'modelDir is the folder holding model.json'),
     ...dataFields,
-    batch: count('batch').default(128),
+    batch: batchField().default(128),
+    json: jsonField,
   })
   .refine(...notBoth('data', 'download'));
 /** A validated `decompose eval` configuration, defaults filled in. */
@@ -99,12 +206,12 @@ export type EvalConfig = z.output<typeof evalConfigSchema>;
 export const inspectConfigSchema = z.strictObject({
   modelDir: z.string().min(1).optional(),
   ...modelFields,
-  json: z.boolean().default(false),
+  json: jsonField,
   /** Measure each layer's forward and forward+backward time (off: costs only). */
   timing: z.boolean().default(true),
   /** Images per timed call. */
-  batch: count('batch').default(32),
-  repeats: count('repeats').default(5),
+  batch: batchField().default(32),
+  repeats: count('repeats', LIMITS.steps).default(5),
 });
 /** A validated `decompose inspect` configuration, defaults filled in. */
 export type InspectConfig = z.output<typeof inspectConfigSchema>;
@@ -116,11 +223,12 @@ export const DEFAULT_BN_IMAGES = 1024;
  * Augmented training images to re-estimate the BatchNorm moving statistics on right after surgery ("adaptive
  * BatchNorm"); 0 keeps the statistics of the model before surgery. Shared by `compress` and `compare`.
  */
-export const bnImagesFieldSchema = z
-  .number()
-  .int('bnImages must be a whole number')
-  .min(0, "bnImages must be ≥ 0 (0 keeps the model's BatchNorm statistics), e.g. 1024")
-  .default(DEFAULT_BN_IMAGES);
+export const bnImagesFieldSchema = wholeNumber(
+  'bnImages',
+  0,
+  LIMITS.images,
+  "0 keeps the model's BatchNorm statistics; e.g. 1024",
+).default(DEFAULT_BN_IMAGES);
 
 /** `decompose compress`. */
 export const compressConfigSchema = z
@@ -131,18 +239,19 @@ export const compressConfigSchema = z
     /** The strategy's options: an object, or its JSON text on the command line. */
     options: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
     /** Shorthand for `options: { ratio }`. */
-    ratio: z.number().gt(0).lte(1, 'ratio must be in (0, 1]').optional(),
+    ratio: bounded('ratio', { min: 0, max: 1, minOpen: true }).optional(),
     /** Layer names or globs; a comma-separated string on the command line. */
     layers: z.union([z.array(z.string().min(1)), z.string().min(1)]).optional(),
     /** A selection file (from `decompose sensitivity`) giving options per layer. */
     selection: z.string().min(1).optional(),
     initFrom: z.enum(['trained', 'scratch']).default('trained'),
-    fineTuneEpochs: z.number().int().min(0).default(0),
+    fineTuneEpochs: wholeNumber('fineTuneEpochs', 0, LIMITS.epochs).default(0),
     bnImages: bnImagesFieldSchema,
     ...dataFields,
     ...sgdFields,
-    lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),
+    lr: bounded('lr', { min: 0, max: LIMITS.lr, minOpen: true }, 'e.g. 0.01').default(0.01),
     out: z.string().min(1),
+    json: jsonField,
   })
   .refine(...notBoth('data', 'download'))
   .refine(...notBoth('options', 'ratio'));
@@ -152,9 +261,10 @@ export type CompressConfig = z.output<typeof compressConfigSchema>;
 /** `decompose bench`. */
 export const benchConfigSchema = z.strictObject({
   ...modelFields,
-  batch: count('batch').default(32),
-  steps: count('steps').default(3),
-  workers: z.number().int().min(0).default(0),
+  batch: batchField().default(32),
+  steps: count('steps', LIMITS.steps).default(3),
+  /** Unlike the training commands, bench measures on the main thread unless told otherwise. */
+  workers: workersField().default(0),
 });
 /** A validated `decompose bench` configuration, defaults filled in. */
 export type BenchConfig = z.output<typeof benchConfigSchema>;

@@ -15,6 +15,7 @@ export {
   benchConfigSchema,
   type CompressConfig,
   compressConfigSchema,
+  defaultWorkers,
   type EvalConfig,
   evalConfigSchema,
   type InspectConfig,
@@ -23,6 +24,7 @@ export {
   type TrainConfig,
   trainConfigSchema,
 } from './config.js';
+export { describeEngine } from './engine-report.js';
 export {
   ConfigError,
   isTypedError,
@@ -33,7 +35,7 @@ export {
 export { runEval } from './eval.js';
 export { type InspectReport, type InspectRow, runInspect } from './inspect.js';
 export { createProgram, type ProgramIo, runCli } from './program.js';
-export { Console } from './progress.js';
+export { Console, type ConsoleOptions } from './progress.js';
 export { registerSensitivityCommand, runSensitivity, sensitivityConfigSchema } from './sensitivity/index.js';
 export { formatSmoke, runSmoke, type SmokeResult } from './smoke.js';
 export { RUN_FILES, runTrain, type TrainSummary } from './train.js';

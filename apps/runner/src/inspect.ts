@@ -4,6 +4,7 @@ import { type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { InspectConfig } from './config.js';
+import { describeEngine } from './engine-report.js';
 import { BUILT_IN_STRATEGIES, loadModel } from './models.js';
 import type { Console } from './progress.js';
 import { formatCount, formatTable } from './table.js';
@@ -49,6 +50,7 @@ function sumOrNull(values: (number | null)[]): number | null {
  */
 export async function runInspect(config: InspectConfig, out: Console): Promise<InspectReport> {
   const engine = await initEngine();
+  for (const line of describeEngine(engine, out.verbose)) out.log(line);
   const model = config.modelDir
     ? await loadModel(path.resolve(config.modelDir))
     : createCifarResNet({ arch: config.model, shortcut: config.shortcut, init: config.init });
@@ -56,15 +58,14 @@ export async function runInspect(config: InspectConfig, out: Console): Promise<I
     const table = costTable(model, { strategies: BUILT_IN_STRATEGIES });
     const timings = new Map<string, LayerTiming>();
     if (config.timing) {
-      // No progress lines in JSON mode: stdout must stay one JSON document.
-      const bar = config.json ? null : out.progress('timing layers', table.rows.length);
+      const bar = out.progress('timing layers', table.rows.length);
       const measured = await measureLayerTimes(model, {
         batch: config.batch,
         repeats: config.repeats,
         layers: table.rows.map((row) => row.name),
-        onLayer: (_timing, done) => bar?.update(done),
+        onLayer: (_timing, done) => bar.update(done),
       });
-      bar?.stop();
+      bar.stop();
       for (const timing of measured) timings.set(timing.name, timing);
     }
     const rows: InspectRow[] = table.rows.map((row) => ({
@@ -89,8 +90,7 @@ export async function runInspect(config: InspectConfig, out: Console): Promise<I
         forwardBackwardMs: config.timing ? sumOrNull(rows.map((r) => r.forwardBackwardMs)) : null,
       },
     };
-    if (config.json) out.log(JSON.stringify(report, null, 2));
-    else for (const line of formatInspect(report)) out.log(line);
+    for (const line of formatInspect(report)) out.result(line);
     return report;
   } finally {
     model.dispose();

@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runBench } from './bench.js';
-import { type CommandDeps, commandAction } from './command.js';
+import { type CommandDeps, commandAction, commandConsole, outputOptions } from './command.js';
 import { registerCompareCommand, runDemo } from './compare/index.js';
 import { runCompress } from './compress.js';
 import {
@@ -15,7 +16,6 @@ import {
 import { EXIT_USAGE, reportError } from './errors.js';
 import { runEval } from './eval.js';
 import { runInspect } from './inspect.js';
-import { Console } from './progress.js';
 import { registerSensitivityCommand } from './sensitivity/index.js';
 import { formatSmoke, runSmoke } from './smoke.js';
 import { runTrain } from './train.js';
@@ -75,8 +75,21 @@ function addSgdOptions(command: Command, defaultLr: string): Command {
     .addOption(num('--label-smoothing <e>', 'label smoothing in [0, 1) (default 0)'))
     .option('--augment', 'pad-4 random crop and flip (default)')
     .option('--no-augment', 'no augmentation')
-    .addOption(num('--workers <n>', 'gradient worker threads; 0 computes on the main thread (default 0)'))
+    .addOption(
+      num(
+        '--workers <n>',
+        'gradient worker threads; 0 computes on the main thread (default: one per core; 0 on a single core)',
+      ),
+    )
     .addOption(num('--seed <s>', 'seed of initialisation, shuffling and augmentation (default 0)'));
+}
+
+/** The runner's version, from its package.json (the parent folder of both src/ and dist/). */
+function runnerVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
 }
 
 /** Runs a command's work, turning any failure into output and an exit code (see {@link reportError}). */
@@ -87,6 +100,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
   const program = new Command('decompose')
     .description('Compress convolutional networks by matrix decomposition of their convolution weights.')
     .configureOutput({ writeOut: (s) => io.print(s.trimEnd()), writeErr: (s) => io.printError(s.trimEnd()) })
+    .version(runnerVersion(), '-V, --version', "print decompose's version")
+    .option('-q, --quiet', 'print only warnings, errors and the result: no progress, no informational lines')
+    .option('--verbose', 'print full reasons, e.g. why a better backend was skipped and how to fix it')
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .showHelpAfterError('(add --help for usage)');
   const guarded: Guard = async (work) => {
@@ -146,7 +163,14 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
         .option('--model-dir <dir>', 'folder holding model.json (e.g. runs/r20/model)'),
     )
       .addOption(num('--batch <n>', 'evaluation batch size (default 128)'))
-      .addHelpText('after', examples('decompose eval --model-dir runs/r20/model')),
+      .option('--json', 'print the result as one JSON document, the only output on stdout')
+      .addHelpText(
+        'after',
+        examples(
+          'decompose eval --model-dir runs/r20/model',
+          'decompose eval --model-dir runs/r20/model --json',
+        ),
+      ),
     evalConfigSchema,
     runEval,
     deps,
@@ -162,7 +186,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
         .addOption(configOption())
         .option('--model-dir <dir>', 'a saved model (default: build --model fresh)'),
     )
-      .option('--json', 'print the report as JSON')
+      .option('--json', 'print the report as one JSON document, the only output on stdout')
       .option('--timing', 'measure layer times (default)')
       .option('--no-timing', 'costs only, no measurement')
       .addOption(num('--batch <n>', 'images per timed call (default 32)'))
@@ -202,7 +226,8 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
               `re-estimate the BatchNorm statistics on n augmented training images right after surgery; 0 keeps the model's (default ${DEFAULT_BN_IMAGES})`,
             ),
           )
-          .option('--out <dir>', 'output folder: model/, summary.json'),
+          .option('--out <dir>', 'output folder: model/, summary.json')
+          .option('--json', 'print the summary as one JSON document, the only output on stdout'),
       ),
       '0.01',
     ).addHelpText(
@@ -239,9 +264,9 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
   program
     .command('smoke')
     .description('Initialise the default backend and time a convolution forward and backward pass.')
-    .action(() =>
+    .action((_options: unknown, self: Command) =>
       guarded(async () => {
-        for (const line of formatSmoke(await runSmoke())) io.print(line);
+        for (const line of formatSmoke(await runSmoke(), outputOptions(self).verbose)) io.print(line);
       }),
     );
 
@@ -250,7 +275,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
     .description(
       "The README's main job on the embedded defaults: train a small ResNet-20 baseline on the bundled subset, scan layer sensitivity, compare basis convolutions (selected and all layers), SVD and the Tucker plugin, and write the report to reports/demo.",
     )
-    .action(() => guarded(() => runDemo(new Console(io.tty, io.print))));
+    .action((_options: unknown, self: Command) => guarded(() => runDemo(commandConsole(io, self))));
   registerSensitivityCommand(program, deps);
   registerCompareCommand(program, deps);
   registerWebCommand(program, deps);

@@ -8,34 +8,79 @@ export interface Progress {
   stop(): void;
 }
 
-/** Output of the runner: progress bars and log lines, also appended to a log file when set. */
+/** How much a {@link Console} shows, and where. */
+export interface ConsoleOptions {
+  /** Only warnings and results: no progress and no informational lines (the log file still gets them). */
+  quiet?: boolean;
+  /**
+   * The caller prints the result as one JSON document on `print`: result lines are left out, and
+   * informational lines and warnings go to `printInfo`.
+   */
+  json?: boolean;
+  /** Where informational lines, warnings and progress lines go (default `print`). */
+  printInfo?: (line: string) => void;
+  /** Full reasons instead of short ones (e.g. why a backend was skipped). */
+  verbose?: boolean;
+}
+
+/**
+ * Output of the runner: progress bars, informational lines, warnings and the result, each also appended to a
+ * log file when set.
+ */
 export class Console {
   private logFile: string | null = null;
+  private readonly printInfo: (line: string) => void;
+  /** Whether to give full reasons (`--verbose`). */
+  readonly verbose: boolean;
 
   /**
    * @param tty - draw bars (default: stderr is a terminal and not CI)
-   * @param print - where log lines go (default stdout)
+   * @param print - where the result goes, and the other lines unless `options.printInfo` says otherwise
+   *   (default stdout)
    */
   constructor(
     private readonly tty: boolean = Boolean(process.stderr.isTTY) && !process.env.CI,
     private readonly print: (line: string) => void = console.log,
-  ) {}
+    private readonly options: ConsoleOptions = {},
+  ) {
+    this.printInfo = options.printInfo ?? print;
+    this.verbose = options.verbose ?? false;
+  }
 
-  /** Also append every log line to this file (the run's log in the report folder). */
+  /** Also append every line to this file (the run's log in the report folder), whatever is shown. */
   logTo(file: string | null): void {
     this.logFile = file;
   }
 
-  log(line: string): void {
-    this.print(line);
+  private append(line: string): void {
     if (this.logFile) appendFileSync(this.logFile, `${line}\n`);
   }
 
+  /** An informational line (what is happening); not shown with `quiet`. */
+  log(line: string): void {
+    if (!this.options.quiet) this.printInfo(line);
+    this.append(line);
+  }
+
+  /** A warning: shown even with `quiet`. */
+  warn(line: string): void {
+    this.printInfo(line);
+    this.append(line);
+  }
+
+  /** A line of the command's result; left out in JSON mode, where the caller prints the result as JSON. */
+  result(line: string): void {
+    if (!this.options.json) this.print(line);
+    this.append(line);
+  }
+
   /**
-   * A progress bar for `total` units of `label`; plain lines (about every 10%) when not a terminal.
+   * A progress bar for `total` units of `label` (on stderr); plain lines (about every 10%) when not a terminal;
+   * nothing with `quiet`.
    * `alreadySeconds` is time spent on the task before the bar was created (for an ETA from the first update).
    */
   progress(label: string, total: number, alreadySeconds = 0): Progress {
+    if (this.options.quiet) return { update: () => {}, stop: () => {} };
     if (this.tty) {
       const bar = new SingleBar(
         {

@@ -1,5 +1,6 @@
-import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
+import { type EngineInfo, initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
+import { describeEngine } from './engine-report.js';
 
 /** Timings of one convolution forward and backward pass, in milliseconds. */
 export interface SmokeResult {
@@ -44,10 +45,10 @@ export async function runSmoke(): Promise<SmokeResult> {
   return { engine, forwardMs, backwardMs, backwardError };
 }
 
-/** Human-readable lines for a smoke result. */
-export function formatSmoke(result: SmokeResult): string[] {
+/** Human-readable lines for a smoke result; `verbose` gives the engine's full report. */
+export function formatSmoke(result: SmokeResult, verbose = false): string[] {
   return [
-    ...describeEngine(result.engine),
+    ...describeEngine(result.engine, verbose),
     `conv 3x3 forward (64x32x32x16): ${result.forwardMs.toFixed(1)} ms`,
     result.backwardMs === null
       ? `conv 3x3 backward: unavailable on this backend (${result.backwardError})`

@@ -58,7 +58,15 @@ describe('train --hold-out', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'decompose-holdout-'));
-    recipe = { ...data, epochs: 1, batch: 8, augment: false, holdOut: 16, out: path.join(dir, 'run') };
+    recipe = {
+      ...data,
+      epochs: 1,
+      batch: 8,
+      augment: false,
+      holdOut: 16,
+      workers: 0,
+      out: path.join(dir, 'run'),
+    };
     const config = trainConfigSchema.parse({ ...recipe, holdOutSeed: 5 });
     summary = await runTrain(config, new Console(false, (l) => log.push(l)));
   });
@@ -117,6 +125,7 @@ describe('train --hold-out', () => {
           ratios: [0.5],
           layers: ['stage3.block3.conv2'],
           batch: 16,
+          workers: 0,
           out: path.join(dir, `scan-${String(extra.seed ?? 'held')}`),
           ...extra,
         }),

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
-import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
+import { type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
@@ -15,8 +15,9 @@ import {
   train,
 } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { TrainConfig } from './config.js';
+import { checkTrainingBatch, type TrainConfig } from './config.js';
 import { loadData } from './data.js';
+import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
 import { writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
@@ -206,13 +207,14 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
       );
     }
     const engine = await initEngine();
-    for (const line of describeEngine(engine)) out.log(line);
+    for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const data = await loadData(config, out);
     const held =
       config.holdOut === undefined
         ? null
         : holdOutSplit(data.train, config.holdOut, config.holdOutSeed ?? config.seed, '--hold-out');
     const trainData = held?.rest ?? data.train;
+    checkTrainingBatch('--batch', config.batch, trainData.count);
     // A fresh run into a folder holding a checkpoint is refused by train(): leave that run's record alone.
     if (config.resume || checkpoint === null)
       await recordHoldOut(path.join(outDir, RUN_FILES.holdOut), held?.record ?? null, config.resume);
@@ -260,7 +262,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         modelDir,
       };
       await writeJsonAtomic(path.join(outDir, RUN_FILES.summary), summary);
-      out.log(
+      out.result(
         `done: final test accuracy ${summary.finalTest ? percent(summary.finalTest.accuracy) : 'n/a'}` +
           `${summary.trainImagesPerSecond === null ? '' : `, ${summary.trainImagesPerSecond.toFixed(0)} img/s training`}; ` +
           `model in ${modelDir}`,

@@ -159,7 +159,7 @@ describe('decompose web', () => {
     {
       problem: 'a negative --samples',
       args: () => ['--original', original, '--compressed', compressed, '--samples', '-1'],
-      error: /--samples: got -1; samples must be ≥ 1/,
+      error: /--samples: got -1; samples must be a whole number in \[1, 10000\]/,
     },
   ])('refuses $problem with one clear error line (exit 2)', async ({ args, error }) => {
     if (!existsSync(path.join(work, 'other'))) {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { findBundledSubset, resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import { modelGeometry } from '@decompose/train';
 import {
   BUILT_PAGE_DIR,
@@ -15,12 +15,16 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction } from './command.js';
-import { numberArg } from './config.js';
+import { numberArg, wholeNumber } from './config.js';
+import { describeEngine } from './engine-report.js';
 
 import { ConfigError } from './errors.js';
 import { loadModel } from './models.js';
 import type { Console } from './progress.js';
 import { locateTrainedModel } from './sensitivity/index.js';
+
+/** Test images Node may classify for the comparison: one CIFAR-10 test batch. */
+const MAX_SAMPLES = 10_000;
 
 /** `decompose web`. */
 export const webConfigSchema = z
@@ -32,12 +36,12 @@ export const webConfigSchema = z
     /** A CIFAR-10 folder in the binary layout whose test batch the page classifies; default the bundled subset. */
     data: z.string().min(1).optional(),
     /** Test images Node classifies, for comparing with the page's predictions. */
-    samples: z.number().int('samples must be a whole number').positive('samples must be ≥ 1').default(32),
+    samples: wholeNumber('samples', 1, MAX_SAMPLES).default(32),
     out: z.string().min(1).default('runs/web'),
     /** Serve `out` after preparing it, until interrupted. */
     serve: z.boolean().default(false),
     /** Port of `serve` (0 picks a free one); default 4173. */
-    port: z.number().int('port must be a whole number').min(0).max(65535, 'port must be ≤ 65535').optional(),
+    port: wholeNumber('port', 0, 65535, '0 picks a free one').optional(),
   })
   .refine((config) => config.port === undefined || config.serve, {
     message: 'port is used only with serve; add --serve',
@@ -112,7 +116,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     ]);
   }
   const engine = await initEngine();
-  for (const line of describeEngine(engine)) out.log(line);
+  for (const line of describeEngine(engine, out.verbose)) out.log(line);
   const dataDir =
     config.data === undefined ? findBundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
   const original = await loadModel(originalDir);
@@ -125,7 +129,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     modelGeometry(compressed);
     const [before, after] = [original.countParams(), compressed.countParams()];
     if (after > before) {
-      out.log(
+      out.warn(
         `warning: --compressed has more parameters (${after}) than --original (${before}); are the two swapped?`,
       );
     }
@@ -140,20 +144,22 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
     });
     await copyPage(outDir, options.pageDir ?? BUILT_PAGE_DIR);
     const { models } = predictions;
-    out.log(`original:   ${originalDir} (${before} parameters, ${models.original.weightBytes} weight bytes)`);
-    out.log(
+    out.result(
+      `original:   ${originalDir} (${before} parameters, ${models.original.weightBytes} weight bytes)`,
+    );
+    out.result(
       `compressed: ${compressedDir} (${after} parameters, ${models.compressed.weightBytes} weight bytes)`,
     );
-    out.log(
+    out.result(
       `wrote the page, both models, ${path.join(dataDir, TEST_FILE)} and Node's predictions for ` +
         `${predictions.sampleCount} images to ${outDir}`,
     );
     if (!config.serve) {
-      out.log(`view it: run this again with --serve, or serve ${outDir} with any static server`);
+      out.result(`view it: run this again with --serve, or serve ${outDir} with any static server`);
       return { outDir, predictions, server: null };
     }
     const server = await serveSite(outDir, { port: config.port });
-    out.log(`serving ${outDir} on ${server.url} (Ctrl-C to stop)`);
+    out.result(`serving ${outDir} on ${server.url} (Ctrl-C to stop)`);
     return { outDir, predictions, server };
   } finally {
     original.dispose();

@@ -12,7 +12,12 @@ export type BackendName = (typeof BACKENDS)[number];
 /** Why a backend better than the active one was not used. */
 export interface SkippedBackend {
   backend: BackendName;
+  /** What went wrong, in a few words, e.g. `tfjs-node not installed`. */
   reason: string;
+  /** The underlying error's message (first line), or null when the reason says it all. */
+  detail: string | null;
+  /** How to make the backend available. */
+  fix: string;
 }
 
 /** What `initEngine` chose. */
@@ -35,7 +40,22 @@ const require = createRequire(import.meta.url);
 
 function errorMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0] ?? message;
+  return (message.split('\n')[0] ?? message).trim();
+}
+
+/** What kept `@tensorflow/tfjs-node` from loading, in a few words (short enough for a status line), from its import's error. */
+function tfjsNodeProblem(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = errorMessage(error);
+  if (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    message.includes("'@tensorflow/tfjs-node'")
+  )
+    return 'tfjs-node not installed';
+  // Its install script downloads libtensorflow and builds the addon; where that failed, the package is there
+  // without it.
+  if (message.includes('native addon')) return 'tfjs-node native addon missing';
+  return 'tfjs-node did not load';
 }
 
 /** Loads a backend's package and makes tfjs aware of it; throws with the reason when it cannot. */
@@ -47,15 +67,17 @@ async function loadBackend(name: BackendName): Promise<number> {
       } catch (error) {
         throw new BackendUnavailableError(
           'tensorflow',
-          `@tensorflow/tfjs-node did not load (${errorMessage(error)})`,
-          'It is an optional dependency whose install downloads libtensorflow; reinstall with network access to storage.googleapis.com, or use DECOMPOSE_BACKEND=wasm.',
+          tfjsNodeProblem(error),
+          '@tensorflow/tfjs-node is an optional dependency whose install downloads libtensorflow; reinstall with network access to storage.googleapis.com, or use DECOMPOSE_BACKEND=wasm.',
+          errorMessage(error),
         );
       }
       if (tf.findBackend('tensorflow') === undefined) {
         throw new BackendUnavailableError(
           'tensorflow',
-          '@tensorflow/tfjs-node loaded but registered no backend with this copy of @tensorflow/tfjs-core',
+          'tfjs-node registered no backend',
           'Make sure @tensorflow/tfjs-node and @decompose/engine resolve the same @tensorflow/tfjs-core version.',
+          'it loaded, but registered its backend with another copy of @tensorflow/tfjs-core',
         );
       }
       return 1;
@@ -122,7 +144,7 @@ export async function initEngine(options: InitEngineOptions = {}): Promise<Engin
       threads = await loadBackend(backend);
     } catch (error) {
       if (forced || !(error instanceof BackendUnavailableError)) throw error;
-      skipped.push({ backend, reason: error.reason });
+      skipped.push({ backend, reason: error.reason, detail: error.detail ?? null, fix: error.fix });
       continue;
     }
     if (backend === 'tensorflow') await setBackendOrThrow('tensorflow');
@@ -136,12 +158,4 @@ export async function initEngine(options: InitEngineOptions = {}): Promise<Engin
     'no backend could be initialised',
     'Reinstall dependencies with `pnpm install`.',
   );
-}
-
-/** One line per fact: the active backend, its threads, and why each better backend was skipped. */
-export function describeEngine(info: EngineInfo): string[] {
-  const lines = [`backend: ${info.backend} (${info.threads} thread${info.threads === 1 ? '' : 's'})`];
-  for (const { backend, reason } of info.skipped) lines.push(`skipped ${backend}: ${reason}`);
-  if (info.engineKernels.length > 0) lines.push(`engine kernels: ${info.engineKernels.join(', ')}`);
-  return lines;
 }

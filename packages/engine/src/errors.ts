@@ -7,8 +7,10 @@ export class BackendUnavailableError extends Error {
     readonly backend: string,
     readonly reason: string,
     readonly fix: string,
+    /** The underlying error's message, when the reason names it only in a few words. */
+    readonly detail?: string,
   ) {
-    super(`Backend '${backend}' is unavailable: ${reason}. ${fix}`);
+    super(`Backend '${backend}' is unavailable: ${reason}${detail ? ` (${detail})` : ''}. ${fix}`);
   }
 }
 

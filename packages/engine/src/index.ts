@@ -1,7 +1,6 @@
 export {
   BACKENDS,
   type BackendName,
-  describeEngine,
   type EngineInfo,
   type InitEngineOptions,
   initEngine,

@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { findBundledSubset, readCifar10 } from '@decompose/cifar10';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import { train } from '@decompose/train';
 
@@ -55,7 +55,10 @@ const rows = result.history.map((m) => ({
   evalImagesPerSecond: Number((m.eval?.imagesPerSecond ?? 0).toFixed(1)),
   testAccuracy: Number((m.eval?.accuracy ?? 0).toFixed(4)),
 }));
-console.log(describeEngine(engine).join('\n'));
+console.log(
+  `backend: ${engine.backend} (${engine.threads} threads)` +
+    engine.skipped.map((s) => `; skipped ${s.backend}: ${s.reason}`).join(''),
+);
 console.log(
   `workers ${workers}, batch ${batchSize}, ${data.train.count} train / ${data.test.count} test images`,
 );

@@ -1,6 +1,13 @@
 import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
 import { z } from 'zod';
-import { bnImagesFieldSchema, trainConfigSchema } from '../config.js';
+import {
+  batchField,
+  bnImagesFieldSchema,
+  compressConfigSchema,
+  LIMITS,
+  trainConfigSchema,
+  wholeNumber,
+} from '../config.js';
 import { budgetFieldSchema } from '../sensitivity/budget.js';
 import { layersFieldSchema, scanFields } from '../sensitivity/config.js';
 
@@ -31,8 +38,8 @@ const recipeFields = {
  */
 export const recipeSchema = z.strictObject({
   ...recipeFields,
-  epochs: z.number().int('epochs must be a whole number').positive('epochs must be ≥ 1').default(2),
-  lr: z.number().positive('lr must be > 0, e.g. 0.01').default(0.01),
+  epochs: wholeNumber('epochs', 1, LIMITS.epochs).default(2),
+  lr: compressConfigSchema.shape.lr,
   bnImages: bnImagesFieldSchema,
 });
 export type Recipe = z.output<typeof recipeSchema>;
@@ -89,8 +96,8 @@ export const compareConfigSchema = z
     /** Timed throughput steps (after one warm-up) and their batch. */
     measure: z
       .strictObject({
-        batch: z.number().int().positive().default(32),
-        steps: z.number().int().positive().default(3),
+        batch: batchField().default(32),
+        steps: wholeNumber('steps', 1, LIMITS.steps).default(3),
       })
       .default({ batch: 32, steps: 3 }),
     arms: z

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { renderChart } from '../charts.js';
+import { skipReason } from '../engine-report.js';
 import { writeAtomic } from '../files.js';
 import type { Console } from '../progress.js';
 import { paretoSpec, sensitivityHeatmapSpec, trainingCurvesSpec } from '../report/charts.js';
@@ -265,7 +266,7 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
         ['platform', m.platform],
         ['Node', m.node],
         ['backend', `${m.backend} (${m.engine.threads} thread${m.engine.threads === 1 ? '' : 's'})`],
-        ...m.engine.skipped.map((s) => [`skipped ${s.backend}`, s.reason]),
+        ...m.engine.skipped.map((s) => [`skipped ${s.backend}`, skipReason(s)]),
       ],
     ),
     '',
@@ -343,7 +344,7 @@ export async function writeCompareReport(
   }
   await writeAtomic(path.join(reportDir, COMPARE_FILES.report), compareMarkdown(results, heatmaps));
   await writeAtomic(path.join(reportDir, COMPARE_FILES.csv), resultsCsv(results));
-  out.log(
+  out.result(
     `report: ${path.join(reportDir, COMPARE_FILES.report)} (results.json, results.csv, charts as SVG and PNG)`,
   );
 }

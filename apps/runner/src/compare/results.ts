@@ -59,6 +59,8 @@ export interface ArmResult extends ModelMeasurement {
   skipped: SkippedLayer[];
   /** The sensitivity scan and selection, when the arm selects layers by sensitivity. */
   scan: SensitivityTable | null;
+  /** Worker threads the scan ran on (0: this thread); null without a scan. */
+  scanWorkers: number | null;
   selection: Selection | null;
   /** Test accuracy right after surgery, with the baseline's BatchNorm statistics. */
   surgeryAccuracy: number;

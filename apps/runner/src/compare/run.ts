@@ -8,13 +8,15 @@ import {
   parseStrategyOptions,
   StrategyOptionsError,
 } from '@decompose/core';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { evaluate, readMetrics, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeReestimation, reestimateOnTrainingImages } from '../batch-norm.js';
+import { checkTrainingBatch } from '../config.js';
 import { loadData } from '../data.js';
+import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
 import {
@@ -30,7 +32,7 @@ import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
 import { formatSelection } from '../report/selection.js';
 import { calibrationSplit, select } from '../sensitivity/command.js';
-import { matchConvolutions, runScan, weightsFingerprint } from '../sensitivity/scan.js';
+import { matchConvolutions, runScan, scanWorkerCount, weightsFingerprint } from '../sensitivity/scan.js';
 import { locateTrainedModel } from '../sensitivity/trained.js';
 import { percent, trainOptions } from '../train.js';
 import { type ArmConfig, type CompareConfig, calibrationCount, type Recipe } from './config.js';
@@ -94,10 +96,12 @@ async function prepareBaseline(
   const recipeFile = path.join(dir, COMPARE_FILES.recipe);
   // The arms' sensitivity scans measure on images the baseline never trained on.
   const heldOut = calibrationCount(config);
-  const recipe = JSON.stringify({ ...b, heldOutForCalibration: heldOut });
+  const recipe = { ...b, heldOutForCalibration: heldOut };
   if (existsSync(path.join(modelDir, 'model.json'))) {
-    const earlier = await readFile(recipeFile, 'utf8').catch(() => 'null');
-    if (earlier !== recipe) {
+    const earlier = await readFile(recipeFile, 'utf8')
+      .then((text) => JSON.parse(text) as object)
+      .catch(() => null);
+    if (earlier === null || settingsKey(earlier) !== settingsKey(recipe)) {
       throw new ConfigError([
         `'baseline': ${dir} holds a baseline trained with other settings (${recipeFile}); ` +
           'delete that folder to train it again, or use another run name',
@@ -111,6 +115,7 @@ async function prepareBaseline(
     heldOut === null
       ? data.train
       : calibrationSplit(data.train, heldOut, b.seed, "'arms.select.calibration'").rest;
+  checkTrainingBatch("'baseline.batch'", b.batch, trainData.count);
   const model = createCifarResNet({ arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed });
   try {
     out.log(
@@ -124,13 +129,23 @@ async function prepareBaseline(
         resume: true,
       });
       await saveModel(model, modelDir);
-      await writeAtomic(recipeFile, recipe);
+      await writeAtomic(recipeFile, JSON.stringify(recipe));
     });
   } catch (error) {
     model.dispose();
     throw error;
   }
   return { model, modelDir, seed: b.seed, trainedHere: true };
+}
+
+/**
+ * Settings as compared with those an earlier run recorded. The worker count is left out (as a training
+ * checkpoint leaves it out): it follows the machine's cores by default, and a report moved to another machine
+ * must still resume.
+ */
+function settingsKey(settings: object): string {
+  const { workers: _, ...rest } = settings as { workers?: unknown };
+  return JSON.stringify(rest);
 }
 
 /** An earlier result of this arm, if it was made with the same settings from the same baseline. */
@@ -145,7 +160,7 @@ async function finishedArm(
   const result = JSON.parse(await readFile(file, 'utf8')) as ArmResult;
   const same =
     JSON.stringify(result.config) === JSON.stringify(arm) &&
-    JSON.stringify(result.recipe) === JSON.stringify(recipe) &&
+    settingsKey(result.recipe) === settingsKey(recipe) &&
     result.baselineFingerprint === fingerprint;
   if (!same) {
     throw new ConfigError([
@@ -177,9 +192,12 @@ async function runArm(
   };
 
   let scan: SensitivityTable | null = null;
+  let scanWorkers: number | null = null;
   let selection: ArmResult['selection'] = null;
   if (arm.select !== undefined) {
     const s = arm.select;
+    // As many threads as the arm's fine-tune, which runs right after the scan.
+    const workers = s.workers ?? recipe.workers;
     scan = await clock('scan', async () => {
       const { calibration, rest } = calibrationSplit(
         ctx.train,
@@ -205,12 +223,12 @@ async function runArm(
           seed: ctx.seed,
           cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
           layersField: `'arms.${index}.layers'`,
-          // As many threads as the arm's fine-tune, which runs right after the scan.
-          workers: s.workers ?? recipe.workers,
+          workers,
         },
         out,
       );
     });
+    scanWorkers = scanWorkerCount({ ...s, workers }, scan.layers.length);
     selection = select(scan, s.budget, s.selector, s.metric);
     for (const line of formatSelection(selection)) out.log(line);
   }
@@ -303,6 +321,7 @@ async function runArm(
       })),
       skipped: surgery.skipped,
       scan,
+      scanWorkers,
       selection,
       surgeryAccuracy,
       bnAccuracy,
@@ -358,9 +377,10 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
   try {
     out.log(`compare '${config.run}' into ${reportDir} (${new Date().toISOString()})`);
     const engine = await initEngine();
-    for (const line of describeEngine(engine)) out.log(line);
+    for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const strategies = await resolveArms(config.arms);
     const data = await timed(phases, 'data', () => loadData(config, out));
+    checkTrainingBatch("'fineTune.batch'", config.fineTune.batch, data.train.count);
     const baseline = await prepareBaseline(config, reportDir, data, out, phases);
     try {
       const fingerprint = weightsFingerprint(baseline.model);

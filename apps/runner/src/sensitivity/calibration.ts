@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Cifar10Images, selectImages, splitCalibration } from '@decompose/cifar10';
 import { z } from 'zod';
+import { checkRange } from '../config.js';
 import { ConfigError } from '../errors.js';
 
 /** Calibration images a scan measures on when neither the training run nor the command says how many. */
@@ -46,11 +47,12 @@ export function calibrationSplit(
   seed: number,
   field: string,
 ): CalibrationImages {
-  if (count >= trainImages.count) {
-    throw new ConfigError([
-      `${field}: got ${count}; the calibration split must be smaller than the ${trainImages.count} training images`,
-    ]);
-  }
+  checkRange(
+    field,
+    count,
+    { min: 1, max: trainImages.count - 1, whole: true },
+    `the calibration split must be smaller than the ${trainImages.count} training images`,
+  );
   const split = splitCalibration(trainImages, { count, seed });
   return { calibration: split.calibration, rest: split.train, indices: split.calibrationIndices };
 }

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { describeEngine, initEngine } from '@decompose/engine';
+import { initEngine } from '@decompose/engine';
 import {
   type Budget,
   type Selection,
@@ -15,6 +15,7 @@ import { renderChart } from '../charts.js';
 import { type CommandDeps, commandAction } from '../command.js';
 import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
+import { describeEngine } from '../engine-report.js';
 import { writeAtomic, writeJsonAtomic } from '../files.js';
 import { loadModel, modelPlugins, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
@@ -22,7 +23,7 @@ import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection, metricWording } from '../report/selection.js';
 import { resolveCalibration } from './calibration.js';
 import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
-import { runScan } from './scan.js';
+import { runScan, scanWorkerCount } from './scan.js';
 import { locateTrainedModel } from './trained.js';
 
 export { calibrationSplit } from './calibration.js';
@@ -45,6 +46,8 @@ export interface SensitivityResult {
   seed: number;
   /** Images the scan measured on. */
   calibrationSize: number;
+  /** Worker threads the scan ran on (0: this thread). */
+  workers: number;
   outDir: string;
 }
 
@@ -104,7 +107,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
     const trained = await locateTrainedModel(config.modelDir, '--model-dir');
     const { strategy } = await resolveStrategy(config.strategy, '--strategy');
     const engine = await initEngine();
-    for (const line of describeEngine(engine)) out.log(line);
+    for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const data = await loadData(config, out);
     const { calibration, rest, seed, description, warning } = resolveCalibration(
       data.train,
@@ -113,7 +116,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
       { count: '--calibration', model: '--model-dir' },
     );
     out.log(`calibration split: ${description}`);
-    if (warning !== null) out.log(warning);
+    if (warning !== null) out.warn(warning);
     const model = await loadModel(trained.modelDir);
     try {
       const table = await runScan(
@@ -140,7 +143,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
       await writeJsonAtomic(path.join(outDir, SENSITIVITY_FILES.table), table);
       await writeAtomic(path.join(outDir, SENSITIVITY_FILES.csv), sensitivityCsv(table));
 
-      out.log(
+      out.result(
         `scan done in ${table.seconds.toFixed(1)}s: ${table.entries.length} entries; ` +
           `wrote ${SENSITIVITY_FILES.table}, ${SENSITIVITY_FILES.csv}, ${SENSITIVITY_FILES.heatmap}.svg/.png to ${outDir}`,
       );
@@ -156,11 +159,20 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
           modelDir: trained.modelDir,
           ...selection,
         });
-        for (const line of formatSelection(selection)) out.log(line);
-        out.log(selectionDetails(selection));
-        out.log(`wrote ${path.join(outDir, SENSITIVITY_FILES.selection)} (use it with compress --selection)`);
+        for (const line of formatSelection(selection)) out.result(line);
+        out.result(selectionDetails(selection));
+        out.result(
+          `wrote ${path.join(outDir, SENSITIVITY_FILES.selection)} (use it with compress --selection)`,
+        );
       }
-      return { table, selection, seed, calibrationSize: calibration.count, outDir };
+      return {
+        table,
+        selection,
+        seed,
+        calibrationSize: calibration.count,
+        workers: scanWorkerCount(config, table.layers.length),
+        outDir,
+      };
     } finally {
       model.dispose();
     }
@@ -206,7 +218,7 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .addOption(
       num(
         '--workers <n>',
-        'worker threads to split the scanned layers over (default 0: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
+        'worker threads to split the scanned layers over (default: one per core; 0 or 1: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
       ),
     )
     .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))

@@ -1,6 +1,6 @@
 import { SENSITIVITY_METRICS } from '@decompose/sensitivity';
 import { z } from 'zod';
-import { trainConfigSchema } from '../config.js';
+import { bounded, defaultWorkers, LIMITS, seedField, trainConfigSchema, wholeNumber } from '../config.js';
 import { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
 import { DEFAULT_CALIBRATION } from './calibration.js';
 
@@ -11,10 +11,7 @@ export const layersFieldSchema = z
   .union([z.string().transform((text) => text.split(',').map((s) => s.trim())), z.array(z.string())])
   .pipe(z.array(z.string().min(1, 'layer names and globs must not be empty')).min(1));
 
-const calibrationCount = z
-  .number()
-  .int('calibration must be a whole number of images')
-  .positive('calibration must be ≥ 1 image');
+const calibrationCount = wholeNumber('calibration', 1, LIMITS.images);
 
 /** Sensitivity scan settings shared by `decompose sensitivity` and a compare arm's `select`. */
 export const scanFields = {
@@ -22,8 +19,8 @@ export const scanFields = {
   /** Images held out of the training data to measure each entry on. */
   calibration: calibrationCount.default(DEFAULT_CALIBRATION),
   /** SGD steps of fine-tuning after each single-layer decomposition (0: none). */
-  fineTuneSteps: z.number().int().min(0, 'fineTuneSteps must be ≥ 0').default(0),
-  fineTuneLr: z.number().positive('fineTuneLr must be > 0, e.g. 0.01').default(0.01),
+  fineTuneSteps: wholeNumber('fineTuneSteps', 0, LIMITS.steps).default(0),
+  fineTuneLr: bounded('fineTuneLr', { min: 0, max: LIMITS.lr, minOpen: true }, 'e.g. 0.01').default(0.01),
   /** Measure each entry's forward+backward time (needed for `time:` budgets). */
   measureTime: z.boolean().default(false),
   selector: z.enum(['greedy', 'per-layer']).default('greedy'),
@@ -34,13 +31,9 @@ export const scanFields = {
   metric: z.enum(SENSITIVITY_METRICS).default('accuracy'),
   /**
    * Worker threads the scan's layers are split over (0 or 1: this thread); a scan with fine-tune steps or
-   * timing stays on this thread. Default: the command's training workers, if it trains, else 0.
+   * timing stays on this thread. Default: the command's training workers, if it trains, else one per core.
    */
-  workers: z
-    .number()
-    .int('workers must be a whole number')
-    .min(0, 'workers must be ≥ 0 (0 scans on this thread)')
-    .optional(),
+  workers: wholeNumber('workers', 0, LIMITS.workers, '0 or 1 scans on this thread').optional(),
 };
 
 /** `decompose sensitivity`. */
@@ -53,10 +46,10 @@ export const sensitivityConfigSchema = z
     /** Default: the images the training run held out (`train --hold-out`), else a new split of 500. */
     calibration: calibrationCount.optional(),
     budget: budgetFieldSchema.optional(),
-    workers: scanFields.workers.default(0),
+    workers: scanFields.workers.default(() => defaultWorkers()),
     batch: shared.batch,
     /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
-    seed: z.number().int().min(0).optional(),
+    seed: seedField('seed').optional(),
     data: shared.data,
     download: shared.download,
     cacheDir: shared.cacheDir,

@@ -8,13 +8,13 @@ import { initEngine } from '@decompose/engine';
 import type { ScanEntry, SensitivityTable } from '@decompose/sensitivity';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resolveConfig } from '../config.js';
+import { defaultWorkers, resolveConfig } from '../config.js';
 import { ConfigError, ScanWorkerError } from '../errors.js';
 import { resolveStrategy } from '../models.js';
 import { Console } from '../progress.js';
 import { sensitivityConfigSchema } from './config.js';
 import { interleaveLayers } from './parallel.js';
-import { runScan, type ScanRequest } from './scan.js';
+import { runScan, type ScanRequest, scanWorkerCount } from './scan.js';
 
 // Every worker thread the scan starts, and whether it has exited: a failed scan must leave none running.
 const threads = vi.hoisted(() => ({ started: 0, running: new Set<NodeWorker>() }));
@@ -205,13 +205,22 @@ describe('parallel sensitivity scan', () => {
     expect(threads.running.size).toBe(0);
   });
 
-  it('validates --workers like the other fields', async () => {
+  it('validates --workers like the other fields, and scans on one thread per core by default', async () => {
     const flags = { modelDir: 'm', strategy: 'svd', out: 'o', workers: -1 };
     await expect(resolveConfig(sensitivityConfigSchema, flags)).rejects.toThrow(ConfigError);
     await expect(resolveConfig(sensitivityConfigSchema, flags)).rejects.toThrow(
-      '--workers: got -1; workers must be ≥ 0 (0 scans on this thread)',
+      '--workers: got -1; workers must be a whole number in [0, 256] (0 or 1 scans on this thread)',
     );
     const defaults = await resolveConfig(sensitivityConfigSchema, { ...flags, workers: undefined });
-    expect(defaults.workers).toBe(0);
+    expect(defaults.workers).toBe(defaultWorkers());
+  });
+
+  it('counts the threads a scan runs on: none below 2, at most one per layer, none with fine-tune or timing', () => {
+    const plain = { fineTuneSteps: 0, measureTime: false };
+    expect(scanWorkerCount({ ...plain, workers: 1 }, 10)).toBe(0);
+    expect(scanWorkerCount({ ...plain, workers: 4 }, 3)).toBe(3);
+    expect(scanWorkerCount({ ...plain, workers: 4 }, 1)).toBe(0);
+    expect(scanWorkerCount({ ...plain, fineTuneSteps: 5, workers: 4 }, 10)).toBe(0);
+    expect(scanWorkerCount({ ...plain, measureTime: true, workers: 4 }, 10)).toBe(0);
   });
 });

@@ -114,6 +114,19 @@ export function weightsFingerprint(model: tfl.LayersModel): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/**
+ * Worker threads a scan of `layers` layers runs on: `workers`, at most one per layer, and 0 (this thread) when
+ * fewer than 2 would be used or the scan fine-tunes or times its entries.
+ */
+export function scanWorkerCount(
+  settings: Pick<ScanRequest, 'workers' | 'fineTuneSteps' | 'measureTime'>,
+  layers: number,
+): number {
+  if (settings.fineTuneSteps > 0 || settings.measureTime) return 0;
+  const workers = Math.min(settings.workers ?? 0, layers);
+  return workers >= 2 ? workers : 0;
+}
+
 const TIMING_BATCH = 32;
 const TIMING_REPEATS = 3;
 
@@ -140,14 +153,13 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
   ].join('|');
   const cache = await openScanCache(request.cacheFile, scope);
   const total = layers.length * ratios.length;
-  const singleThreaded = request.fineTuneSteps > 0 || request.measureTime;
-  const workers = singleThreaded ? 0 : Math.min(request.workers ?? 0, layers.length);
-  if (singleThreaded && (request.workers ?? 0) >= 2) {
+  const workers = scanWorkerCount(request, layers.length);
+  if ((request.fineTuneSteps > 0 || request.measureTime) && (request.workers ?? 0) >= 2) {
     out.log('scanning on this thread: fine-tune steps and timing are not split over worker threads');
   }
   out.log(
     `scanning ${layers.length} layers x ${ratios.length} ratios with ${strategy.name} on ${calibration.count} calibration images` +
-      `${workers >= 2 ? ` in ${workers} worker threads` : ''}` +
+      `${workers > 0 ? ` in ${workers} worker threads` : ' on this thread'}` +
       `${cache.loaded > 0 ? ` (${cache.loaded} entries cached in ${request.cacheFile})` : ''}`,
   );
   const fineTuneImages = Math.min(request.fineTuneData.count, request.fineTuneSteps * batch);
@@ -163,7 +175,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
     );
   const normalized = normalizeImages(calibration.images);
   const imageShape = [calibration.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS] as const;
-  if (workers >= 2) {
+  if (workers > 0) {
     try {
       return await scanInWorkers({
         model,

@@ -66,6 +66,8 @@ describe('decompose sensitivity', () => {
       '64',
       '--limit-test',
       '8',
+      '--workers',
+      '0',
       '--out',
       out,
       ...extra,
