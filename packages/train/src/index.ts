@@ -8,9 +8,11 @@ export { type ModelSignature, modelSignature, type TrainConfig } from './config.
 export {
   CheckpointExistsError,
   CheckpointMismatchError,
+  CheckpointWriteError,
   GradientMismatchError,
   InvalidCheckpointError,
   InvalidTrainingOptionError,
+  TrainError,
   TrainingDivergedError,
 } from './errors.js';
 export { type EvaluateOptions, type EvaluationResult, evaluate } from './evaluate.js';

@@ -6,6 +6,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import writeFileAtomic from 'write-file-atomic';
 import {
   type CheckpointInfo,
+  guardCheckpointWrite,
   loadCheckpointWeights,
   readCheckpoint,
   readOptimizerState,
@@ -183,7 +184,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let globalStep = 0;
   let checkpoint: string | null = null;
   if (checkpointDir !== undefined) {
-    await mkdir(checkpointDir, { recursive: true });
+    await guardCheckpointWrite(checkpointDir, () => mkdir(checkpointDir, { recursive: true }));
     const existing = await readCheckpoint(checkpointDir);
     if (existing && !options.resume) throw new CheckpointExistsError(existing.path);
     if (existing) {
@@ -192,7 +193,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       globalStep = existing.globalStep;
       checkpoint = existing.path;
     }
-    await keepMetricsUpTo(path.join(checkpointDir, METRICS_FILE), startEpoch);
+    await guardCheckpointWrite(checkpointDir, () =>
+      keepMetricsUpTo(path.join(checkpointDir, METRICS_FILE), startEpoch),
+    );
   }
 
   const history: EpochMetrics[] = [];
@@ -255,7 +258,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (checkpointDir !== undefined) {
         // Metrics before the checkpoint: a run killed in between redoes the epoch, and on resume
         // keepMetricsUpTo drops the line the checkpoint does not back.
-        await appendFile(path.join(checkpointDir, METRICS_FILE), `${JSON.stringify(metrics)}\n`);
+        await guardCheckpointWrite(checkpointDir, () =>
+          appendFile(path.join(checkpointDir, METRICS_FILE), `${JSON.stringify(metrics)}\n`),
+        );
         checkpoint = await writeCheckpoint(checkpointDir, {
           model,
           optimizer: optimizer.getState(),
