@@ -14,7 +14,7 @@ import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.j
 import type { CompressConfig } from './config.js';
 import { loadData } from './data.js';
 import { ConfigError } from './errors.js';
-import { readConfigFile, writeJsonAtomic } from './files.js';
+import { jsonText, readConfigFile, stageFile } from './files.js';
 import {
   BUILT_IN_LAYER_MODULES,
   BUILT_IN_STRATEGIES,
@@ -121,7 +121,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
         loss: result.loss,
       };
     };
-    const before = await figures(original);
+    // Surgery before the first evaluation: it refuses a bad selection, options or weights without a wait.
     const surgery = applyStrategy(original, strategy, {
       layers: layerSelection(config, perLayer !== undefined),
       options,
@@ -130,6 +130,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       seed: config.seed,
     });
     compressed = surgery.model;
+    const before = await figures(original);
     out.log(
       `${strategy.name}: rewrote ${surgery.report.length} layers` +
         (surgery.skipped.length > 0
@@ -170,7 +171,6 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     }
     const savedDir = path.join(outDir, 'model');
     const plugins = [...new Set([...(await modelPlugins(modelDir)), ...(plugin ? [plugin] : [])])];
-    await saveModel(compressed, savedDir, plugins);
     const summary: CompressSummary = {
       config,
       strategy: strategy.name,
@@ -182,7 +182,15 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       fineTuned,
       modelDir: savedDir,
     };
-    await writeJsonAtomic(path.join(outDir, 'summary.json'), summary);
+    // The summary is written before the model and put in place after it: a failure leaves neither behind.
+    const summaryFile = await stageFile(path.join(outDir, 'summary.json'), jsonText(summary));
+    try {
+      await saveModel(compressed, savedDir, plugins);
+    } catch (error) {
+      await summaryFile.discard();
+      throw error;
+    }
+    await summaryFile.commit();
     for (const line of formatCompress(summary)) out.log(line);
     return summary;
   } finally {

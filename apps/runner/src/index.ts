@@ -27,6 +27,8 @@ export {
   ConfigError,
   isTypedError,
   NoCheckpointError,
+  OutputFileError,
+  RunnerError,
   reportError,
   ScanWorkerError,
 } from './errors.js';

@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
+import { asOutputError } from './files.js';
 
 /** A long task's progress: a bar with ETA on a terminal, plain lines otherwise. */
 export interface Progress {
@@ -21,14 +22,28 @@ export class Console {
     private readonly print: (line: string) => void = console.log,
   ) {}
 
-  /** Also append every log line to this file (the run's log in the report folder). */
+  /**
+   * Also append every log line to this file (the run's log in the report folder). The file is opened at once, so
+   * that an output folder that cannot be written fails the command before its work starts.
+   *
+   * @throws OutputFileError when the file cannot be written (no permission, read-only, full disk).
+   */
   logTo(file: string | null): void {
+    if (file !== null) this.append(file, '');
     this.logFile = file;
   }
 
   log(line: string): void {
     this.print(line);
-    if (this.logFile) appendFileSync(this.logFile, `${line}\n`);
+    if (this.logFile) this.append(this.logFile, `${line}\n`);
+  }
+
+  private append(file: string, text: string): void {
+    try {
+      appendFileSync(file, text);
+    } catch (error) {
+      throw asOutputError(error, file);
+    }
   }
 
   /**

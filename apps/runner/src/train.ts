@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { describeEngine, type EngineInfo, initEngine } from '@decompose/engine';
@@ -16,7 +16,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { TrainConfig } from './config.js';
 import { loadData } from './data.js';
 import { ConfigError, NoCheckpointError } from './errors.js';
-import { writeJsonAtomic } from './files.js';
+import { ensureDirectory, writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
 import type { Console, Progress } from './progress.js';
 import { type HoldOut, holdOutSplit } from './sensitivity/calibration.js';
@@ -186,7 +186,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
   const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
   const checkpoint = await readCheckpoint(checkpointDir);
   if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
-  await mkdir(outDir, { recursive: true });
+  await ensureDirectory(outDir);
   out.logTo(path.join(outDir, RUN_FILES.log));
   try {
     const engine = await initEngine();

@@ -28,6 +28,7 @@ export {
   type WorkerFailurePhase,
 } from './gradients/index.js';
 export {
+  createDirectory,
   describeFileSystemFailure,
   FILE_SCHEME,
   type FileSystemFailure,

@@ -33,12 +33,17 @@ async function mount(args: string[], dir: string): Promise<void> {
 
 /**
  * Mounts a tmpfs of `bytes` on a new temporary folder, so a test can fill a disk for real (ENOSPC) instead of
- * faking the error. Needs root (CAP_SYS_ADMIN); without it, throws an error that says so.
+ * faking the error; with `readOnly`, every write to it fails with `EROFS`, for root too. Needs root
+ * (CAP_SYS_ADMIN); without it, throws an error that says so.
  */
-export async function mountSmallDisk(bytes: number): Promise<SmallDisk> {
+export async function mountSmallDisk(
+  bytes: number,
+  options: { readOnly?: boolean } = {},
+): Promise<SmallDisk> {
   const dir = await mkdtemp(path.join(tmpdir(), 'decompose-small-disk-'));
+  const flags = `size=${bytes},mode=0755${options.readOnly ? ',ro' : ''}`;
   try {
-    await mount(['-t', 'tmpfs', '-o', `size=${bytes},mode=0755`, 'tmpfs', dir], dir);
+    await mount(['-t', 'tmpfs', '-o', flags, 'tmpfs', dir], dir);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;

@@ -131,7 +131,7 @@ describe('checkpoints', () => {
     expect((error as Error).message).toBe(
       `Cannot write a checkpoint to ${dir}: no space is left on the device (ENOSPC). Free some space, or choose ` +
         `a folder on another disk, and run again. The last good checkpoint, ${kept}, is intact: resume from it ` +
-        '(resume: true) once this is fixed.',
+        'once this is fixed.',
     );
     expect(await readdir(dir)).toEqual(['epoch-0001']);
     const info = await readCheckpoint(dir);

@@ -106,7 +106,7 @@ export class CheckpointWriteError extends TrainError {
       `${describeFileSystemFailure(`Cannot write a checkpoint to ${path}`, failure)} ` +
         (kept === null
           ? 'No checkpoint had been written yet.'
-          : `The last good checkpoint, ${kept}, is intact: resume from it (resume: true) once this is fixed.`),
+          : `The last good checkpoint, ${kept}, is intact: resume from it once this is fixed.`),
       options,
     );
     this.problem = failure.problem;

@@ -1,7 +1,7 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
-import { createGradientComputer, type GradientComputerOptions } from '@decompose/engine';
+import { createDirectory, createGradientComputer, type GradientComputerOptions } from '@decompose/engine';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import writeFileAtomic from 'write-file-atomic';
 import {
@@ -184,7 +184,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let globalStep = 0;
   let checkpoint: string | null = null;
   if (checkpointDir !== undefined) {
-    await guardCheckpointWrite(checkpointDir, () => mkdir(checkpointDir, { recursive: true }));
+    await guardCheckpointWrite(checkpointDir, () => createDirectory(checkpointDir));
     const existing = await readCheckpoint(checkpointDir);
     if (existing && !options.resume) throw new CheckpointExistsError(existing.path);
     if (existing) {

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describeEngine, initEngine } from '@decompose/engine';
 import {
@@ -15,7 +14,7 @@ import { renderChart } from '../charts.js';
 import { type CommandDeps, commandAction } from '../command.js';
 import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
-import { writeAtomic, writeJsonAtomic } from '../files.js';
+import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import { loadModel, modelPlugins, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
@@ -98,7 +97,7 @@ export function selectionDetails(selection: Selection): string {
  */
 export async function runSensitivity(config: SensitivityConfig, out: Console): Promise<SensitivityResult> {
   const outDir = path.resolve(config.out);
-  await mkdir(outDir, { recursive: true });
+  await ensureDirectory(outDir);
   out.logTo(path.join(outDir, SENSITIVITY_FILES.log));
   try {
     const trained = await locateTrainedModel(config.modelDir, '--model-dir');

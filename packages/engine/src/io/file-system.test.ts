@@ -167,6 +167,23 @@ describe('file:// model IO', () => {
     }
   });
 
+  it('names a read-only disk, also where a folder is missing', async () => {
+    const disk = await mountSmallDisk(64 * 1024, { readOnly: true });
+    try {
+      const dir = path.join(disk.dir, 'nested', 'model');
+      const model = smallModel();
+      const error: unknown = await model.save(fileSystem(dir)).catch((e: unknown) => e);
+      model.dispose();
+      expect(error).toBeInstanceOf(ModelFileError);
+      expect(error).toMatchObject({ problem: 'read-only', file: dir });
+      expect((error as Error).message).toMatch(
+        /: the file system is read-only \(EROFS\)\. Choose a folder on a writable disk\./,
+      );
+    } finally {
+      await disk.unmount();
+    }
+  });
+
   it.each([
     ['ENOTDIR', 'not-a-directory'],
     ['EISDIR', 'is-a-directory'],

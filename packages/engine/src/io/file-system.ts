@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeFileSystemFailure, fileSystemFailure, ModelFileError } from './errors.js';
-import { temporaryPath } from './temporary.js';
+import { createDirectory, temporaryPath } from './temporary.js';
 
 /** File name of the model topology and weights manifest inside a model directory. */
 export const MODEL_JSON_FILE = 'model.json';
@@ -155,7 +155,7 @@ async function writeAllOrNothing(
   const exists = await isDirectory(directory);
   // Inside an existing directory, so that only it must be writable; beside a new one, which then appears whole.
   const stage = temporaryPath(exists ? path.join(directory, 'save') : directory);
-  if (!exists) await mkdir(path.dirname(directory), { recursive: true });
+  if (!exists) await createDirectory(path.dirname(directory));
   try {
     await mkdir(stage);
     for (const [name, data] of files) await writeFile(path.join(stage, name), data, { flush: true });

@@ -8,4 +8,4 @@ export {
 } from './errors.js';
 export { type FileSystemOptions, fileSystem, MODEL_JSON_FILE, WEIGHTS_FILE } from './file-system.js';
 export { FILE_SCHEME, registerFileRouter } from './router.js';
-export { temporaryPath } from './temporary.js';
+export { createDirectory, temporaryPath } from './temporary.js';
