@@ -1,1 +1,1 @@
-export {};
+export { BenchError } from './errors.js';

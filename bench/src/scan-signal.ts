@@ -53,6 +53,7 @@ import { augmentedImages, evaluate } from '@decompose/train';
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { firstImages, labelledImages } from './calibration-images.js';
+import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
 import { type Candidate, candidateLayers, type PlanLayer, planCost, uniformPlan } from './selection-plan.js';
@@ -74,7 +75,7 @@ const USAGE = `node bench/dist/scan-signal.js --model-dir DIR [flags]
   --out FILE          result JSON (default bench/results/scan-signal.json)`;
 
 /** Thrown for a bad flag value. */
-export class ScanSignalOptionError extends Error {
+export class ScanSignalOptionError extends BenchError {
   override readonly name = 'ScanSignalOptionError';
 }
 
@@ -617,7 +618,7 @@ if (isScript) {
     await main();
   } catch (error) {
     // Bad flags are the user's to fix: say what, without a stack trace.
-    if (!(error instanceof ScanSignalOptionError)) throw error;
+    if (!(error instanceof BenchError)) throw error;
     process.stderr.write(`${error.name}: ${error.message}\n`);
     process.exitCode = 2;
   }

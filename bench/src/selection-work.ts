@@ -5,10 +5,11 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ScanCache, ScanEntry } from '@decompose/sensitivity';
+import { BenchError } from './errors.js';
 import { writeAtomically } from './output.js';
 
 /** Thrown when a work directory holds results of a different configuration. */
-export class WorkDirMismatchError extends Error {
+export class WorkDirMismatchError extends BenchError {
   override readonly name = 'WorkDirMismatchError';
   constructor(dir: string, differences: string[]) {
     super(

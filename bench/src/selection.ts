@@ -51,6 +51,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { firstImages, labelledImages } from './calibration-images.js';
+import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
 import { median } from './samples.js';
@@ -94,7 +95,7 @@ const USAGE = `node bench/dist/selection.js [flags]
   --out FILE              result JSON (default bench/results/selection.json)`;
 
 /** Thrown for a bad flag value. */
-export class SelectionBenchOptionError extends Error {
+export class SelectionBenchOptionError extends BenchError {
   override readonly name = 'SelectionBenchOptionError';
 }
 
@@ -908,7 +909,7 @@ try {
   await main();
 } catch (error) {
   // Bad flags and a foreign work directory are the user's to fix: say what, without a stack trace.
-  if (!(error instanceof SelectionBenchOptionError || error instanceof WorkDirMismatchError)) throw error;
+  if (!(error instanceof BenchError)) throw error;
   process.stderr.write(`${error.name}: ${error.message}\n`);
   process.exitCode = 2;
 }

@@ -7,7 +7,7 @@ import {
   type SkippedLayer,
 } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
-import { evaluate, train } from '@decompose/train';
+import { evaluate, modelGeometry, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.js';
@@ -15,7 +15,7 @@ import { type CompressConfig, checkTrainingBatch } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError } from './errors.js';
-import { readConfigFile, writeJsonAtomic } from './files.js';
+import { jsonText, readConfigFile, stageFile } from './files.js';
 import {
   BUILT_IN_LAYER_MODULES,
   BUILT_IN_STRATEGIES,
@@ -111,6 +111,8 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;
   try {
+    // A model built for other images than the data's is refused before the surgery, naming both.
+    modelGeometry(original);
     const figures = async (model: tfl.LayersModel): Promise<ModelFigures> => {
       const cost = costTable(model, {
         strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
@@ -123,7 +125,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
         loss: result.loss,
       };
     };
-    const before = await figures(original);
+    // Surgery before the first evaluation: it refuses a bad selection, options or weights without a wait.
     const surgery = applyStrategy(original, strategy, {
       layers: layerSelection(config, perLayer !== undefined),
       options,
@@ -132,6 +134,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       seed: config.seed,
     });
     compressed = surgery.model;
+    const before = await figures(original);
     out.log(
       `${strategy.name}: rewrote ${surgery.report.length} layers` +
         (surgery.skipped.length > 0
@@ -172,7 +175,6 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     }
     const savedDir = path.join(outDir, 'model');
     const plugins = [...new Set([...(await modelPlugins(modelDir)), ...(plugin ? [plugin] : [])])];
-    await saveModel(compressed, savedDir, plugins);
     const summary: CompressSummary = {
       config,
       strategy: strategy.name,
@@ -184,7 +186,15 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
       fineTuned,
       modelDir: savedDir,
     };
-    await writeJsonAtomic(path.join(outDir, 'summary.json'), summary);
+    // The summary is written before the model and put in place after it: a failure leaves neither behind.
+    const summaryFile = await stageFile(path.join(outDir, 'summary.json'), jsonText(summary));
+    try {
+      await saveModel(compressed, savedDir, plugins);
+    } catch (error) {
+      await summaryFile.discard();
+      throw error;
+    }
+    await summaryFile.commit();
     for (const line of formatCompress(summary)) out.result(line);
     return summary;
   } finally {

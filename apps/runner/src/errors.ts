@@ -1,7 +1,24 @@
-import type { TrainingInterruptedError } from '@decompose/train';
+import { Cifar10Error } from '@decompose/cifar10';
+import { CoreError } from '@decompose/core';
+import {
+  describeFileSystemFailure,
+  EngineError,
+  type FileSystemFailure,
+  type FileSystemProblem,
+} from '@decompose/engine';
+import { ResNetError } from '@decompose/resnet';
+import { SensitivityError } from '@decompose/sensitivity';
+import { TrainError, type TrainingInterruptedError } from '@decompose/train';
+import { WebError } from '@decompose/web';
+
+/**
+ * Base class of every error the runner throws on purpose (an invalid configuration, nothing to resume, an output
+ * it cannot write), whose message names the problem and the fix: the CLI prints it as one `error:` line.
+ */
+export abstract class RunnerError extends Error {}
 
 /** Thrown when a command's configuration (config file merged with flags) is invalid; one issue per line. */
-export class ConfigError extends Error {
+export class ConfigError extends RunnerError {
   override readonly name = 'ConfigError';
   constructor(
     /** One line per problem, each naming the field, the bad value and the expected form. */
@@ -16,7 +33,7 @@ export class ConfigError extends Error {
 }
 
 /** Thrown by `train --resume` when the output folder holds no checkpoint to continue. */
-export class NoCheckpointError extends Error {
+export class NoCheckpointError extends RunnerError {
   override readonly name = 'NoCheckpointError';
   constructor(
     /** The run's output folder. */
@@ -53,7 +70,7 @@ export class TrainInterruptedError extends Error {
  * scan's other workers are terminated; the entries finished so far are in the scan cache, so running the scan
  * again resumes from them.
  */
-export class ScanWorkerError extends Error {
+export class ScanWorkerError extends RunnerError {
   override readonly name = 'ScanWorkerError';
   constructor(
     /** The worker's number (0-based). */
@@ -71,6 +88,26 @@ export class ScanWorkerError extends Error {
   }
 }
 
+/**
+ * Thrown when an output of a command (a report, `summary.json`, `train.log`, its folder) cannot be written: the
+ * disk is full, the folder is read-only or not the user's, or a file stands where a folder should be. Nothing
+ * half-written is left where a later run would read it.
+ */
+export class OutputFileError extends RunnerError {
+  override readonly name = 'OutputFileError';
+  /** What the file system refused, e.g. `permission-denied`. */
+  readonly problem: FileSystemProblem;
+  constructor(
+    /** The file or folder that could not be written. */
+    readonly path: string,
+    failure: FileSystemFailure,
+    options?: ErrorOptions,
+  ) {
+    super(describeFileSystemFailure(`Cannot write ${path}`, failure), options);
+    this.problem = failure.problem;
+  }
+}
+
 /** An error as one line for a message that crosses threads: its class name and message. */
 export function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -83,24 +120,28 @@ export const EXIT_INTERRUPTED = 130;
 /** Exit code of a run that stopped on an unexpected error (a bug: the stack is printed). */
 export const EXIT_BUG = 1;
 
-/** The JavaScript engine's own error classes: a bug, not a message written for the user. */
-const BUILT_IN_ERRORS = new Set([
-  'Error',
-  'TypeError',
-  'RangeError',
-  'ReferenceError',
-  'SyntaxError',
-  'EvalError',
-  'URIError',
-  'AggregateError',
-]);
+/**
+ * The base classes of the errors the packages throw on purpose. The strategies' (basis, SVD, the Tucker plugin and
+ * any other plugin) extend core's `StrategyError`, a `CoreError`.
+ */
+const TYPED_ERRORS = [
+  RunnerError,
+  EngineError,
+  Cifar10Error,
+  ResNetError,
+  TrainError,
+  CoreError,
+  SensitivityError,
+  WebError,
+] as const;
 
 /**
- * Whether `error` is one of our typed errors (a named subclass of Error, such as `CheckpointMismatchError`),
- * whose message says what is wrong and how to fix it, so the user needs no stack trace.
+ * Whether `error` is one of our typed errors (an instance of a package's base error class, such as train's
+ * `TrainError`), whose message says what is wrong and how to fix it, so the user needs no stack trace. Anything
+ * else, a built-in `TypeError` or a named error of a dependency such as tfjs's `ValueError`, is a bug.
  */
 export function isTypedError(error: unknown): error is Error {
-  return error instanceof Error && error.name.endsWith('Error') && !BUILT_IN_ERRORS.has(error.name);
+  return TYPED_ERRORS.some((base) => error instanceof base);
 }
 
 /**

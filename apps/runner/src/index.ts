@@ -29,6 +29,8 @@ export {
   ConfigError,
   isTypedError,
   NoCheckpointError,
+  OutputFileError,
+  RunnerError,
   reportError,
   ScanWorkerError,
 } from './errors.js';

@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import tuckerStrategy from 'decompose-plugin-tucker';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { ConfigFileError, writeJsonAtomic } from './files.js';
+import { ConfigFileError, jsonText } from './files.js';
 
 /** Strategies the runner knows by name; anything else is loaded as a plugin. */
 export const BUILT_IN_STRATEGIES: readonly DecompositionStrategy[] = [
@@ -61,14 +61,18 @@ export async function loadPlugin(specifier: string): Promise<DecompositionStrate
   }
 }
 
-/** Saves `model` as `<dir>/model.json` + `weights.bin`, noting the plugins its layers come from. */
+/**
+ * Saves `model` as `<dir>/model.json` + `weights.bin`, noting the plugins its layers come from, all or nothing:
+ * a failure (the engine's `ModelFileError`) leaves a model saved there before as it was.
+ */
 export async function saveModel(
   model: tfl.LayersModel,
   dir: string,
   plugins: readonly string[] = [],
 ): Promise<void> {
-  await model.save(fileSystem(dir));
-  if (plugins.length > 0) await writeJsonAtomic(path.join(dir, PLUGINS_FILE), { plugins });
+  const extraFiles: Record<string, string> =
+    plugins.length > 0 ? { [PLUGINS_FILE]: jsonText({ plugins }) } : {};
+  await model.save(fileSystem(dir, { extraFiles }));
 }
 
 /** The plugins a saved model needs (empty when it was written without any). */

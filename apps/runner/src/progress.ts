@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
+import { asOutputError } from './files.js';
 
 /** A long task's progress: a bar with ETA on a terminal, plain lines otherwise. */
 export interface Progress {
@@ -21,6 +22,15 @@ export interface ConsoleOptions {
   printInfo?: (line: string) => void;
   /** Full reasons instead of short ones (e.g. why a backend was skipped). */
   verbose?: boolean;
+}
+
+/** Appends `text` to `file`, creating it. @throws OutputFileError when the file cannot be written. */
+function appendToFile(file: string, text: string): void {
+  try {
+    appendFileSync(file, text);
+  } catch (error) {
+    throw asOutputError(error, file);
+  }
 }
 
 /**
@@ -47,13 +57,19 @@ export class Console {
     this.verbose = options.verbose ?? false;
   }
 
-  /** Also append every line to this file (the run's log in the report folder), whatever is shown. */
+  /**
+   * Also append every log line to this file (the run's log in the report folder). The file is opened at once, so
+   * that an output folder that cannot be written fails the command before its work starts.
+   *
+   * @throws OutputFileError when the file cannot be written (no permission, read-only, full disk).
+   */
   logTo(file: string | null): void {
+    if (file !== null) appendToFile(file, '');
     this.logFile = file;
   }
 
   private append(line: string): void {
-    if (this.logFile) appendFileSync(this.logFile, `${line}\n`);
+    if (this.logFile !== null) appendToFile(this.logFile, `${line}\n`);
   }
 
   /** An informational line (what is happening); not shown with `quiet`. */

@@ -1,10 +1,11 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
+  LOCK_FILE,
   lockRunDirectory,
   readCheckpoint,
   readMetrics,
@@ -19,7 +20,7 @@ import { checkTrainingBatch, type TrainConfig } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
-import { writeJsonAtomic } from './files.js';
+import { asOutputError, ensureDirectory, writeJsonAtomic } from './files.js';
 import { saveModel } from './models.js';
 import type { Console, Progress } from './progress.js';
 import { type HoldOut, holdOutSplit } from './sensitivity/calibration.js';
@@ -189,8 +190,10 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
   const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
   const checkpoint = await readCheckpoint(checkpointDir);
   if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
-  await mkdir(outDir, { recursive: true });
-  const lock = await lockRunDirectory(outDir, 'decompose train');
+  await ensureDirectory(outDir);
+  const lock = await lockRunDirectory(outDir, 'decompose train').catch((error: unknown) => {
+    throw asOutputError(error, path.join(outDir, LOCK_FILE));
+  });
   // Ctrl-C stops before the next step, leaving the newest checkpoint to resume from; a second one quits at once.
   const interrupt = new AbortController();
   const onInterrupt = () => {

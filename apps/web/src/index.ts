@@ -6,6 +6,7 @@ export {
   type DemoModelOptions,
   type DemoModels,
 } from './demo.js';
+export { WebError } from './errors.js';
 export { BUILT_PAGE_DIR, copyPage, PageNotBuiltError } from './page-files.js';
 export { PAGE_LAYER_CLASSES } from './page-layers.js';
 export { type NodePredictions, type PrepareSiteOptions, prepareSite, SiteModelError } from './prepare.js';

@@ -2,6 +2,7 @@ import { access, mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import writeFileAtomic from 'write-file-atomic';
+import { WebError } from './errors.js';
 
 /** Where `vite build` puts the page (`apps/web/dist/site`), seen from both `src/` and `dist/`. */
 export const BUILT_PAGE_DIR = fileURLToPath(new URL('../dist/site/', import.meta.url));
@@ -11,7 +12,7 @@ const PAGE_ENTRY = 'index.html';
 const PAGE_ASSETS = 'assets';
 
 /** Thrown by {@link copyPage} when the page has not been built. */
-export class PageNotBuiltError extends Error {
+export class PageNotBuiltError extends WebError {
   override readonly name = 'PageNotBuiltError';
   constructor(
     /** The folder that should hold the built page. */

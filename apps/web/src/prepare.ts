@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import writeFileAtomic from 'write-file-atomic';
 import { classify, type Predictions, weightBytes } from './classify.js';
+import { WebError } from './errors.js';
 import { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot, NODE_PREDICTIONS_PATH } from './site.js';
 
 /** What {@link prepareSite} needs. */
@@ -21,7 +22,7 @@ export interface PrepareSiteOptions {
 }
 
 /** Thrown by {@link prepareSite} when a model is not a CIFAR-10 classifier the page can run. */
-export class SiteModelError extends Error {
+export class SiteModelError extends WebError {
   override readonly name = 'SiteModelError';
 }
 

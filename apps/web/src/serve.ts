@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sirv from 'sirv';
+import { WebError } from './errors.js';
 
 /** Where {@link serveSite} listens. */
 export interface ServeSiteOptions {
@@ -19,7 +20,7 @@ export interface SiteServer {
 }
 
 /** Thrown by {@link serveSite} when it cannot listen (the port is taken, or not allowed). */
-export class SiteServerError extends Error {
+export class SiteServerError extends WebError {
   override readonly name = 'SiteServerError';
   constructor(
     readonly host: string,

@@ -8,7 +8,7 @@ export {
   type DenseConvConfig,
 } from './basis-conv2d.js';
 export { basisCost, factoredPays } from './cost.js';
-export { BasisConfigError, BasisConversionError } from './errors.js';
+export { BasisConfigError, BasisConversionError, BasisError } from './errors.js';
 export { type BasisFit, fitBasis } from './fit.js';
 export { type BasisOptions, type BasisOptionsInput, basisOptionsSchema, basisSize } from './options.js';
 export {

@@ -1,3 +1,18 @@
+/**
+ * Base class of every error this package throws on purpose (bad options, selections, models or plugins), whose
+ * message names the problem and the fix. Catch it to handle all of core's typed errors, and those of the
+ * strategies ({@link StrategyError}), at once; anything else is a bug.
+ */
+export abstract class CoreError extends Error {}
+
+/**
+ * Base class for the errors a strategy package throws on purpose: a layer or options it cannot serve, with a
+ * message that names the problem and the fix. Strategies, plugins included, extend it for their user-facing
+ * errors (`class MyRankError extends StrategyError { override readonly name = 'MyRankError' }`), so that
+ * callers such as the `decompose` CLI show their message instead of a stack trace.
+ */
+export abstract class StrategyError extends CoreError {}
+
 /** One problem found in a strategy's options, as the strategy's `optionsSchema` reported it. */
 export interface OptionIssue {
   /** Dotted path of the offending field (`(root)` for the options value itself). */
@@ -19,7 +34,7 @@ function show(value: unknown): string {
 }
 
 /** Options given to a strategy do not satisfy its `optionsSchema`. */
-export class StrategyOptionsError extends Error {
+export class StrategyOptionsError extends CoreError {
   override readonly name = 'StrategyOptionsError';
   constructor(
     readonly strategy: string,
@@ -34,7 +49,7 @@ export class StrategyOptionsError extends Error {
 }
 
 /** A layer name or pattern in a selection matches no layer of the model. */
-export class UnknownLayerError extends Error {
+export class UnknownLayerError extends CoreError {
   override readonly name = 'UnknownLayerError';
   constructor(
     /** The name or glob that matched nothing. */
@@ -51,7 +66,7 @@ export class UnknownLayerError extends Error {
 }
 
 /** An explicitly named layer cannot be rewritten by the strategy. */
-export class UnsupportedLayerError extends Error {
+export class UnsupportedLayerError extends CoreError {
   override readonly name = 'UnsupportedLayerError';
   constructor(
     readonly layer: string,
@@ -65,7 +80,7 @@ export class UnsupportedLayerError extends Error {
 }
 
 /** The model's graph has a shape surgery does not handle (shared layers, nested models, unregistered classes). */
-export class UnsupportedModelError extends Error {
+export class UnsupportedModelError extends CoreError {
   override readonly name = 'UnsupportedModelError';
   constructor(
     /** The layer where the problem was found. */
@@ -77,7 +92,7 @@ export class UnsupportedModelError extends Error {
 }
 
 /** A strategy returned a decomposition that does not fit in place of the original layer. */
-export class InvalidDecompositionError extends Error {
+export class InvalidDecompositionError extends CoreError {
   override readonly name = 'InvalidDecompositionError';
   constructor(
     readonly strategy: string,
@@ -89,7 +104,7 @@ export class InvalidDecompositionError extends Error {
 }
 
 /** A strategy name is already registered. */
-export class DuplicateStrategyError extends Error {
+export class DuplicateStrategyError extends CoreError {
   override readonly name = 'DuplicateStrategyError';
   constructor(readonly strategy: string) {
     super(
@@ -99,7 +114,7 @@ export class DuplicateStrategyError extends Error {
 }
 
 /** No strategy of that name is registered. */
-export class UnknownStrategyError extends Error {
+export class UnknownStrategyError extends CoreError {
   override readonly name = 'UnknownStrategyError';
   constructor(
     readonly strategy: string,
@@ -111,7 +126,7 @@ export class UnknownStrategyError extends Error {
 }
 
 /** A plugin module could not be imported (not found, or its top-level code threw). */
-export class PluginImportError extends Error {
+export class PluginImportError extends CoreError {
   override readonly name = 'PluginImportError';
   constructor(
     readonly specifier: string,
@@ -123,7 +138,7 @@ export class PluginImportError extends Error {
 }
 
 /** A plugin module was imported but does not export valid strategies. */
-export class InvalidPluginError extends Error {
+export class InvalidPluginError extends CoreError {
   override readonly name = 'InvalidPluginError';
   constructor(
     readonly specifier: string,
@@ -137,9 +152,35 @@ export class InvalidPluginError extends Error {
 }
 
 /** A layer selection that cannot be carried out as given (nothing selected, options for unselected layers). */
-export class SelectionError extends Error {
+export class SelectionError extends CoreError {
   override readonly name = 'SelectionError';
   constructor(readonly reason: string) {
     super(`Invalid layer selection: ${reason}.`);
+  }
+}
+
+/**
+ * A layer selected for rewriting holds NaN or infinite weights (a damaged weights file, or a model saved after
+ * training diverged); surgery refuses it before decomposing anything.
+ */
+export class NonFiniteWeightsError extends CoreError {
+  override readonly name = 'NonFiniteWeightsError';
+  constructor(
+    readonly layer: string,
+    /** The weight's name, e.g. `stage1.block1.conv1/kernel`. */
+    readonly weight: string,
+    /** How many of its values are NaN or infinite. */
+    readonly count: number,
+    /** The position of the first such value in the weight (row-major). */
+    readonly index: number,
+    /** That value: NaN, Infinity or -Infinity. */
+    readonly value: number,
+  ) {
+    super(
+      `Layer '${layer}' holds non-finite weights: ${count} value${count === 1 ? '' : 's'} of '${weight}' ` +
+        `${count === 1 ? 'is' : 'are'} NaN or infinite (the first, at index ${index}, is ${value}). The weights file ` +
+        'is damaged or the model was saved after training diverged: retrain the model, or re-export it from a good ' +
+        'checkpoint.',
+    );
   }
 }

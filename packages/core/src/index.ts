@@ -17,12 +17,15 @@ export {
 } from './cost-table.js';
 export { type CutOptions, cutModel, downstreamFrontier, type ModelCut, type TensorRef } from './cut.js';
 export {
+  CoreError,
   DuplicateStrategyError,
   InvalidDecompositionError,
   InvalidPluginError,
+  NonFiniteWeightsError,
   type OptionIssue,
   PluginImportError,
   SelectionError,
+  StrategyError,
   StrategyOptionsError,
   UnknownLayerError,
   UnknownStrategyError,

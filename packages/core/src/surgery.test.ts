@@ -10,6 +10,7 @@ import {
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   InvalidDecompositionError,
+  NonFiniteWeightsError,
   SelectionError,
   StrategyOptionsError,
   UnknownLayerError,
@@ -273,6 +274,39 @@ describe('applyStrategy errors', () => {
       "its output shape [[null,8,8,3]] differs from the layer's [null,8,8,8]",
     );
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('refuses NaN or infinite weights in a layer to rewrite, naming it, before decomposing anything', () => {
+    const damaged = smallResidualModel();
+    const conv = damaged.getLayer('block.conv2');
+    const [kernel] = conv.getWeights();
+    const values = kernel!.dataSync().slice();
+    values[5] = Number.NaN;
+    values[9] = Number.POSITIVE_INFINITY;
+    const poisoned = tf.tensor(values, kernel!.shape);
+    conv.setWeights([poisoned]);
+    poisoned.dispose();
+    let decomposed = 0;
+    const counting: DecompositionStrategy = {
+      ...(identityStrategy as DecompositionStrategy),
+      decompose: (...args) => {
+        decomposed++;
+        return (identityStrategy as DecompositionStrategy).decompose(...args);
+      },
+    };
+    const tensors = tf.memory().numTensors;
+    const call = () => applyStrategy(damaged, counting, { layers: ['stem.conv', 'block.conv2'] });
+    expect(call).toThrow(new NonFiniteWeightsError('block.conv2', 'block.conv2/kernel', 2, 5, Number.NaN));
+    expect(call).toThrow(
+      /^Layer 'block\.conv2' holds non-finite weights: 2 values of 'block\.conv2\/kernel' are NaN or infinite \(the first, at index 5, is NaN\)\..*retrain the model, or re-export it/,
+    );
+    expect(decomposed).toBe(0);
+    expect(tf.memory().numTensors).toBe(tensors);
+    // Layers that are not rewritten may hold anything: the check is about what the strategy would read.
+    const other = applyStrategy(damaged, counting, { layers: ['stem.conv'] });
+    expect(decomposed).toBe(1);
+    other.model.dispose();
+    damaged.dispose();
   });
 
   it('rejects models with a layer called twice', () => {

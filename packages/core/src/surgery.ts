@@ -3,6 +3,7 @@ import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { convCost } from './cost.js';
 import {
   InvalidDecompositionError,
+  NonFiniteWeightsError,
   SelectionError,
   UnknownLayerError,
   UnsupportedLayerError,
@@ -102,7 +103,7 @@ export function layerSeed(seed: number, layerName: string): number {
   return hash >>> 0;
 }
 
-/** Validates the whole request (selection, options, support) before anything is built. */
+/** Validates the whole request (selection, options, support, finite weights) before anything is built. */
 function planRewrites<Options>(
   model: LayersModel,
   strategy: DecompositionStrategy<Options>,
@@ -165,7 +166,24 @@ function planRewrites<Options>(
       seed: layerSeed(request.seed ?? 0, layer.name),
     });
   }
+  for (const layer of plans.keys()) checkFinite(layer);
   return { plans, skipped };
+}
+
+/** Throws {@link NonFiniteWeightsError} for the first weight of `layer` holding NaN or an infinity. */
+function checkFinite(layer: Layer): void {
+  for (const weight of layer.weights) {
+    const values = weight.read().dataSync();
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < values.length; i++) {
+      if (Number.isFinite(values[i])) continue;
+      count++;
+      if (first < 0) first = i;
+    }
+    if (count > 0)
+      throw new NonFiniteWeightsError(layer.name, weight.originalName, count, first, Number(values[first]));
+  }
 }
 
 /** Why the strategy (or core) refuses the layer, or null when it can be rewritten. */
@@ -274,8 +292,9 @@ function insertDecomposition<Options>(
  * Rewrites the selected `Conv2D` layers of a functional model with `strategy`, returning a new model; every
  * other layer is cloned with copies of its weights, so the original model keeps its graph and weights and
  * shares no variable with the result. Options are parsed and support is checked for every layer before
- * anything is built. The same (model, strategy, options, seed) always gives the same weights, provided the
- * strategy honours the seed it is handed.
+ * anything is built, and so are the weights of the layers to rewrite: a `NonFiniteWeightsError` names the first
+ * layer holding NaN or an infinity. The same (model, strategy, options, seed) always gives the same weights,
+ * provided the strategy honours the seed it is handed.
  */
 export function applyStrategy<Options>(
   model: LayersModel,

@@ -1,7 +1,14 @@
 import type { BackendName } from './backends.js';
 
+/**
+ * Base class of every error this package throws on purpose: bad input or a setup problem whose message says what
+ * is wrong and how to fix it. Catch it to handle all of the engine's typed errors at once; anything else the
+ * engine throws is a bug.
+ */
+export abstract class EngineError extends Error {}
+
 /** Thrown when a backend was asked for (by option or `DECOMPOSE_BACKEND`) but cannot run here. */
-export class BackendUnavailableError extends Error {
+export class BackendUnavailableError extends EngineError {
   override readonly name = 'BackendUnavailableError';
   constructor(
     readonly backend: string,
@@ -15,7 +22,7 @@ export class BackendUnavailableError extends Error {
 }
 
 /** Thrown when `DECOMPOSE_BACKEND` or the `backend` option names no known backend. */
-export class UnknownBackendError extends Error {
+export class UnknownBackendError extends EngineError {
   override readonly name = 'UnknownBackendError';
   constructor(
     readonly value: string,

@@ -11,7 +11,7 @@ export {
   type BatchNormTrainingResult,
   batchNormTraining,
 } from './batch-norm-training.js';
-export { BackendUnavailableError, UnknownBackendError } from './errors.js';
+export { BackendUnavailableError, EngineError, UnknownBackendError } from './errors.js';
 export {
   createGradientComputer,
   type GradientComputer,
@@ -27,12 +27,19 @@ export {
   type WorkerFailurePhase,
 } from './gradients/index.js';
 export {
+  createDirectory,
+  describeFileSystemFailure,
   FILE_SCHEME,
+  type FileSystemFailure,
+  type FileSystemOptions,
+  type FileSystemProblem,
   fileSystem,
+  fileSystemFailure,
   MODEL_JSON_FILE,
   ModelFileError,
   type ModelFileProblem,
   registerFileRouter,
+  temporaryPath,
   WEIGHTS_FILE,
 } from './io/index.js';
 export { UnsupportedKernelInputError } from './kernels/index.js';

@@ -1,6 +1,6 @@
 import { tuckerStrategy } from './strategy.js';
 
-export { TuckerRankError, TuckerTargetError } from './errors.js';
+export { TuckerError, TuckerRankError, TuckerTargetError } from './errors.js';
 export { hosvd, type TuckerFactors } from './hosvd.js';
 export { type TuckerOptions, type TuckerOptionsInput, tuckerOptionsSchema } from './options.js';
 export { planRanks, ranksForRatio, type TuckerRanks, tuckerConvShapes, tuckerCost } from './ranks.js';

@@ -1,4 +1,5 @@
 export { type ConvLayerInfo, listConvLayers } from './conv-layers.js';
+export { ResNetError } from './errors.js';
 export {
   ARCHITECTURES,
   type CifarResNetOptions,

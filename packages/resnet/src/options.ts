@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResNetError } from './errors.js';
 
 /** The CIFAR ResNet-n family of He et al. (2016), n = 6·blocks + 2, plus the CIFAR variant of ResNet-18. */
 export const ARCHITECTURES = [
@@ -73,7 +74,7 @@ const ALLOWED: Readonly<Record<string, string>> = {
 };
 
 /** Thrown by {@link createCifarResNet} for options it cannot build; names the field and what it accepts. */
-export class InvalidResNetOptionsError extends Error {
+export class InvalidResNetOptionsError extends ResNetError {
   override readonly name = 'InvalidResNetOptionsError';
   constructor(
     readonly field: string,

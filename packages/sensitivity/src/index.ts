@@ -1,4 +1,5 @@
 export { DEFAULT_CALIBRATION_BATCH, type LabelledImages } from './calibration.js';
+export { SensitivityError } from './errors.js';
 export {
   type ScanCache,
   type ScanOptions,

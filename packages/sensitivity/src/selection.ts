@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SensitivityError } from './errors.js';
 import { accuracyDrop, lossIncrease, type ScanEntry, type SensitivityTable } from './table.js';
 
 /** What a budget counts: parameters, forward multiply-adds, or measured forward+backward time. */
@@ -88,7 +89,7 @@ export interface Selection {
 }
 
 /** Thrown when a budget cannot be evaluated on a table (e.g. a time budget on a scan without timings). */
-export class BudgetError extends Error {
+export class BudgetError extends SensitivityError {
   override readonly name = 'BudgetError';
 }
 

@@ -1,4 +1,4 @@
-export { SvdRankError, SvdTargetError } from './errors.js';
+export { SvdError, SvdRankError, SvdTargetError } from './errors.js';
 export { buildSvdLayers, type ConvActivation, type SvdLayerOptions } from './layers.js';
 export {
   SVD_MODES,

@@ -1,12 +1,13 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileSystem, initEngine } from '@decompose/engine';
+import { mountSmallDisk } from '@decompose/engine/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpointWeights, readCheckpoint, readOptimizerState, writeCheckpoint } from './checkpoint.js';
 import { modelSignature, type TrainConfig } from './config.js';
-import { CheckpointMismatchError, InvalidCheckpointError } from './errors.js';
+import { CheckpointMismatchError, CheckpointWriteError, InvalidCheckpointError } from './errors.js';
 import { resolveScheduleSpec } from './schedule.js';
 import { resolveSgdOptions, type SgdState } from './sgd.js';
 import { temporaryDir, tinyModel } from './test-fixtures.js';
@@ -100,6 +101,47 @@ describe('checkpoints', () => {
     await writeCheckpoint(dir, { ...contents, epoch: 2, globalStep: 6 });
     expect((await readdir(dir)).sort()).toEqual(['epoch-0002', 'ignored.txt']);
     expect((await readCheckpoint(dir))?.globalStep).toBe(6);
+  });
+
+  it('keeps the last good checkpoint, readable, when the disk fills up during the next one', async () => {
+    const disk = await mountSmallDisk(64 * 1024);
+    cleanups.push(disk.unmount);
+    const dir = path.join(disk.dir, 'checkpoints');
+    const tensors = tf.memory().numTensors;
+    const model = tinyModel(4);
+    await writeCheckpoint(dir, {
+      model,
+      optimizer: momentumFor(model, 0),
+      epoch: 1,
+      globalStep: 3,
+      config: configFor(model),
+    });
+    // About 80 KB of weights and momentum: more than the disk has left.
+    const big = tinyModel(256);
+    const error: unknown = await writeCheckpoint(dir, {
+      model: big,
+      optimizer: momentumFor(big, 0),
+      epoch: 2,
+      globalStep: 6,
+      config: configFor(big),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckpointWriteError);
+    const kept = path.join(dir, 'epoch-0001');
+    expect(error).toMatchObject({ problem: 'disk-full', path: dir, kept });
+    expect((error as Error).message).toBe(
+      `Cannot write a checkpoint to ${dir}: no space is left on the device (ENOSPC). Free some space, or choose ` +
+        `a folder on another disk, and run again. The last good checkpoint, ${kept}, is intact: resume from it ` +
+        'once this is fixed.',
+    );
+    expect(await readdir(dir)).toEqual(['epoch-0001']);
+    const info = await readCheckpoint(dir);
+    expect(info?.epoch).toBe(1);
+    const restored = tinyModel(4, 99);
+    await loadCheckpointWeights(restored, info!);
+    expect(restored.getWeights()[0]!.dataSync()).toEqual(model.getWeights()[0]!.dataSync());
+    expect((await readOptimizerState(info!)).buffers.length).toBe(model.trainableWeights.length);
+    for (const m of [model, big, restored]) m.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 
   it('returns null for a directory without checkpoints', async () => {

@@ -1,12 +1,12 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileSystem } from '@decompose/engine';
+import { fileSystem, fileSystemFailure, ModelFileError } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { configDifferences, modelSignature, type TrainConfig, trainConfigSchema } from './config.js';
-import { CheckpointMismatchError, InvalidCheckpointError } from './errors.js';
-import { isNodeError, temporaryPath } from './files.js';
+import { CheckpointMismatchError, CheckpointWriteError, InvalidCheckpointError } from './errors.js';
+import { isNodeError } from './files.js';
 import type { SgdState } from './sgd.js';
 
 /** Format tag written into every checkpoint's `state.json`. */
@@ -124,40 +124,42 @@ export interface CheckpointContents {
 /**
  * Writes a checkpoint for `contents.epoch` under `checkpointDir` atomically: everything goes into a
  * temporary directory that is renamed to `epoch-NNNN` once complete; only then are older checkpoints
- * removed, so a process killed at any point leaves the previous good checkpoint readable.
- * Returns the checkpoint's directory.
+ * removed, so a process killed at any point, or a disk that fills up, leaves the previous good checkpoint
+ * readable. Returns the checkpoint's directory.
+ *
+ * @throws CheckpointWriteError when the file system refuses the write (full disk, no permission, read-only).
  */
 export async function writeCheckpoint(checkpointDir: string, contents: CheckpointContents): Promise<string> {
   const { model, optimizer, epoch, globalStep, config } = contents;
   const target = path.join(checkpointDir, epochDirName(epoch));
-  const temp = temporaryPath(target);
-  await mkdir(temp, { recursive: true });
-  try {
-    await model.save(fileSystem(temp));
-    const momentum = new Float32Array(optimizer.buffers.reduce((n, b) => n + b.length, 0));
-    let offset = 0;
-    for (const buffer of optimizer.buffers) {
-      momentum.set(buffer, offset);
-      offset += buffer.length;
-    }
-    await writeFile(path.join(temp, OPTIMIZER_FILE), new Uint8Array(momentum.buffer));
-    const state: CheckpointState = {
-      format: CHECKPOINT_FORMAT,
-      epoch,
-      globalStep,
-      config,
-      stream: { seed: config.seed, nextEpoch: epoch },
-      optimizer: { names: optimizer.names, sizes: optimizer.buffers.map((b) => b.length) },
-      savedAt: new Date().toISOString(),
-    };
-    await writeFile(path.join(temp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  const momentum = new Float32Array(optimizer.buffers.reduce((n, b) => n + b.length, 0));
+  let offset = 0;
+  for (const buffer of optimizer.buffers) {
+    momentum.set(buffer, offset);
+    offset += buffer.length;
+  }
+  const state: CheckpointState = {
+    format: CHECKPOINT_FORMAT,
+    epoch,
+    globalStep,
+    config,
+    stream: { seed: config.seed, nextEpoch: epoch },
+    optimizer: { names: optimizer.names, sizes: optimizer.buffers.map((b) => b.length) },
+    savedAt: new Date().toISOString(),
+  };
+  await guardCheckpointWrite(checkpointDir, async () => {
     // A same-numbered directory can only be left over from an abandoned run that was not resumed.
     await rm(target, { recursive: true, force: true });
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    throw error;
-  }
+    // The engine stages the whole directory (the model, momentum and state) and renames it into place.
+    await model.save(
+      fileSystem(target, {
+        extraFiles: {
+          [OPTIMIZER_FILE]: new Uint8Array(momentum.buffer),
+          [STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
+        },
+      }),
+    );
+  });
   for (const name of await readdir(checkpointDir)) {
     const match = EPOCH_DIR.exec(name);
     if ((match && Number(match[1]) !== epoch) || TEMP_DIR.test(name)) {
@@ -165,6 +167,26 @@ export async function writeCheckpoint(checkpointDir: string, contents: Checkpoin
     }
   }
   return target;
+}
+
+/**
+ * Runs `write`, a write into `checkpointDir`, turning a file-system failure the user can fix (including the
+ * engine's `ModelFileError` for one) into {@link CheckpointWriteError}, which names the checkpoint kept.
+ */
+export async function guardCheckpointWrite<T>(checkpointDir: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    const failure = fileSystemFailure(error instanceof ModelFileError ? error.cause : error);
+    if (failure === null) throw error;
+    const [kept] = await listCheckpoints(checkpointDir).catch(() => []);
+    throw new CheckpointWriteError(
+      checkpointDir,
+      failure,
+      kept === undefined ? null : path.join(checkpointDir, kept.name),
+      { cause: error },
+    );
+  }
 }
 
 /**

@@ -1,5 +1,14 @@
+import { describeFileSystemFailure, type FileSystemFailure, type FileSystemProblem } from '@decompose/engine';
+
+/**
+ * Base class of every error this package throws on purpose (bad options, unreadable or mismatched checkpoints,
+ * diverged training, checkpoints that cannot be written), whose message names the problem and the fix. Catch it
+ * to handle all of them at once; anything else is a bug.
+ */
+export abstract class TrainError extends Error {}
+
 /** Thrown when a training or optimizer option is out of range; the message names the option and the fix. */
-export class InvalidTrainingOptionError extends Error {
+export class InvalidTrainingOptionError extends TrainError {
   override readonly name = 'InvalidTrainingOptionError';
   constructor(
     readonly option: string,
@@ -10,7 +19,7 @@ export class InvalidTrainingOptionError extends Error {
 }
 
 /** Thrown when the gradients handed to the optimizer do not match the weights it updates. */
-export class GradientMismatchError extends Error {
+export class GradientMismatchError extends TrainError {
   override readonly name = 'GradientMismatchError';
   constructor(message: string) {
     super(`${message}. Gradients must come in model.trainableWeights order, one Float32Array per weight.`);
@@ -22,7 +31,7 @@ export class GradientMismatchError extends Error {
  * is left untouched; the model in memory may hold non-finite BatchNorm statistics, so reload the checkpoint
  * rather than reuse it.
  */
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends TrainError {
   override readonly name = 'TrainingDivergedError';
   constructor(
     /** 1-based epoch in which the loss diverged. */
@@ -41,7 +50,7 @@ export class TrainingDivergedError extends Error {
 }
 
 /** Thrown when a checkpoint directory's contents cannot be read back (truncated, hand-edited, wrong format). */
-export class InvalidCheckpointError extends Error {
+export class InvalidCheckpointError extends TrainError {
   override readonly name = 'InvalidCheckpointError';
   constructor(
     readonly path: string,
@@ -52,7 +61,7 @@ export class InvalidCheckpointError extends Error {
 }
 
 /** Thrown on resume when the checkpoint was produced by a different model or training configuration. */
-export class CheckpointMismatchError extends Error {
+export class CheckpointMismatchError extends TrainError {
   override readonly name = 'CheckpointMismatchError';
   constructor(
     readonly path: string,
@@ -67,7 +76,7 @@ export class CheckpointMismatchError extends Error {
 }
 
 /** Thrown when a fresh (non-resume) run would overwrite an existing checkpoint. */
-export class CheckpointExistsError extends Error {
+export class CheckpointExistsError extends TrainError {
   override readonly name = 'CheckpointExistsError';
   constructor(readonly path: string) {
     super(
@@ -77,10 +86,38 @@ export class CheckpointExistsError extends Error {
 }
 
 /**
+ * Thrown when a checkpoint (or the metrics log beside it) cannot be written: the disk is full, the folder is
+ * read-only or not the user's. Nothing half-written is left, and the last good checkpoint, if any, is intact:
+ * fix the cause and resume from it.
+ */
+export class CheckpointWriteError extends TrainError {
+  override readonly name = 'CheckpointWriteError';
+  /** What the file system refused, e.g. `disk-full`. */
+  readonly problem: FileSystemProblem;
+  constructor(
+    /** The checkpoint directory written to. */
+    readonly path: string,
+    failure: FileSystemFailure,
+    /** The newest checkpoint there, kept as it was; null when there is none yet. */
+    readonly kept: string | null,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${describeFileSystemFailure(`Cannot write a checkpoint to ${path}`, failure)} ` +
+        (kept === null
+          ? 'No checkpoint had been written yet.'
+          : `The last good checkpoint, ${kept}, is intact: resume from it once this is fixed.`),
+      options,
+    );
+    this.problem = failure.problem;
+  }
+}
+
+/**
  * Thrown before any work when a model's input shape or class count does not fit the images it would be
  * trained or evaluated on (for example a 224×224 ImageNet model given CIFAR-10's 32×32 images).
  */
-export class ModelDataMismatchError extends Error {
+export class ModelDataMismatchError extends TrainError {
   override readonly name = 'ModelDataMismatchError';
   constructor(
     readonly model: string,
@@ -102,7 +139,7 @@ export class ModelDataMismatchError extends Error {
 }
 
 /** Thrown when another live process holds a run directory's lock (see `lockRunDirectory`). */
-export class RunLockedError extends Error {
+export class RunLockedError extends TrainError {
   override readonly name = 'RunLockedError';
   constructor(
     readonly dir: string,
@@ -120,7 +157,7 @@ export class RunLockedError extends Error {
  * Thrown when `train` stops because its `signal` was aborted (e.g. Ctrl-C). Everything up to `checkpoint` is
  * kept; resuming from it redoes the interrupted epoch and ends as an uninterrupted run would.
  */
-export class TrainingInterruptedError extends Error {
+export class TrainingInterruptedError extends TrainError {
   override readonly name = 'TrainingInterruptedError';
   constructor(
     /** 1-based epoch that was running. */

@@ -8,11 +8,13 @@ export { type ModelSignature, modelSignature, type TrainConfig } from './config.
 export {
   CheckpointExistsError,
   CheckpointMismatchError,
+  CheckpointWriteError,
   GradientMismatchError,
   InvalidCheckpointError,
   InvalidTrainingOptionError,
   ModelDataMismatchError,
   RunLockedError,
+  TrainError,
   TrainingDivergedError,
   TrainingInterruptedError,
 } from './errors.js';

@@ -1,11 +1,12 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
-import { createGradientComputer, type GradientComputerOptions } from '@decompose/engine';
+import { createDirectory, createGradientComputer, type GradientComputerOptions } from '@decompose/engine';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import writeFileAtomic from 'write-file-atomic';
 import {
   type CheckpointInfo,
+  guardCheckpointWrite,
   loadCheckpointWeights,
   readCheckpoint,
   readOptimizerState,
@@ -189,7 +190,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let globalStep = 0;
   let checkpoint: string | null = null;
   if (checkpointDir !== undefined) {
-    await mkdir(checkpointDir, { recursive: true });
+    await guardCheckpointWrite(checkpointDir, () => createDirectory(checkpointDir));
     const existing = await readCheckpoint(checkpointDir);
     if (existing && !options.resume) throw new CheckpointExistsError(existing.path);
     if (existing) {
@@ -198,7 +199,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       globalStep = existing.globalStep;
       checkpoint = existing.path;
     }
-    await keepMetricsUpTo(path.join(checkpointDir, METRICS_FILE), startEpoch);
+    await guardCheckpointWrite(checkpointDir, () =>
+      keepMetricsUpTo(path.join(checkpointDir, METRICS_FILE), startEpoch),
+    );
   }
 
   const history: EpochMetrics[] = [];
@@ -262,7 +265,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (checkpointDir !== undefined) {
         // Metrics before the checkpoint: a run killed in between redoes the epoch, and on resume
         // keepMetricsUpTo drops the line the checkpoint does not back.
-        await appendFile(path.join(checkpointDir, METRICS_FILE), `${JSON.stringify(metrics)}\n`);
+        await guardCheckpointWrite(checkpointDir, () =>
+          appendFile(path.join(checkpointDir, METRICS_FILE), `${JSON.stringify(metrics)}\n`),
+        );
         checkpoint = await writeCheckpoint(checkpointDir, {
           model,
           optimizer: optimizer.getState(),

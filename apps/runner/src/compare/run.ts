@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import {
@@ -18,7 +18,7 @@ import { checkTrainingBatch } from '../config.js';
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
-import { writeAtomic, writeJsonAtomic } from '../files.js';
+import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import {
   BUILT_IN_LAYER_MODULES,
   BUILT_IN_STRATEGIES,
@@ -371,7 +371,7 @@ async function resolveArms(arms: readonly ArmConfig[]): Promise<ResolvedStrategy
  */
 export async function runCompare(config: CompareConfig, out: Console): Promise<CompareResults> {
   const reportDir = path.resolve(config.reportDir, config.run);
-  await mkdir(reportDir, { recursive: true });
+  await ensureDirectory(reportDir);
   out.logTo(path.join(reportDir, COMPARE_FILES.log));
   const phases: Phase[] = [];
   try {

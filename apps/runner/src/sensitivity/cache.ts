@@ -1,8 +1,9 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ScanCache, ScanEntry } from '@decompose/sensitivity';
 import { sensitivityTableSchema } from '@decompose/sensitivity';
 import { z } from 'zod';
+import { asOutputError, ensureDirectory } from '../files.js';
 
 const lineSchema = z.object({ key: z.string(), entry: sensitivityTableSchema.shape.entries.element });
 
@@ -32,15 +33,22 @@ export async function openScanCache(file: string, scope: string): Promise<JsonlS
     if (parsed.success) entries.set(parsed.data.key, parsed.data.entry);
   }
   const prefix = `${scope}|`;
-  await mkdir(path.dirname(file), { recursive: true });
+  await ensureDirectory(path.dirname(file));
+  const append = async (line: string) => {
+    try {
+      await appendFile(file, line);
+    } catch (error) {
+      throw asOutputError(error, file);
+    }
+  };
   // After a torn last line, start on a fresh line so the next entry is not glued to it.
-  if (text !== '' && !text.endsWith('\n')) await appendFile(file, '\n');
+  if (text !== '' && !text.endsWith('\n')) await append('\n');
   return {
     loaded: [...entries.keys()].filter((key) => key.startsWith(prefix)).length,
     get: (key) => entries.get(prefix + key),
     set: async (key, entry) => {
       entries.set(prefix + key, entry);
-      await appendFile(file, `${JSON.stringify({ key: prefix + key, entry })}\n`);
+      await append(`${JSON.stringify({ key: prefix + key, entry })}\n`);
     },
   };
 }

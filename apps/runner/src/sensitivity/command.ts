@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { initEngine } from '@decompose/engine';
 import {
@@ -16,7 +15,7 @@ import { type CommandDeps, commandAction } from '../command.js';
 import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
-import { writeAtomic, writeJsonAtomic } from '../files.js';
+import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import { loadModel, modelPlugins, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
@@ -101,7 +100,7 @@ export function selectionDetails(selection: Selection): string {
  */
 export async function runSensitivity(config: SensitivityConfig, out: Console): Promise<SensitivityResult> {
   const outDir = path.resolve(config.out);
-  await mkdir(outDir, { recursive: true });
+  await ensureDirectory(outDir);
   out.logTo(path.join(outDir, SENSITIVITY_FILES.log));
   try {
     const trained = await locateTrainedModel(config.modelDir, '--model-dir');

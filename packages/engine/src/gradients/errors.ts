@@ -1,10 +1,12 @@
+import { EngineError } from '../errors.js';
+
 /** Thrown when a batch handed to `compute` (or to `softmaxCrossEntropy`) is malformed. */
-export class InvalidBatchError extends Error {
+export class InvalidBatchError extends EngineError {
   override readonly name = 'InvalidBatchError';
 }
 
 /** Thrown by `createGradientComputer` when its options cannot describe a working setup. */
-export class GradientOptionsError extends Error {
+export class GradientOptionsError extends EngineError {
   override readonly name = 'GradientOptionsError';
 }
 
@@ -15,7 +17,7 @@ export type WorkerFailurePhase = 'setup' | 'step';
  * Thrown when a gradient worker throws or exits. The computer that owned it is closed afterwards (its other
  * workers are terminated): create a new one to go on.
  */
-export class GradientWorkerError extends Error {
+export class GradientWorkerError extends EngineError {
   override readonly name = 'GradientWorkerError';
   constructor(
     readonly worker: number,
@@ -32,7 +34,7 @@ export class GradientWorkerError extends Error {
 }
 
 /** Thrown by `compute` after `close()`, or after a worker failure closed the computer. */
-export class GradientComputerClosedError extends Error {
+export class GradientComputerClosedError extends EngineError {
   override readonly name = 'GradientComputerClosedError';
   constructor(readonly failure?: GradientWorkerError) {
     super(

@@ -5,9 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../backends.js';
+import { mountSmallDisk } from '../testing.js';
 import {
   FILE_SCHEME,
   fileSystem,
+  fileSystemFailure,
   MODEL_JSON_FILE,
   ModelFileError,
   registerFileRouter,
@@ -75,16 +77,126 @@ describe('file:// model IO', () => {
     model.dispose();
   });
 
-  it('overwrites an existing save and leaves no temporary files', async () => {
+  it('overwrites an existing save, keeps other files there and leaves no temporary files', async () => {
     const dir = await savedModelDir('overwrite');
+    await writeFile(path.join(dir, 'notes.txt'), 'kept');
     const model = smallModel();
     await model.save(`${FILE_SCHEME}${dir}`);
-    expect((await readdir(dir)).sort()).toEqual([MODEL_JSON_FILE, WEIGHTS_FILE]);
+    expect((await readdir(dir)).sort()).toEqual([MODEL_JSON_FILE, 'notes.txt', WEIGHTS_FILE]);
+    expect(await readFile(path.join(dir, 'notes.txt'), 'utf8')).toBe('kept');
     const loaded = await tfl.loadLayersModel(`${FILE_SCHEME}${dir}`);
     const [expected, actual] = [model.getWeights()[0], loaded.getWeights()[0]];
     expect(Array.from(actual?.dataSync() ?? [])).toEqual(Array.from(expected?.dataSync() ?? []));
     loaded.dispose();
     model.dispose();
+  });
+
+  it('saves extra files with the model', async () => {
+    const dir = path.join(root, 'extra');
+    const model = smallModel();
+    await model.save(
+      fileSystem(dir, { extraFiles: { 'notes.json': '{"a":1}', 'state.bin': new Uint8Array([1, 2]) } }),
+    );
+    model.dispose();
+    expect((await readdir(dir)).sort()).toEqual([MODEL_JSON_FILE, 'notes.json', 'state.bin', WEIGHTS_FILE]);
+    expect([...(await readFile(path.join(dir, 'state.bin')))]).toEqual([1, 2]);
+  });
+
+  it('names a model directory that is a file, on load and on save, and leaves the file alone', async () => {
+    const file = path.join(root, 'a-file');
+    await writeFile(file, 'not a model');
+    const error = await loadError(file);
+    expect(error.problem).toBe('not-a-directory');
+    expect(error.file).toBe(file);
+    expect(error.message).toBe(
+      `Cannot load the model from ${file}: a file stands where a folder is expected (ENOTDIR). ` +
+        'Point at a folder, not at a file (or move the file out of the way).',
+    );
+    const model = smallModel();
+    const saveError: unknown = await model.save(fileSystem(file)).catch((e: unknown) => e);
+    model.dispose();
+    expect(saveError).toBeInstanceOf(ModelFileError);
+    expect((saveError as ModelFileError).problem).toBe('not-a-directory');
+    expect((saveError as ModelFileError).message).toMatch(
+      /^Cannot save the model to .*a-file: a file stands where/,
+    );
+    expect(await readFile(file, 'utf8')).toBe('not a model');
+    expect((await readdir(root)).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('keeps the model saved before when the disk fills up during a save', async () => {
+    const disk = await mountSmallDisk(64 * 1024);
+    const tensors = tf.memory().numTensors;
+    try {
+      const dir = path.join(disk.dir, 'model');
+      const small = smallModel();
+      await small.save(fileSystem(dir));
+      const before = await readFile(path.join(dir, WEIGHTS_FILE));
+      // 100k float32 weights (400 KB) cannot fit on a 64 KB disk.
+      const input = tfl.input({ shape: [1000] });
+      const big = tfl.model({
+        inputs: input,
+        outputs: tfl.layers.dense({ units: 100 }).apply(input) as tfl.SymbolicTensor,
+      });
+      const error: unknown = await big.save(fileSystem(dir)).catch((e: unknown) => e);
+      big.dispose();
+      expect(error).toBeInstanceOf(ModelFileError);
+      expect((error as ModelFileError).problem).toBe('disk-full');
+      expect((error as ModelFileError).message).toBe(
+        `Cannot save the model to ${dir}: no space is left on the device (ENOSPC). Free some space, or choose a ` +
+          'folder on another disk, and run again. A model saved there before is left as it was.',
+      );
+      expect((await readdir(dir)).sort()).toEqual([MODEL_JSON_FILE, WEIGHTS_FILE]);
+      expect(await readFile(path.join(dir, WEIGHTS_FILE))).toEqual(before);
+      const loaded = await tfl.loadLayersModel(fileSystem(dir));
+      expect(loaded.countParams()).toBe(small.countParams());
+      loaded.dispose();
+      small.dispose();
+      // Nothing half-written is left on the disk either (a new directory is staged beside its target).
+      const fresh = path.join(disk.dir, 'fresh');
+      const again = tfl.model({
+        inputs: input,
+        outputs: tfl.layers.dense({ units: 100 }).apply(input) as tfl.SymbolicTensor,
+      });
+      await expect(again.save(fileSystem(fresh))).rejects.toThrow(ModelFileError);
+      again.dispose();
+      expect(await readdir(disk.dir)).toEqual(['model']);
+      expect(tf.memory().numTensors).toBe(tensors);
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it('names a read-only disk, also where a folder is missing', async () => {
+    const disk = await mountSmallDisk(64 * 1024, { readOnly: true });
+    try {
+      const dir = path.join(disk.dir, 'nested', 'model');
+      const model = smallModel();
+      const error: unknown = await model.save(fileSystem(dir)).catch((e: unknown) => e);
+      model.dispose();
+      expect(error).toBeInstanceOf(ModelFileError);
+      expect(error).toMatchObject({ problem: 'read-only', file: dir });
+      expect((error as Error).message).toMatch(
+        /: the file system is read-only \(EROFS\)\. Choose a folder on a writable disk\./,
+      );
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it.each([
+    ['ENOTDIR', 'not-a-directory'],
+    ['EISDIR', 'is-a-directory'],
+    ['EACCES', 'permission-denied'],
+    ['EPERM', 'permission-denied'],
+    ['EROFS', 'read-only'],
+    ['ENOSPC', 'disk-full'],
+    ['EDQUOT', 'disk-full'],
+  ])('maps %s to the problem %s, and leaves other errors alone', (code, problem) => {
+    const error = Object.assign(new Error(`${code}: from the system`), { code });
+    expect(fileSystemFailure(error)).toMatchObject({ code, problem });
+    expect(fileSystemFailure(Object.assign(new Error('other'), { code: 'EIO' }))).toBeNull();
+    expect(fileSystemFailure(new TypeError('not a file-system error'))).toBeNull();
   });
 
   it('names a missing directory', async () => {

@@ -1,8 +1,8 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import writeFileAtomic from 'write-file-atomic';
-import { ModelFileError } from './errors.js';
+import { describeFileSystemFailure, fileSystemFailure, ModelFileError } from './errors.js';
+import { createDirectory, temporaryPath } from './temporary.js';
 
 /** File name of the model topology and weights manifest inside a model directory. */
 export const MODEL_JSON_FILE = 'model.json';
@@ -123,16 +123,79 @@ function modelJsonFor(
   return { ...described, modelTopology: artifacts.modelTopology ?? {}, weightsManifest };
 }
 
+/** Options of {@link fileSystem}. */
+export interface FileSystemOptions {
+  /**
+   * More files to save into the model directory with the model, by file name, in the same all-or-nothing step
+   * (e.g. a training checkpoint's optimizer state, or the plugins a model needs).
+   */
+  extraFiles?: Readonly<Record<string, string | Uint8Array>>;
+}
+
+/** Whether `directory` exists as a directory (false when nothing is there, or a file). */
+async function isDirectory(directory: string): Promise<boolean> {
+  try {
+    return (await stat(directory)).isDirectory();
+  } catch (error) {
+    if (isNodeError(error, 'ENOENT')) return false;
+    throw error;
+  }
+}
+
+/**
+ * Writes `files` into `directory` so that a failure part-way (a full disk, no permission) changes nothing there:
+ * every file is written and flushed into a staging folder first. A new directory is then that folder renamed
+ * into place, whole; into an existing one the files are renamed one by one, `model.json` (listed last) last,
+ * and its other files stay. The staging folder is removed on failure.
+ */
+async function writeAllOrNothing(
+  directory: string,
+  files: readonly (readonly [string, string | Uint8Array])[],
+): Promise<void> {
+  const exists = await isDirectory(directory);
+  // Inside an existing directory, so that only it must be writable; beside a new one, which then appears whole.
+  const stage = temporaryPath(exists ? path.join(directory, 'save') : directory);
+  if (!exists) await createDirectory(path.dirname(directory));
+  try {
+    await mkdir(stage);
+    for (const [name, data] of files) await writeFile(path.join(stage, name), data, { flush: true });
+    if (!exists) {
+      await rename(stage, directory);
+      return;
+    }
+    for (const [name] of files) await rename(path.join(stage, name), path.join(directory, name));
+    await rm(stage, { recursive: true });
+  } catch (error) {
+    await rm(stage, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** `error` as a {@link ModelFileError} naming `directory` when it is a file-system failure the user can fix. */
+function asModelFileError(error: unknown, what: string, directory: string, consequence = ''): unknown {
+  const failure = fileSystemFailure(error);
+  if (failure === null) return error;
+  return new ModelFileError(
+    failure.problem,
+    directory,
+    `${describeFileSystemFailure(what, failure)}${consequence}`,
+    { cause: error },
+  );
+}
+
 /**
  * A `tf.io.IOHandler` that saves a model as `model.json` + `weights.bin` in a directory on Node's file
  * system and loads it back (the layout `tf.loadLayersModel` reads over HTTP, too).
  *
- * `target` is the model directory, or the path of its `model.json`. Saving creates the directory and
- * writes each file to a temporary name first, then renames it (weights before `model.json`), so an
- * interrupted save never leaves a half-written file. Loading throws {@link ModelFileError} for a missing
- * directory, a missing or corrupt `model.json`, a missing weights file, or weights of the wrong size.
+ * `target` is the model directory, or the path of its `model.json`. Saving writes every file (with
+ * `options.extraFiles`) into a temporary folder first, `.<name>.tmp-<pid>-<random>` beside a new directory or
+ * inside an existing one, and only then renames it into place, so a full disk or a permission problem never
+ * leaves a half-written model or replaces a good one. Such failures, on save or load, throw
+ * {@link ModelFileError} with a file-system `problem` (`disk-full`, `permission-denied`, `read-only`,
+ * `not-a-directory`, `is-a-directory`). Loading also throws it for a missing directory, a missing or corrupt
+ * `model.json`, a missing weights file, or weights of the wrong size.
  */
-export function fileSystem(target: string): tf.io.IOHandler {
+export function fileSystem(target: string, options: FileSystemOptions = {}): tf.io.IOHandler {
   const { directory, modelJson } = resolveModelPaths(target);
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
@@ -147,39 +210,57 @@ export function fileSystem(target: string): tf.io.IOHandler {
         { paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs ?? [] },
       ];
       const json = modelJsonFor(artifacts, weightsManifest);
-      const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []);
-      await mkdir(directory, { recursive: true });
-      // Weights first: a reader never sees a new model.json pointing at weights not yet written.
-      // write-file-atomic: temp file in the same directory, fsync, rename, so no file is ever half-written.
-      await writeFileAtomic(path.join(directory, WEIGHTS_FILE), Buffer.from(weights));
-      await writeFileAtomic(modelJson, JSON.stringify(json));
+      const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? []));
+      try {
+        // model.json last: into an existing directory it is the last file replaced.
+        await writeAllOrNothing(directory, [
+          [WEIGHTS_FILE, weights],
+          ...Object.entries(options.extraFiles ?? {}),
+          [path.basename(modelJson), JSON.stringify(json)],
+        ]);
+      } catch (error) {
+        throw asModelFileError(
+          error,
+          `Cannot save the model to ${directory}`,
+          directory,
+          ' A model saved there before is left as it was.',
+        );
+      }
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },
 
     async load(): Promise<tf.io.ModelArtifacts> {
       try {
-        await stat(directory);
+        return await loadArtifacts(directory, modelJson);
       } catch (error) {
-        if (!isNodeError(error, 'ENOENT')) throw error;
-        throw new ModelFileError(
-          'missing-directory',
-          directory,
-          `Model directory ${directory} does not exist. Check the path, or save a model there first with model.save('file://${directory}').`,
-        );
+        throw asModelFileError(error, `Cannot load the model from ${directory}`, directory);
       }
-      let text: string;
-      try {
-        text = await readFile(modelJson, 'utf8');
-      } catch (error) {
-        if (!isNodeError(error, 'ENOENT')) throw error;
-        throw new ModelFileError(
-          'missing-model-json',
-          modelJson,
-          `${modelJson} does not exist: ${directory} holds no saved model. Point at the directory that model.save('file://...') wrote.`,
-        );
-      }
-      const json = parseModelJson(text, modelJson);
-      return tf.io.getModelArtifactsForJSON(json, (manifest) => readWeights(directory, manifest));
     },
   };
+}
+
+async function loadArtifacts(directory: string, modelJson: string): Promise<tf.io.ModelArtifacts> {
+  try {
+    await stat(directory);
+  } catch (error) {
+    if (!isNodeError(error, 'ENOENT')) throw error;
+    throw new ModelFileError(
+      'missing-directory',
+      directory,
+      `Model directory ${directory} does not exist. Check the path, or save a model there first with model.save('file://${directory}').`,
+    );
+  }
+  let text: string;
+  try {
+    text = await readFile(modelJson, 'utf8');
+  } catch (error) {
+    if (!isNodeError(error, 'ENOENT')) throw error;
+    throw new ModelFileError(
+      'missing-model-json',
+      modelJson,
+      `${modelJson} does not exist: ${directory} holds no saved model. Point at the directory that model.save('file://...') wrote.`,
+    );
+  }
+  const json = parseModelJson(text, modelJson);
+  return tf.io.getModelArtifactsForJSON(json, (manifest) => readWeights(directory, manifest));
 }

@@ -8,6 +8,7 @@ import {
   type TensorInfo,
   type TypedArray,
 } from '@tensorflow/tfjs-core';
+import { EngineError } from '../errors.js';
 
 /**
  * The part of tfjs-backend-wasm's `BackendWasm` the engine's kernels use: they allocate outputs on the wasm
@@ -19,7 +20,7 @@ export interface WasmBackend extends KernelBackend {
 }
 
 /** Thrown when an engine kernel is asked for something it does not implement. */
-export class UnsupportedKernelInputError extends Error {
+export class UnsupportedKernelInputError extends EngineError {
   override name = 'UnsupportedKernelInputError';
   constructor(kernel: string, what: string, fix: string) {
     super(`${kernel}: ${what}. ${fix}`);

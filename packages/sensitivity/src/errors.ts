@@ -1,0 +1,5 @@
+/**
+ * Base class of every error this package throws on purpose (a budget or selection it cannot serve), whose
+ * message names the problem and the fix. Catch it to handle all of them at once; anything else is a bug.
+ */
+export abstract class SensitivityError extends Error {}
