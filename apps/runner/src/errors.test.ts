@@ -14,7 +14,7 @@ import { StrategyError } from '@decompose/core';
 import { initEngine, MODEL_JSON_FILE, WEIGHTS_FILE } from '@decompose/engine';
 import { mountSmallDisk } from '@decompose/engine/testing';
 import { createCifarResNet } from '@decompose/resnet';
-import { InvalidTrainingOptionError } from '@decompose/train';
+import { InvalidTrainingOptionError, LOCK_FILE } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, reportError } from './errors.js';
@@ -123,7 +123,7 @@ describe('the catalogue of user mistakes and failing disks', () => {
     expect(tf.memory().numTensors).toBe(tensors);
   });
 
-  it('an output folder owned by another user (EACCES): names train.log and the fix, writes nothing', async () => {
+  it('an output folder owned by another user (EACCES): names its first file and the fix, writes nothing', async () => {
     const out = path.join(dir, 'not-yours');
     await mkdir(out);
     await chmod(out, 0o555);
@@ -136,12 +136,31 @@ describe('the catalogue of user mistakes and failing disks', () => {
       out,
     ]);
     expect(stderr.trim()).toBe(
-      `error: Cannot write ${path.join(out, 'train.log')}: permission denied (EACCES). Choose a folder you may ` +
+      `error: Cannot write ${path.join(out, LOCK_FILE)}: permission denied (EACCES). Choose a folder you may ` +
         'write to (and read), or ask its owner to change its permissions (chown/chmod).',
     );
     expect(code).toBe(2);
     expect(await readdir(out)).toEqual([]);
   });
+
+  it.each([
+    ['train', ['--epochs', '1']],
+    ['compress', ['--strategy', 'svd', '--ratio', '0.5', '--bn-images', '0', '--model-dir', 'MODEL']],
+  ])(
+    'an --out that is a file (%s): names it and the fix, leaves the file as it was',
+    async (command, flags) => {
+      const file = path.join(dir, `${command}-out.txt`);
+      await writeFile(file, 'keep me');
+      const args = flags.map((flag) => (flag === 'MODEL' ? modelDir : flag));
+      const { code, err } = await cli(command, ...tiny, ...args, '--out', file);
+      expect(err).toEqual([
+        `error: Cannot write ${file}: a file stands where a folder is expected (ENOTDIR). ` +
+          'Point at a folder, not at a file (or move the file out of the way).',
+      ]);
+      expect(code).toBe(2);
+      expect(await readFile(file, 'utf8')).toBe('keep me');
+    },
+  );
 
   it('a read-only output folder (EROFS): names it and the fix, writes nothing', async () => {
     const disk = await mountSmallDisk(1024 * 1024, { readOnly: true });

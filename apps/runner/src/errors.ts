@@ -48,7 +48,7 @@ export class NoCheckpointError extends RunnerError {
 }
 
 /** Thrown by `decompose train` stopped by Ctrl-C: what was kept, and the command that resumes it. */
-export class TrainInterruptedError extends Error {
+export class TrainInterruptedError extends RunnerError {
   override readonly name = 'TrainInterruptedError';
   constructor(
     readonly interrupted: TrainingInterruptedError,

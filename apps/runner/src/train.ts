@@ -188,8 +188,6 @@ async function recordHoldOut(file: string, record: HoldOut | null, resuming: boo
 export async function runTrain(config: TrainConfig, out: Console): Promise<TrainSummary> {
   const outDir = path.resolve(config.out ?? path.join('runs', config.model));
   const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
-  const checkpoint = await readCheckpoint(checkpointDir);
-  if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
   await ensureDirectory(outDir);
   const lock = await lockRunDirectory(outDir, 'decompose train').catch((error: unknown) => {
     throw asOutputError(error, path.join(outDir, LOCK_FILE));
@@ -202,8 +200,11 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
     out.log('interrupted: stopping before the next step (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onInterrupt);
-  out.logTo(path.join(outDir, RUN_FILES.log));
   try {
+    // Read under the lock: no other run is writing checkpoints now.
+    const checkpoint = await readCheckpoint(checkpointDir);
+    if (config.resume && checkpoint === null) throw new NoCheckpointError(outDir, checkpointDir);
+    out.logTo(path.join(outDir, RUN_FILES.log));
     if (lock.tookOverFrom !== null) {
       out.log(
         `took over ${lock.file} from pid ${lock.tookOverFrom.pid} (${lock.tookOverFrom.purpose}), which no longer runs`,
