@@ -35,6 +35,15 @@ export {
   ScanWorkerError,
 } from './errors.js';
 export { runEval } from './eval.js';
+export {
+  EXPORT_TOLERANCE,
+  type ExportConfig,
+  ExportMismatchError,
+  type ExportSummary,
+  exportConfigSchema,
+  registerExportCommand,
+  runExport,
+} from './export.js';
 export { type InspectReport, type InspectRow, runInspect } from './inspect.js';
 export { createProgram, type ProgramIo, runCli } from './program.js';
 export { Console, type ConsoleOptions } from './progress.js';

@@ -15,6 +15,7 @@ import {
 } from './config.js';
 import { EXIT_USAGE, reportError } from './errors.js';
 import { runEval } from './eval.js';
+import { registerExportCommand } from './export.js';
 import { runInspect } from './inspect.js';
 import { registerSensitivityCommand } from './sensitivity/index.js';
 import { formatSmoke, runSmoke } from './smoke.js';
@@ -279,6 +280,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
   registerSensitivityCommand(program, deps);
   registerCompareCommand(program, deps);
   registerWebCommand(program, deps);
+  registerExportCommand(program, deps);
 
   return program;
 }

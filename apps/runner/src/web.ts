@@ -70,7 +70,9 @@ const namedAfter = (name: string, layer: string) => name === layer || name.start
 
 /**
  * Checks that `compressed` came from `original` by surgery: every layer of either is one of the other's or a
- * replacement named after it, and every layer class is one of the original's or one the page registers.
+ * replacement named after it (BatchNorm and relu layers may be gone when the compressed model has no BatchNorm
+ * left: `decompose export --fold-batch-norm` folded them), and every layer class is one of the original's or one
+ * the page registers.
  *
  * @throws ConfigError naming both flags and the first layers that do not match.
  */
@@ -78,7 +80,14 @@ export function checkCompressedFrom(original: tfl.LayersModel, compressed: tfl.L
   const originalNames = original.layers.map((layer) => layer.name);
   const compressedNames = compressed.layers.map((layer) => layer.name);
   const extra = compressedNames.filter((name) => !originalNames.some((layer) => namedAfter(name, layer)));
-  const missing = originalNames.filter((layer) => !compressedNames.some((name) => namedAfter(name, layer)));
+  // `decompose export --fold-batch-norm` folds BatchNorm (and the relu after it) into the convolution before it.
+  const folded = (layer: tfl.layers.Layer) =>
+    ['BatchNormalization', 'Activation', 'ReLU'].includes(layer.getClassName()) &&
+    !compressed.layers.some((l) => l.getClassName() === 'BatchNormalization');
+  const missing = original.layers
+    .filter((layer) => !folded(layer))
+    .map((layer) => layer.name)
+    .filter((layer) => !compressedNames.some((name) => namedAfter(name, layer)));
   if (extra.length > 0 || missing.length > 0) {
     const listed = (names: string[]) => `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`;
     throw new ConfigError([

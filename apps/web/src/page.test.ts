@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset, TEST_FILE, TRAIN_FILES } from '@decompose/cifar10';
 import { decodeBatch } from '@decompose/cifar10/browser';
+import { exportStock } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { build, type PreviewServer, preview } from 'vite';
@@ -42,9 +43,11 @@ const webDir = fileURLToPath(new URL('..', import.meta.url));
 const skipReason = `${CHROMIUM} is missing; install it with .ci/install-chromium.sh to run the browser test`;
 if (!hasChromium) console.warn(`SKIPPED the page in headless Chromium: ${skipReason}`);
 
-describe.skipIf(!hasChromium)(
-  hasChromium ? 'the page in headless Chromium' : `the page in headless Chromium (SKIPPED: ${skipReason})`,
-  () => {
+// The compressed model as compress writes it (BasisConv2D, SVD pairs), and its stock export (decompose export:
+// stock layers only, BatchNorm folded), which the page loads with nothing registered for it.
+for (const exported of [false, true]) {
+  const title = `the page in headless Chromium${exported ? ', compressed model exported to stock layers' : ''}`;
+  describe.skipIf(!hasChromium)(hasChromium ? title : `${title} (SKIPPED: ${skipReason})`, () => {
     let work: string;
     let server: PreviewServer | undefined;
     let context: BrowserContext | undefined;
@@ -61,7 +64,12 @@ describe.skipIf(!hasChromium)(
       const calibration = decodeBatch(await readFile(join(subset, TRAIN_FILES[0])), {
         limit: CALIBRATION_IMAGES,
       });
-      const { original, compressed } = createDemoModels({ seed: 7, calibration });
+      const demo = createDemoModels({ seed: 7, calibration });
+      const { original } = demo;
+      const compressed = exported
+        ? exportStock(demo.compressed, { foldBatchNorm: true }).model
+        : demo.compressed;
+      if (exported) demo.compressed.dispose();
       const testBatch = join(subset, TEST_FILE);
       node = await prepareSite({ dir: dataDir, original, compressed, testBatch, sampleCount: SAMPLE_COUNT });
       original.dispose();
@@ -129,7 +137,8 @@ describe.skipIf(!hasChromium)(
       expect(results.imageCount).toBe(PAGE_IMAGES);
       const [original, compressed] = results.models;
       expect(original?.layerClasses.BasisConv2D).toBeUndefined();
-      expect(compressed?.layerClasses.BasisConv2D).toBe(6);
+      expect(compressed?.layerClasses.BasisConv2D).toBe(exported ? undefined : 6);
+      if (exported) expect(compressed?.layerClasses.BatchNormalization).toBeUndefined();
       expect(compressed!.weightBytes).toBeLessThan(original!.weightBytes);
       expect(pageErrors).toEqual([]);
       // The class-mean head makes predictions depend on the image, so comparing classes means something.
@@ -153,5 +162,5 @@ describe.skipIf(!hasChromium)(
       expect(inPage.weightBytes).toBe((await stat(weightsFile)).size);
       expect(inPage.weightBytes).toBe(node.models[slot].weightBytes);
     });
-  },
-);
+  });
+}

@@ -1,8 +1,15 @@
-import type { CostAwareLayer, LayerCost, LayerCostContext } from '@decompose/core';
+import type {
+  CostAwareLayer,
+  LayerCost,
+  LayerCostContext,
+  StockLowerableLayer,
+  StockLowering,
+} from '@decompose/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { basisCost, factoredPays } from './cost.js';
 import { BasisConfigError } from './errors.js';
+import { lowerBasisConv2D } from './export.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 type Kwargs = Parameters<layers.Layer['call']>[1];
@@ -192,7 +199,7 @@ const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
  * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
  * then `bias` `[C_out]` when `useBias`.
  */
-export class BasisConv2D extends layers.Layer implements CostAwareLayer {
+export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLowerableLayer {
   /** @nocollapse */
   static className = 'BasisConv2D';
 
@@ -430,6 +437,15 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer {
       },
       weights,
     };
+  }
+
+  /**
+   * The stock `Conv2D` layers this layer lowers to, with their weights (the caller owns them): a k×k conv to the m
+   * basis outputs and a 1×1 conv with `[I_m | A'ᵀ]`, bias and activation, or one dense conv where that is cheaper
+   * (see `lowerBasisConv2D`). Core's `exportStock` calls it.
+   */
+  lowerToStock(): StockLowering {
+    return lowerBasisConv2D(this);
   }
 
   /** Parameters and per-image multiply-adds where the layer sits in a model (core's `costTable` calls it). */

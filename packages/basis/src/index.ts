@@ -9,6 +9,7 @@ export {
 } from './basis-conv2d.js';
 export { basisCost, factoredPays } from './cost.js';
 export { BasisConfigError, BasisConversionError, BasisError } from './errors.js';
+export { lowerBasisConv2D } from './export.js';
 export { type BasisFit, fitBasis } from './fit.js';
 export { type BasisOptions, type BasisOptionsInput, basisOptionsSchema, basisSize } from './options.js';
 export {

@@ -184,3 +184,37 @@ export class NonFiniteWeightsError extends CoreError {
     );
   }
 }
+
+/**
+ * `exportStock` met a layer of a class that is neither a stock tfjs-layers class nor lowerable: no lowering was
+ * given for it, the layer has no `lowerToStock()`, and no strategy handed to `exportStock` has a `lowerings` entry
+ * for its class.
+ */
+export class UnloweredLayerError extends CoreError {
+  override readonly name = 'UnloweredLayerError';
+  constructor(
+    readonly layer: string,
+    readonly className: string,
+  ) {
+    super(
+      `Layer '${layer}' is a ${className}, a custom layer class with no lowering to stock layers, so the export ` +
+        `could not load without it. Give ${className} a lowerToStock() method, add a lowerings entry for it to the ` +
+        `strategy that creates it (and pass that strategy, or for the CLI import its plugin), or pass ` +
+        `lowerings: { ${className}: ... } to exportStock.`,
+    );
+  }
+}
+
+/** A lowering returned stock layers that do not fit in place of the custom layer. */
+export class InvalidLoweringError extends CoreError {
+  override readonly name = 'InvalidLoweringError';
+  constructor(
+    readonly layer: string,
+    readonly className: string,
+    readonly reason: string,
+  ) {
+    super(
+      `The lowering of ${className} layer '${layer}' to stock layers is invalid: ${reason}. Fix the lowering.`,
+    );
+  }
+}

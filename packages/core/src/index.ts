@@ -20,6 +20,7 @@ export {
   CoreError,
   DuplicateStrategyError,
   InvalidDecompositionError,
+  InvalidLoweringError,
   InvalidPluginError,
   NonFiniteWeightsError,
   type OptionIssue,
@@ -29,9 +30,21 @@ export {
   StrategyOptionsError,
   UnknownLayerError,
   UnknownStrategyError,
+  UnloweredLayerError,
   UnsupportedLayerError,
   UnsupportedModelError,
 } from './errors.js';
+export {
+  type ExportStockOptions,
+  exportStock,
+  isStockLayerClass,
+  type LayerLowering,
+  type LoweredLayer,
+  maxOutputDifference,
+  type StockExport,
+  type StockLowerableLayer,
+  type StockLowering,
+} from './export.js';
 export { foldBatchNorm } from './fold.js';
 export { parseStrategyOptions } from './options.js';
 export { StrategyRegistry } from './registry.js';

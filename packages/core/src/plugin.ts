@@ -26,6 +26,7 @@ const strategyShape = z.object({
   decompose: isFunction('a function (target, options, context) => Decomposition'),
   cost: isFunction('a function (shape, options) => LayerCost'),
   layerCosts: z.record(z.string(), isFunction('a function (layer, context) => LayerCost')).optional(),
+  lowerings: z.record(z.string(), isFunction('a function (layer) => StockLowering')).optional(),
 });
 
 function describeValue(value: unknown): string {

@@ -1,6 +1,7 @@
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
 import type { layers } from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
+import type { LayerLowering } from './export.js';
 
 /** A tfjs-layers layer (base class of every layer, including custom ones). */
 export type Layer = layers.Layer;
@@ -121,4 +122,9 @@ export interface DecompositionStrategy<Options = unknown> {
    * `costTable(model, { strategies })` uses (an alternative to implementing `CostAwareLayer` on the class).
    */
   readonly layerCosts?: Readonly<Record<string, LayerCostFunction>>;
+  /**
+   * Optional lowerings of the custom layer classes the strategy creates to stock tfjs-layers layers, by class
+   * name, which `exportStock(model, { strategies })` uses (an alternative to `lowerToStock()` on the class).
+   */
+  readonly lowerings?: Readonly<Record<string, LayerLowering>>;
 }
