@@ -41,6 +41,7 @@ export type {
   DecomposeContext,
   Decomposition,
   DecompositionStrategy,
+  DenseShape,
   InitMode,
   Layer,
   LayerCost,
@@ -58,5 +59,5 @@ export {
   type SkippedLayer,
   type SurgeryResult,
 } from './surgery.js';
-export { describeLayer, listTargets } from './target.js';
+export { denseAsConv, describeLayer, listTargets, targetShape, unsupportedReason } from './target.js';
 export { type LayerTiming, type MeasureLayerTimesOptions, measureLayerTimes } from './timing.js';
