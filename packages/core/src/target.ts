@@ -146,12 +146,14 @@ export function targetShape(target: TargetLayer): ConvShape | null {
  * plain channels-last `Conv2D` or a `Dense` with known input size. Strategies may use it for their own refusals.
  */
 export function unsupportedReason(target: TargetLayer): string | null {
-  if (target.conv !== null || target.dense !== null) return null;
   switch (target.className) {
     case 'DepthwiseConv2D':
       return 'depthwise convolution: each output channel has its own single k×k filter, so there is no cross-channel matrix to factor';
     case 'SeparableConv2D':
       return 'separable convolution: it is already factored (a depthwise k×k step, then a 1×1 pointwise step)';
+  }
+  if (target.conv !== null || target.dense !== null) return null;
+  switch (target.className) {
     case 'Conv2D':
       return 'the Conv2D is channels-first or its input size is unknown; surgery rewrites channels-last convolutions with a fixed input size';
     case 'Dense':
