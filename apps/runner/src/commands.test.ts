@@ -176,6 +176,20 @@ describe('train, resume, eval, inspect and compress on a tiny run', () => {
     expect(evaluated.code).toBe(0);
   });
 
+  it('compresses every layer the strategy supports by default, the Dense head included, as applyStrategy does', async () => {
+    const out = path.join(dir, 'basis-default');
+    const flags = ['--strategy', 'basis', '--ratio', '0.5', '--bn-images', '0', ...tiny, '--out', out];
+    const result = await cli('compress', '--model-dir', path.join(run, 'model'), ...flags);
+    expect(result.err).toEqual([]);
+    const summary = await readJson<CompressSummary>(path.join(out, 'summary.json'));
+    const layers = summary.report.map((r) => r.layer);
+    expect(layers).toContain('stem.conv');
+    expect(layers).toContain('head.fc');
+    expect(summary.report.find((r) => r.layer === 'head.fc')?.className).toBe('Dense');
+    const evaluated = await cli('eval', '--model-dir', path.join(out, 'model'), ...tiny);
+    expect(evaluated.code).toBe(0);
+  });
+
   it('compresses the layers of a selection file, fine-tunes, and saves a model that loads again', async () => {
     const out = path.join(dir, 'basis');
     const selection = path.join(dir, 'selection.json');

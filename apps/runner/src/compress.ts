@@ -85,16 +85,18 @@ async function perLayerOptions(
   return Object.fromEntries(parsed.data.choices.map((choice) => [choice.layer, choice.options]));
 }
 
-function layerSelection(config: CompressConfig, fromSelection: boolean): LayerSelection | undefined {
-  if (config.layers !== undefined) {
-    return typeof config.layers === 'string' ? config.layers.split(',').map((s) => s.trim()) : config.layers;
-  }
-  // With a selection file the layers are its choices; otherwise every convolution the strategy supports.
-  return fromSelection ? undefined : (target) => target.conv !== null;
+/**
+ * The `--layers` names or globs; without them core's default: the choices of a selection file (passed as
+ * `perLayerOptions`), else every layer the strategy supports (convolutions and Dense layers alike).
+ */
+function layerSelection(config: CompressConfig): LayerSelection | undefined {
+  if (config.layers === undefined) return undefined;
+  return typeof config.layers === 'string' ? config.layers.split(',').map((s) => s.trim()) : config.layers;
 }
 
 /**
- * `decompose compress`: rewrites a saved model's convolutions with one strategy, re-estimates its BatchNorm
+ * `decompose compress`: rewrites a saved model's layers (by default every one the strategy supports,
+ * convolutions and Dense layers) with one strategy, re-estimates its BatchNorm
  * statistics on augmented training images (unless `bnImages` is 0), optionally fine-tunes the result, saves it
  * to `<out>/model/` and reports parameters, MACs and test accuracy before, after surgery, after the
  * re-estimation and after fine-tuning.
@@ -127,7 +129,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     };
     // Surgery before the first evaluation: it refuses a bad selection, options or weights without a wait.
     const surgery = applyStrategy(original, strategy, {
-      layers: layerSelection(config, perLayer !== undefined),
+      layers: layerSelection(config),
       options,
       perLayerOptions: perLayer,
       init: config.initFrom,

@@ -217,7 +217,10 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
           .option('--strategy <name>', 'basis | svd | tucker, or a plugin package name or file path')
           .option('--options <json>', "the strategy's options as JSON, e.g. '{\"ratio\":0.5}'")
           .addOption(num('--ratio <r>', 'shorthand for --options \'{"ratio":r}\''))
-          .option('--layers <globs>', 'comma-separated layer names or globs (default: every convolution)')
+          .option(
+            '--layers <globs>',
+            'comma-separated layer names or globs (default: every layer the strategy supports, Dense included)',
+          )
           .option('--selection <file>', 'per-layer options from a selection file (decompose sensitivity)')
           .option('--init-from <mode>', 'trained (fit to the weights, default) | scratch')
           .addOption(num('--fine-tune-epochs <n>', 'epochs of fine-tuning after surgery (default 0)'))

@@ -84,7 +84,7 @@ function outputLength(
 }
 
 /** Constant tensors of the shrunk combination step, made once per layer (kept across calls). */
-interface MixingConstants {
+export interface MixingConstants {
   identity: tf.Tensor2D;
   /** `order[j]`: internal output (basis first, then combinations) that is output channel j; null: identity. */
   order: tf.Tensor1D | null;
@@ -92,12 +92,25 @@ interface MixingConstants {
   combinationColumns: tf.Tensor1D | null;
 }
 
+/** The kept constants of the shrunk combination step of m basis outputs into n outputs in `order`. */
+export function mixingConstants(m: number, n: number, order: readonly number[] | null): MixingConstants {
+  const combinationColumns = new Array<number>(n - m);
+  order?.forEach((t, j) => {
+    if (t >= m) combinationColumns[t - m] = j;
+  });
+  return {
+    identity: tf.keep(tf.eye(m)),
+    order: order === null ? null : tf.keep(tf.tensor1d([...order], 'int32')),
+    combinationColumns: order === null ? null : tf.keep(tf.tensor1d(combinationColumns, 'int32')),
+  };
+}
+
 /**
  * `[I_m | A'ᵀ]`, with its columns in output order when the layer has one. The gradient is A'ᵀ's columns of dy
  * (a slice, or the inverse permutation): tfjs's own concat gradient splits dy into pieces it then drops, and
  * its gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
  */
-function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConstants): tf.Tensor2D {
+export function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConstants): tf.Tensor2D {
   const { identity, order, combinationColumns } = constants;
   const assemble = tf.customGrad((...inputs) => {
     const mixing = tf.concat([identity, inputs[0] as tf.Tensor2D], 1);
@@ -113,7 +126,7 @@ function assembleShrunkMixing(coefficientsT: tf.Tensor2D, constants: MixingConst
 }
 
 /** Activations the wasm backend's matMul applies as it writes its output (XNNPACK clamps), so for free. */
-type ClampActivation = 'linear' | 'relu' | 'relu6';
+export type ClampActivation = 'linear' | 'relu' | 'relu6';
 
 function isClamp(activation: BasisActivation): activation is ClampActivation {
   return activation === 'linear' || activation === 'relu' || activation === 'relu6';
@@ -172,13 +185,13 @@ function channelMixFor(activation: ClampActivation): ChannelMix {
   return (z, mixing, bias) => (bias === undefined ? mix(z, mixing) : mix(z, mixing, bias)) as tf.Tensor2D;
 }
 
-const CHANNEL_MIX: Record<ClampActivation, ChannelMix> = {
+export const CHANNEL_MIX: Record<ClampActivation, ChannelMix> = {
   linear: channelMixFor('linear'),
   relu: channelMixFor('relu'),
   relu6: channelMixFor('relu6'),
 };
 
-const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
+export const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> = {
   linear: (x) => x,
   relu: tf.relu,
   relu6: tf.relu6,
@@ -344,18 +357,7 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLo
   }
 
   private mixingConstants(): MixingConstants {
-    if (this.constants === null) {
-      const order = this.outputOrder;
-      const combinationColumns = new Array<number>(this.filters - this.basisSize);
-      order?.forEach((t, j) => {
-        if (t >= this.basisSize) combinationColumns[t - this.basisSize] = j;
-      });
-      this.constants = {
-        identity: tf.keep(tf.eye(this.basisSize)),
-        order: order === null ? null : tf.keep(tf.tensor1d([...order], 'int32')),
-        combinationColumns: order === null ? null : tf.keep(tf.tensor1d(combinationColumns, 'int32')),
-      };
-    }
+    this.constants ??= mixingConstants(this.basisSize, this.filters, this.outputOrder);
     return this.constants;
   }
 

@@ -7,6 +7,12 @@ export {
   type BasisForm,
   type DenseConvConfig,
 } from './basis-conv2d.js';
+export {
+  BASIS_DENSE_ACTIVATIONS,
+  BasisDense,
+  type BasisDenseActivation,
+  type BasisDenseArgs,
+} from './basis-dense.js';
 export { basisCost, factoredPays } from './cost.js';
 export { BasisConfigError, BasisConversionError, BasisError } from './errors.js';
 export { lowerBasisConv2D } from './export.js';
@@ -21,8 +27,10 @@ export {
 } from './schedule.js';
 export {
   BASIS_VERSION,
+  basisDenseFromTrained,
   basisFromTrained,
   basisStrategy,
   basisSupports,
   type TrainedConv,
+  type TrainedDense,
 } from './strategy.js';

@@ -1,6 +1,6 @@
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
-import { model as functionalModel, input, type LayersModel } from '@tensorflow/tfjs-layers';
+import { model as functionalModel, input, type LayersModel, layers } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costTable, registerLayerCost } from './cost-table.js';
 import { PlainScale, SelfCostedScale } from './test/custom-layers.js';
@@ -95,6 +95,45 @@ describe('costTable', () => {
       source: 'option',
     });
     expect(overridden.total).toEqual({ params: 4, trainableParams: 4, forwardMacs: 12, backwardMacs: 14 });
+    model.dispose();
+  });
+});
+
+describe('costTable on a MobileNetV2-style block', () => {
+  /** 16×16×16 → 1×1 expand to 96 → 3×3 depthwise stride 2 → 1×1 project to 24 → depthwise ×2 → separable → head. */
+  function mobileBlock(): LayersModel {
+    const x = input({ shape: [16, 16, 16] });
+    let h = layers.conv2d({ name: 'expand', filters: 96, kernelSize: 1, useBias: false }).apply(x);
+    h = layers.batchNormalization({ name: 'expand.bn' }).apply(h);
+    h = layers.reLU({ maxValue: 6 }).apply(h);
+    h = layers
+      .depthwiseConv2d({ name: 'dw', kernelSize: 3, strides: 2, padding: 'same', useBias: false })
+      .apply(h);
+    h = layers.conv2d({ name: 'project', filters: 24, kernelSize: 1, useBias: false }).apply(h);
+    h = layers.depthwiseConv2d({ name: 'dw2', kernelSize: 3, depthMultiplier: 2, padding: 'same' }).apply(h);
+    h = layers.separableConv2d({ name: 'sep', filters: 32, kernelSize: 3, padding: 'same' }).apply(h);
+    h = layers.globalAveragePooling2d({}).apply(h);
+    const y = layers.dense({ name: 'head', units: 10 }).apply(h) as ReturnType<typeof input>;
+    return functionalModel({ inputs: x, outputs: y });
+  }
+
+  it('costs depthwise and separable convolutions: k²·C_in·multiplier MACs per output pixel, bias in params', () => {
+    const model = mobileBlock();
+    const table = costTable(model);
+    const cost = (name: string) => {
+      const row = table.rows.find((r) => r.name === name)!;
+      return [row.params, row.forwardMacs, row.backwardMacs, row.source];
+    };
+    // Hand-computed: 16·96 weights at 16×16; 3·3·96 at 8×8; 96·24 at 8×8.
+    expect(cost('expand')).toEqual([1536, 1536 * 256, 2 * 1536 * 256, 'builtin']);
+    expect(cost('dw')).toEqual([864, 55296, 2 * 55296, 'builtin']);
+    expect(cost('project')).toEqual([2304, 147456, 2 * 147456, 'builtin']);
+    // Multiplier 2 on 24 channels: 3·3·24·2 = 432 weights + 48 biases, at 8×8.
+    expect(cost('dw2')).toEqual([480, 432 * 64, 2 * 432 * 64, 'builtin']);
+    // 48 channels: depthwise 3·3·48 = 432, pointwise 48·32 = 1536, 32 biases; (432 + 1536) MACs per pixel.
+    expect(cost('sep')).toEqual([2000, 1968 * 64, 2 * 1968 * 64, 'builtin']);
+    expect(cost('head')).toEqual([330, 320, 640, 'builtin']);
+    expect(table.uncosted).toEqual([]);
     model.dispose();
   });
 });

@@ -72,6 +72,37 @@ function denseCost(layer: Layer, context: LayerCostContext): LayerCost {
   return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
 }
 
+/** Kernel area, input channels and output pixels of a (depthwise or separable) convolution where it sits. */
+function convGeometry(layer: Layer, context: LayerCostContext) {
+  const config = layer.getConfig();
+  const size = config.kernelSize;
+  const [kh, kw] = (Array.isArray(size) ? size : [size, size]).map(Number) as [number, number];
+  const first = config.dataFormat === 'channelsFirst';
+  const input = context.inputShapes[0] ?? [];
+  const output = context.outputShapes[0] ?? [];
+  const inChannels = Number((first ? input[1] : input[input.length - 1]) ?? 0);
+  const pixels = (first ? output.slice(2) : output.slice(1, -1)).reduce<number>((n, d) => n * (d ?? 1), 1);
+  return { area: kh * kw, inChannels, multiplier: Number(config.depthMultiplier ?? 1), pixels };
+}
+
+/**
+ * DepthwiseConv2D: each of the C_in·multiplier outputs is one k×k filter over one input channel, so
+ * k²·C_in·multiplier multiply-adds per output pixel; backward: input and weight gradients, as many again each.
+ */
+function depthwiseCost(layer: Layer, context: LayerCostContext): LayerCost {
+  const { area, inChannels, multiplier, pixels } = convGeometry(layer, context);
+  const forwardMacs = area * inChannels * multiplier * pixels;
+  return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
+}
+
+/** SeparableConv2D: the depthwise step, then a 1×1 pointwise convolution C_in·multiplier → filters. */
+function separableCost(layer: Layer, context: LayerCostContext): LayerCost {
+  const { area, inChannels, multiplier, pixels } = convGeometry(layer, context);
+  const filters = Number(layer.getConfig().filters);
+  const forwardMacs = (area + filters) * inChannels * multiplier * pixels;
+  return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
+}
+
 /** Batch norm folds to one multiply-add per element at inference; backward costs about two. */
 function batchNormCost(layer: Layer, context: LayerCostContext): LayerCost {
   const elements = perImage(context.outputShapes[0]);
@@ -87,6 +118,8 @@ const builtin: Record<
     return shape === null ? null : convCost(shape);
   },
   Dense: denseCost,
+  DepthwiseConv2D: depthwiseCost,
+  SeparableConv2D: separableCost,
   BatchNormalization: batchNormCost,
 };
 
@@ -110,8 +143,8 @@ function costOf(
 }
 
 /**
- * Parameters and per-image multiply-adds (forward, backward) of every layer with weights: `Conv2D`, `Dense`
- * and `BatchNormalization` built in; other classes through `options.layerCosts`, a `layerCost()` method on
+ * Parameters and per-image multiply-adds (forward, backward) of every layer with weights: `Conv2D`, `Dense`,
+ * `DepthwiseConv2D`, `SeparableConv2D` and `BatchNormalization` built in; other classes through `options.layerCosts`, a `layerCost()` method on
  * the layer (`CostAwareLayer`), the `layerCosts` of `options.strategies`, or `registerLayerCost`, in that
  * order; anything else is listed in `uncosted`.
  */

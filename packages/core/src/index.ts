@@ -54,6 +54,7 @@ export type {
   DecomposeContext,
   Decomposition,
   DecompositionStrategy,
+  DenseShape,
   InitMode,
   Layer,
   LayerCost,
@@ -71,5 +72,5 @@ export {
   type SkippedLayer,
   type SurgeryResult,
 } from './surgery.js';
-export { describeLayer, listTargets } from './target.js';
+export { denseAsConv, describeLayer, listTargets, targetShape, unsupportedReason } from './target.js';
 export { type LayerTiming, type MeasureLayerTimesOptions, measureLayerTimes } from './timing.js';

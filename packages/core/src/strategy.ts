@@ -1,4 +1,4 @@
-import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs-core';
 import type { layers } from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import type { LayerLowering } from './export.js';
@@ -22,6 +22,23 @@ export interface ConvShape {
   outputSize: readonly [number, number];
 }
 
+/**
+ * Geometry of a fully connected (`Dense`) layer: y = x·W + b over the last axis of its input, at every position
+ * of the other axes.
+ */
+export interface DenseShape {
+  /** Size of the input's last axis (C_in). */
+  inFeatures: number;
+  /** Output features (C_out). */
+  units: number;
+  useBias: boolean;
+  /**
+   * Positions per example the layer is applied at: the product of the input's axes between the batch and the
+   * features (1 for the usual `[batch, features]` input).
+   */
+  positions: number;
+}
+
 /** A layer of a trained model that surgery offers to a strategy. */
 export interface TargetLayer {
   /** The layer's name in the model, e.g. `stage2.block1.conv1`. */
@@ -34,7 +51,11 @@ export interface TargetLayer {
   conv: ConvShape | null;
   /** Trained kernel `[kh, kw, inChannels, outChannels]` (tfjs layout); null for a non-convolution. */
   kernel: Tensor4D | null;
-  /** Trained bias `[outChannels]`, or null. */
+  /** Fully connected geometry; null when the layer is not a `Dense` with known input size. */
+  dense: DenseShape | null;
+  /** Trained kernel `[inFeatures, units]` of a `Dense` (tfjs layout); null for anything else. */
+  denseKernel: Tensor2D | null;
+  /** Trained bias `[outChannels]` (or `[units]` of a Dense), or null. */
   bias: Tensor1D | null;
   /** Fused activation of the layer (`linear` when none). */
   activation: string;
@@ -115,7 +136,11 @@ export interface DecompositionStrategy<Options = unknown> {
   supports(target: TargetLayer, options: Options): Support;
   /** The replacement of `target`; only called when `supports` said ok. */
   decompose(target: TargetLayer, options: Options, context: DecomposeContext): Decomposition;
-  /** Cost of the replacement of a convolution of this shape (the dense cost comes from core's cost model). */
+  /**
+   * Cost of the replacement of a convolution of this shape (the dense cost comes from core's cost model). A
+   * `Dense` target is costed as the 1×1 convolution it equals (`denseAsConv`: C_in → units over `positions`×1
+   * pixels), so a strategy that supports Dense layers needs no other cost function.
+   */
   cost(shape: ConvShape, options: Options): LayerCost;
   /**
    * Optional cost functions of the custom layer classes the strategy creates, by class name, which

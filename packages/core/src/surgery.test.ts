@@ -8,6 +8,7 @@ import {
   sequential,
 } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { convCost } from './cost.js';
 import {
   InvalidDecompositionError,
   NonFiniteWeightsError,
@@ -39,6 +40,80 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 }
+
+/** A test strategy rewriting a Dense as an equal Dense (and refusing everything else). */
+const denseIdentity: DecompositionStrategy<{ ratio: number }> = {
+  ...identityStrategy,
+  name: 'dense-identity',
+  optionsSchema: identityStrategy.optionsSchema.transform(({ ratio }) => ({ ratio })),
+  supports: (target) =>
+    target.dense === null ? { ok: false, reason: `it is a ${target.className}, not a Dense` } : { ok: true },
+  decompose(target, _options, context) {
+    const config = target.layer.getConfig() as unknown as Parameters<typeof layers.dense>[0];
+    const layer = layers.dense({ ...config, name: `${target.name}.copy` });
+    const weights =
+      context.init === 'trained'
+        ? [[target.denseKernel!.clone(), ...(target.bias ? [target.bias.clone()] : [])]]
+        : [];
+    return { layers: [layer], weights };
+  },
+  cost: (shape) => convCost(shape),
+};
+
+describe('default selection: every layer the strategy supports', () => {
+  it('rewrites every supported convolution and lists the refused layers with a kernel, with reasons', () => {
+    const original = smallResidualModel();
+    const { model, report, skipped } = applyStrategy(original, identityStrategy, { options: { ratio: 0.5 } });
+    expect(report.map((r) => r.layer)).toEqual(['stem.conv', 'block.conv1', 'block.conv2', 'down.conv']);
+    expect(skipped).toEqual([
+      { layer: 'down.proj', reason: '1×1 convolutions are already minimal' },
+      { layer: 'down.frozen', reason: 'the layer is not trainable' },
+      { layer: 'head', reason: 'it is a Dense, not a convolution' },
+    ]);
+    model.dispose();
+    original.dispose();
+  });
+
+  it('offers Dense layers to a strategy that supports them, costed as the 1×1 convolution they equal', () => {
+    const original = smallResidualModel();
+    const x = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 3);
+    const { model, report, skipped } = applyStrategy(original, denseIdentity);
+    expect(report).toMatchObject([
+      {
+        layer: 'head',
+        className: 'Dense',
+        replacements: ['head.copy'],
+        before: { params: 170, forwardMacs: 160, backwardMacs: 320 },
+        after: { params: 170, forwardMacs: 160 },
+      },
+    ]);
+    expect(skipped.map((s) => s.reason)).toContain('it is a Conv2D, not a Dense');
+    expect(maxAbsDiff(predict(model, x), predict(original, x))).toBeLessThan(1e-6);
+    model.dispose();
+    original.dispose();
+    x.dispose();
+  });
+
+  it('skips a depthwise convolution with the real reason, and refuses it by name', () => {
+    const x = input({ shape: [8, 8, 4] });
+    const h = layers.depthwiseConv2d({ name: 'dw', kernelSize: 3, padding: 'same' }).apply(x);
+    const y = layers.conv2d({ name: 'pw', filters: 8, kernelSize: 3 }).apply(h) as typeof x;
+    const original = functionalModel({ inputs: x, outputs: y });
+    const { model, report, skipped } = applyStrategy(original, identityStrategy);
+    expect(report.map((r) => r.layer)).toEqual(['pw']);
+    expect(skipped).toEqual([
+      {
+        layer: 'dw',
+        reason:
+          'depthwise convolution: each output channel has its own single k×k filter, so there is no cross-channel matrix to factor',
+      },
+    ]);
+    const permissive = { ...identityStrategy, supports: () => ({ ok: true }) as const };
+    expect(() => applyStrategy(original, permissive, { layers: ['dw'] })).toThrow(/depthwise convolution/);
+    model.dispose();
+    original.dispose();
+  });
+});
 
 describe('applyStrategy on a small residual model', () => {
   it('rewrites the named convolutions, keeps every other weight, and computes the same function', () => {
@@ -98,8 +173,11 @@ describe('applyStrategy on a small residual model', () => {
     const byGlob = applyStrategy(original, identityStrategy, { layers: ['down.*', 'stem.**'] });
     expect(byGlob.report.map((r) => r.layer)).toEqual(['stem.conv', 'down.conv']);
     expect(byGlob.skipped).toEqual([
-      { layer: 'stem.bn', reason: 'the layer is a BatchNormalization, not a plain channels-last Conv2D' },
-      { layer: 'stem.relu', reason: 'the layer is a ReLU, not a plain channels-last Conv2D' },
+      {
+        layer: 'stem.bn',
+        reason: 'the layer is a BatchNormalization, neither a plain channels-last Conv2D nor a Dense',
+      },
+      { layer: 'stem.relu', reason: 'the layer is a ReLU, neither a plain channels-last Conv2D nor a Dense' },
       { layer: 'down.proj', reason: '1×1 convolutions are already minimal' },
       { layer: 'down.frozen', reason: 'the layer is not trainable' },
     ]);
@@ -236,6 +314,8 @@ describe('applyStrategy errors', () => {
       applyStrategy(original, identityStrategy, { perLayerOptions: { 'block.con1': {} } }),
     ).toThrow('Did you mean: block.conv1');
     expect(() => applyStrategy(original, identityStrategy, { layers: [] })).toThrow(SelectionError);
+    // Given, an empty perLayerOptions still selects its (no) keys rather than the default.
+    expect(() => applyStrategy(original, identityStrategy, { perLayerOptions: {} })).toThrow(SelectionError);
     expect(() =>
       applyStrategy(original, identityStrategy, {
         layers: ['stem.conv'],

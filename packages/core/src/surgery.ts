@@ -20,15 +20,24 @@ import type {
   LayerCost,
   TargetLayer,
 } from './strategy.js';
-import { describeLayer, type GraphNode, graphOf, nodeInModel } from './target.js';
+import {
+  describeLayer,
+  type GraphNode,
+  graphOf,
+  nodeInModel,
+  targetShape,
+  unsupportedReason,
+} from './target.js';
 
 /** What to rewrite, with which options, and how to initialise the replacements. */
 export interface ApplyStrategyOptions {
   /**
    * Layers to rewrite (names, globs or a predicate; see `LayerSelection`). Defaults to the names in
-   * `perLayerOptions`. Layers matched by glob or predicate that are not trainable, not a `Conv2D`, or that the
-   * strategy does not support are skipped (listed in `skipped`); an exactly named one the strategy cannot
-   * handle is an `UnsupportedLayerError`.
+   * `perLayerOptions` when it is given, else to every layer the strategy supports (every layer with a kernel
+   * is considered: `Conv2D`, `Dense`, and e.g. `DepthwiseConv2D`, which is skipped with its reason). Layers
+   * matched by glob, predicate or the default that are not trainable, neither a plain `Conv2D` nor a `Dense`,
+   * or that the strategy does not support are skipped (listed in `skipped`); an exactly named one the strategy
+   * cannot handle is an `UnsupportedLayerError`.
    */
   layers?: LayerSelection;
   /** Raw options for every selected layer, parsed with `strategy.optionsSchema`. */
@@ -58,7 +67,7 @@ export interface LayerReplacement<Options = unknown> {
   seed: number;
   /** The strategy's diagnostics, e.g. `{ relativeError: 0.03 }`. */
   info?: Record<string, number | string>;
-  /** Cost of the original convolution. */
+  /** Cost of the original layer (`convCost` of its geometry; a Dense as the 1×1 convolution it equals). */
   before: LayerCost;
   /** Cost of the replacement, as the strategy computes it. */
   after: LayerCost;
@@ -78,7 +87,9 @@ export interface SurgeryResult<Options = unknown> {
 }
 
 interface PlannedRewrite<Options> {
-  target: TargetLayer & { conv: ConvShape };
+  target: TargetLayer;
+  /** The geometry the target is costed by (a Dense as the 1×1 convolution it equals). */
+  shape: ConvShape;
   options: Options;
   seed: number;
 }
@@ -110,7 +121,8 @@ function planRewrites<Options>(
   request: ApplyStrategyOptions,
 ): { plans: Map<Layer, PlannedRewrite<Options>>; skipped: SkippedLayer[] } {
   const perLayer = request.perLayerOptions ?? {};
-  const selection = request.layers ?? Object.keys(perLayer);
+  const selection =
+    request.layers ?? (request.perLayerOptions === undefined ? hasKernel : Object.keys(perLayer));
   if (Array.isArray(selection) && selection.length === 0) {
     throw new SelectionError(
       'no layers were selected: pass `layers` (names, globs or a predicate) or `perLayerOptions`',
@@ -152,16 +164,15 @@ function planRewrites<Options>(
     const refusal =
       !explicit && !layer.trainable
         ? 'the layer is not trainable'
-        : !explicit && target.conv === null
-          ? `the layer is a ${target.className}, not a plain channels-last Conv2D`
-          : supportReason(strategy, target, options);
+        : ((explicit ? null : unsupportedReason(target)) ?? supportReason(strategy, target, options));
     if (refusal !== null) {
       if (explicit) throw new UnsupportedLayerError(layer.name, strategy.name, refusal);
       skipped.push({ layer: layer.name, reason: refusal });
       continue;
     }
     plans.set(layer, {
-      target: target as PlannedRewrite<Options>['target'],
+      target,
+      shape: targetShape(target)!,
       options,
       seed: layerSeed(request.seed ?? 0, layer.name),
     });
@@ -194,10 +205,16 @@ function supportReason<Options>(
 ): string | null {
   const support = strategy.supports(target, options);
   if (!support.ok) return support.reason;
-  if (target.conv === null) {
-    return `surgery rewrites plain channels-last Conv2D layers with known input size, and this is a ${target.className}`;
-  }
-  return null;
+  return unsupportedReason(target);
+}
+
+/**
+ * The default selection: every layer with a kernel (a weight named `…kernel`: convolutions of any kind and
+ * `Dense`), so that the layers surgery or the strategy refuses are listed in `skipped` with the reason, and
+ * weightless layers and batch norms are not.
+ */
+function hasKernel(target: TargetLayer): boolean {
+  return target.layer.weights.some((w) => /kernel$/.test(w.originalName));
 }
 
 function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
@@ -232,8 +249,8 @@ function rebuild<Options>(
       options: plan.options,
       seed: plan.seed,
       ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
-      before: convCost(plan.target.conv),
-      after: decomposition.cost ?? strategy.cost(plan.target.conv, plan.options),
+      before: convCost(plan.shape),
+      after: decomposition.cost ?? strategy.cost(plan.shape, plan.options),
     });
     return [output];
   });
@@ -289,7 +306,8 @@ function insertDecomposition<Options>(
 }
 
 /**
- * Rewrites the selected `Conv2D` layers of a functional model with `strategy`, returning a new model; every
+ * Rewrites the selected `Conv2D` and `Dense` layers of a model with `strategy` (by default every layer the
+ * strategy supports), returning a new model; every
  * other layer is cloned with copies of its weights, so the original model keeps its graph and weights and
  * shares no variable with the result. Options are parsed and support is checked for every layer before
  * anything is built, and so are the weights of the layers to rewrite: a `NonFiniteWeightsError` names the first
@@ -299,7 +317,7 @@ function insertDecomposition<Options>(
 export function applyStrategy<Options>(
   model: LayersModel,
   strategy: DecompositionStrategy<Options>,
-  request: ApplyStrategyOptions,
+  request: ApplyStrategyOptions = {},
 ): SurgeryResult<Options> {
   model = graphOf(model);
   const { plans, skipped } = planRewrites(model, strategy, request);

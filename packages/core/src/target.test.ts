@@ -1,7 +1,9 @@
 import { initEngine } from '@decompose/engine';
+import { model as functionalModel, input, layers } from '@tensorflow/tfjs-layers';
 import { beforeAll, expect, it } from 'vitest';
+import { convCost } from './cost.js';
 import { UnknownLayerError } from './errors.js';
-import { describeLayer, listTargets } from './target.js';
+import { describeLayer, listTargets, targetShape, unsupportedReason } from './target.js';
 import { smallResidualModel } from './test/models.js';
 
 beforeAll(async () => {
@@ -27,12 +29,34 @@ it('describes a convolution with its geometry in the model, weights and activati
     outputSize: [4, 4],
   });
   expect(describeLayer(model, 'down.conv').bias).toBeNull();
-  expect(describeLayer(model, 'head')).toMatchObject({
+  const head = describeLayer(model, 'head');
+  expect(head).toMatchObject({
     className: 'Dense',
     conv: null,
     kernel: null,
-    bias: null,
+    dense: { inFeatures: 16, units: 10, useBias: true, positions: 1 },
+    activation: 'linear',
   });
+  expect(head.denseKernel?.shape).toEqual([16, 10]);
+  expect(head.bias?.shape).toEqual([10]);
+  expect(targetShape(head)).toEqual({
+    kernelSize: [1, 1],
+    inChannels: 16,
+    outChannels: 10,
+    strides: [1, 1],
+    dilation: [1, 1],
+    padding: 'valid',
+    useBias: true,
+    inputSize: [1, 1],
+    outputSize: [1, 1],
+  });
+  expect(convCost(targetShape(head)!)).toEqual({ params: 170, forwardMacs: 160, backwardMacs: 320 });
+  expect(unsupportedReason(head)).toBeNull();
+  const pool = describeLayer(model, 'pool');
+  expect(pool).toMatchObject({ dense: null, denseKernel: null, kernel: null });
+  expect(unsupportedReason(pool)).toMatch(
+    /GlobalAveragePooling2D, neither a plain channels-last Conv2D nor a Dense/,
+  );
   expect(() => describeLayer(model, 'block.conv')).toThrow(UnknownLayerError);
   model.dispose();
 });
@@ -49,5 +73,21 @@ it('lists every layer but the inputs', () => {
     'down.proj',
     'down.frozen',
   ]);
+  model.dispose();
+});
+
+it('describes a Dense over a sequence with its positions, and a depthwise convolution with the real reason', () => {
+  const x = input({ shape: [8, 8, 4] });
+  const h = layers.depthwiseConv2d({ name: 'dw', kernelSize: 3 }).apply(x);
+  const y = layers.dense({ name: 'mix', units: 6, useBias: false, activation: 'relu' }).apply(h);
+  const model = functionalModel({ inputs: x, outputs: y as typeof x });
+  const mix = describeLayer(model, 'mix');
+  expect(mix.dense).toEqual({ inFeatures: 4, units: 6, useBias: false, positions: 36 });
+  expect(mix).toMatchObject({ bias: null, activation: 'relu' });
+  expect(convCost(targetShape(mix)!).forwardMacs).toBe(36 * 4 * 6);
+  const dw = describeLayer(model, 'dw');
+  expect(dw).toMatchObject({ conv: null, dense: null, kernel: null, bias: null });
+  expect(targetShape(dw)).toBeNull();
+  expect(unsupportedReason(dw)).toMatch(/^depthwise convolution: each output channel has its own single/);
   model.dispose();
 });

@@ -1,8 +1,8 @@
-import type { Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
+import type { Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs-core';
 import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { UnknownLayerError, UnsupportedModelError } from './errors.js';
 import { closeNames } from './select.js';
-import type { ConvShape, Layer, TargetLayer } from './strategy.js';
+import type { ConvShape, DenseShape, Layer, TargetLayer } from './strategy.js';
 
 /** A call of a layer inside a model's graph (tfjs-layers does not export the class). */
 export type GraphNode = Layer['inboundNodes'][number];
@@ -96,24 +96,96 @@ export function convShape(layer: Layer, node: GraphNode): ConvShape | null {
 }
 
 /**
- * Describes a layer of `model` as surgery offers it to a strategy: class, convolution geometry (with the
- * spatial sizes of its input and output in this model), trained kernel and bias, fused activation. The
- * tensors are the layer's own weights: read them, never dispose them.
+ * Geometry of a `Dense` layer from its config and the shape of its call in the model; null for other classes or
+ * an input whose size is not fully known (besides the batch).
+ */
+export function denseShape(layer: Layer, node: GraphNode): DenseShape | null {
+  if (layer.getClassName() !== 'Dense') return null;
+  const shape = node.inputTensors[0]?.shape ?? [];
+  const dims = shape.slice(1);
+  if (dims.length === 0 || !dims.every((d): d is number => typeof d === 'number')) return null;
+  const config = layer.getConfig();
+  return {
+    inFeatures: dims[dims.length - 1]!,
+    units: Number(config.units),
+    useBias: config.useBias === true,
+    positions: dims.slice(0, -1).reduce((n, d) => n * d, 1),
+  };
+}
+
+/**
+ * The 1×1 convolution a `Dense` layer equals: C_in → units, stride 1, over a `positions`×1 input, so that
+ * `convCost` and a strategy's `cost(shape, options)` cost it exactly (C_in·units MACs per position).
+ */
+export function denseAsConv(shape: DenseShape): ConvShape {
+  return {
+    kernelSize: [1, 1],
+    inChannels: shape.inFeatures,
+    outChannels: shape.units,
+    strides: [1, 1],
+    dilation: [1, 1],
+    padding: 'valid',
+    useBias: shape.useBias,
+    inputSize: [shape.positions, 1],
+    outputSize: [shape.positions, 1],
+  };
+}
+
+/**
+ * The geometry surgery costs a target by, the one a strategy's `cost(shape, options)` receives: the
+ * convolution's own, or for a `Dense` the 1×1 convolution it equals ({@link denseAsConv}); null for a layer
+ * surgery cannot rewrite.
+ */
+export function targetShape(target: TargetLayer): ConvShape | null {
+  if (target.conv !== null) return target.conv;
+  return target.dense === null ? null : denseAsConv(target.dense);
+}
+
+/**
+ * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it is a
+ * plain channels-last `Conv2D` or a `Dense` with known input size. Strategies may use it for their own refusals.
+ */
+export function unsupportedReason(target: TargetLayer): string | null {
+  switch (target.className) {
+    case 'DepthwiseConv2D':
+      return 'depthwise convolution: each output channel has its own single k×k filter, so there is no cross-channel matrix to factor';
+    case 'SeparableConv2D':
+      return 'separable convolution: it is already factored (a depthwise k×k step, then a 1×1 pointwise step)';
+  }
+  if (target.conv !== null || target.dense !== null) return null;
+  switch (target.className) {
+    case 'Conv2D':
+      return 'the Conv2D is channels-first or its input size is unknown; surgery rewrites channels-last convolutions with a fixed input size';
+    case 'Dense':
+      return 'the Dense layer’s input size is unknown; give the model a fixed input shape';
+    default:
+      return `the layer is a ${target.className}, neither a plain channels-last Conv2D nor a Dense`;
+  }
+}
+
+/**
+ * Describes a layer of `model` as surgery offers it to a strategy: class, convolution or Dense geometry (with
+ * the sizes of its input and output in this model), trained kernel and bias, fused activation. The tensors are
+ * the layer's own weights: read them, never dispose them.
  */
 export function describeLayer(model: LayersModel, layerOrName: Layer | string): TargetLayer {
   model = graphOf(model);
   const layer = typeof layerOrName === 'string' ? findLayer(model, layerOrName) : layerOrName;
   const node = nodeInModel(model, layer);
   const conv = convShape(layer, node);
-  const weights = conv === null ? [] : layer.getWeights();
+  const dense = conv === null ? denseShape(layer, node) : null;
+  const weights = conv === null && dense === null ? [] : layer.getWeights();
   const activation = layer.getConfig().activation;
+  const useBias = conv?.useBias ?? dense?.useBias ?? false;
   return {
     name: layer.name,
     className: layer.getClassName(),
     layer,
     conv,
     kernel: conv === null ? null : (weights[0] as Tensor4D),
-    bias: conv?.useBias ? (weights[1] as Tensor1D) : null,
+    dense,
+    denseKernel: dense === null ? null : (weights[0] as Tensor2D),
+    bias: useBias ? (weights[1] as Tensor1D) : null,
     activation: typeof activation === 'string' ? activation : 'linear',
   };
 }

@@ -44,11 +44,37 @@ export function convTarget(spec: ConvSpec, seed = 1): { model: LayersModel; targ
   return { model: m, target: describeLayer(m, 'conv') };
 }
 
+/** A Dense layer to build for a test. */
+export interface DenseSpec {
+  /** Input shape without the batch, e.g. `[64]` (or `[5, 64]` for a Dense applied at 5 positions). */
+  inputShape: number[];
+  units: number;
+  useBias?: boolean;
+  activation?: 'linear' | 'relu' | 'softmax' | 'tanh';
+}
+
+/** A model `input → Dense` with seeded random weights (Glorot-scale kernel), and that layer as a `TargetLayer`. */
+export function denseTarget(spec: DenseSpec, seed = 1): { model: LayersModel; target: TargetLayer } {
+  const dense = layers.dense({
+    name: 'dense',
+    units: spec.units,
+    useBias: spec.useBias ?? true,
+    activation: spec.activation ?? 'linear',
+  });
+  const x = input({ shape: spec.inputShape });
+  const m = model({ inputs: x, outputs: dense.apply(x) as ReturnType<typeof input> });
+  const fanIn = spec.inputShape[spec.inputShape.length - 1]!;
+  const scales = [Math.sqrt(2 / (fanIn + spec.units)), 0.1];
+  const weights = dense
+    .getWeights()
+    .map((w, i) => tf.randomNormal(w.shape, 0, scales[i], 'float32', seed + i));
+  dense.setWeights(weights);
+  tf.dispose(weights);
+  return { model: m, target: describeLayer(m, 'dense') };
+}
+
 /** A model applying the decomposition's layers in order to an input of `inputShape`, with its weights set. */
-export function decomposedModel(
-  inputShape: [number, number, number],
-  decomposition: Decomposition,
-): LayersModel {
+export function decomposedModel(inputShape: number[], decomposition: Decomposition): LayersModel {
   const x = input({ shape: inputShape });
   let y = x;
   for (const layer of decomposition.layers) y = layer.apply(y) as typeof x;

@@ -1,4 +1,10 @@
-import { applyStrategy, convCost, type DecompositionStrategy, describeLayer } from '@decompose/core';
+import {
+  applyStrategy,
+  convCost,
+  type DecompositionStrategy,
+  describeLayer,
+  targetShape,
+} from '@decompose/core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { CalibrationEvaluator, type LabelledImages } from './calibration.js';
 import type { LayerBaseline, Metric, ScanEntry, SensitivityTable } from './table.js';
@@ -116,11 +122,12 @@ async function scan<Options>(
   const baseline = await evaluate(model, false);
   const denseTimes = options.measureLayers ? await options.measureLayers(model, options.layers) : undefined;
   const layers: LayerBaseline[] = options.layers.map((name, i) => {
-    const target = describeLayer(model, name);
-    if (target.conv === null)
-      throw new TypeError(`Layer '${name}' is not a convolution; scan only conv layers.`);
+    // A Dense layer is costed as the 1×1 convolution it equals, as surgery does.
+    const shape = targetShape(describeLayer(model, name));
+    if (shape === null)
+      throw new TypeError(`Layer '${name}' is neither a convolution nor a Dense layer; scan only those.`);
     const time = denseTimes?.[i];
-    return { layer: name, cost: convCost(target.conv), ...(time === undefined ? {} : { measuredMs: time }) };
+    return { layer: name, cost: convCost(shape), ...(time === undefined ? {} : { measuredMs: time }) };
   });
 
   const entries: ScanEntry[] = [];

@@ -1,5 +1,11 @@
 export { SvdError, SvdRankError, SvdTargetError } from './errors.js';
-export { buildSvdLayers, type ConvActivation, type SvdLayerOptions } from './layers.js';
+export {
+  buildSvdDenseLayers,
+  buildSvdLayers,
+  type ConvActivation,
+  type DenseActivation,
+  type SvdLayerOptions,
+} from './layers.js';
 export {
   SVD_MODES,
   type SvdMode,

@@ -7,6 +7,9 @@ import { svdConvShapes } from './rank.js';
 /** A tfjs-layers activation name (`relu`, `linear`, ...). */
 export type ConvActivation = NonNullable<Parameters<typeof layers.conv2d>[0]['activation']>;
 
+/** A tfjs-layers activation name a `Dense` accepts. */
+export type DenseActivation = NonNullable<Parameters<typeof layers.dense>[0]['activation']>;
+
 /** Naming, activation and initialisation of the layers {@link buildSvdLayers} makes. */
 export interface SvdLayerOptions {
   /** Prefix of the layer names: `<name>_svd_kxk` and `<name>_svd_1x1`, or `<name>_svd_kx1` and `<name>_svd_1xk`. */
@@ -51,6 +54,39 @@ export function buildSvdLayers(
     layers.conv2d({
       ...convArgs(second),
       name: `${name}_${secondSuffix}`,
+      activation,
+      kernelInitializer: initializers.heUniform({ seed: seed + 1 }),
+      biasInitializer: 'zeros',
+      trainable,
+    }),
+  ];
+}
+
+/**
+ * The two stock `Dense` layers (unbuilt, their input size comes from where they are applied) replacing a
+ * Dense `C_in → units` by its rank-`rank` SVD:
+ * `<name>_svd_in` (C_in → rank, no bias, linear) and `<name>_svd_out` (rank → units, the original bias
+ * and activation). From scratch: LeCun-uniform then He-uniform, as {@link buildSvdLayers}; the bias starts at 0.
+ */
+export function buildSvdDenseLayers(
+  units: number,
+  useBias: boolean,
+  rank: number,
+  options: Omit<SvdLayerOptions, 'activation'> & { activation?: DenseActivation },
+): Layer[] {
+  const { name, activation = 'linear', seed = 0, trainable = true } = options;
+  return [
+    layers.dense({
+      name: `${name}_svd_in`,
+      units: rank,
+      useBias: false,
+      kernelInitializer: initializers.leCunUniform({ seed }),
+      trainable,
+    }),
+    layers.dense({
+      name: `${name}_svd_out`,
+      units,
+      useBias,
       activation,
       kernelInitializer: initializers.heUniform({ seed: seed + 1 }),
       biasInitializer: 'zeros',

@@ -240,9 +240,12 @@ describe('options and support', () => {
     const pointwise = convTarget({ inputShape: [6, 6, 4], filters: 8, kernelSize: [1, 3] });
     const reason = (support: ReturnType<typeof svdStrategy.supports>) => (support.ok ? 'ok' : support.reason);
     expect(reason(svdStrategy.supports(target, options({ rank: 8 })))).toBe('ok');
-    expect(reason(svdStrategy.supports({ ...target, className: 'Dense' }, options({ rank: 2 })))).toMatch(
-      /Conv2D layers only, not Dense/,
+    expect(reason(svdStrategy.supports({ ...target, className: 'Conv1D' }, options({ rank: 2 })))).toMatch(
+      /Conv2D and Dense layers only, not Conv1D/,
     );
+    expect(
+      reason(svdStrategy.supports({ ...target, className: 'DepthwiseConv2D' }, options({ rank: 2 }))),
+    ).toMatch(/^depthwise convolution: each output channel has its own single k×k filter/);
     expect(reason(svdStrategy.supports(target, options({ rank: 9 })))).toMatch(
       /rank 9 exceeds .* rank 8 .*min\(3·3·4, 8\)/,
     );

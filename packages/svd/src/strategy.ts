@@ -1,15 +1,24 @@
-import type {
-  ConvShape,
-  DecomposeContext,
-  Decomposition,
-  DecompositionStrategy,
-  Support,
-  TargetLayer,
+import {
+  type ConvShape,
+  type DecomposeContext,
+  type Decomposition,
+  type DecompositionStrategy,
+  denseAsConv,
+  type Support,
+  type TargetLayer,
+  unsupportedReason,
 } from '@decompose/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { SvdRankError, SvdTargetError } from './errors.js';
 import { factorize, type LowRankFactorization, rankForEnergy, relativeTruncationError } from './factorize.js';
-import { buildSvdLayers, type ConvActivation, factorKernels, kernelMatrix } from './layers.js';
+import {
+  buildSvdDenseLayers,
+  buildSvdLayers,
+  type ConvActivation,
+  type DenseActivation,
+  factorKernels,
+  kernelMatrix,
+} from './layers.js';
 import { type SvdMode, type SvdOptions, svdOptionsSchema } from './options.js';
 import { planRank, svdConvShapes, svdCost } from './rank.js';
 
@@ -21,7 +30,7 @@ export const SVD_VERSION = '0.0.0';
 // data: a variable that is assigned (trained further) gets a new one, so a stale entry is never hit.
 const factorizations = new WeakMap<object, Map<string, LowRankFactorization>>();
 
-function kernelFactorization(kernel: tf.Tensor4D, shape: ConvShape, mode: SvdMode): LowRankFactorization {
+function kernelFactorization(kernel: tf.Tensor, shape: ConvShape, mode: SvdMode): LowRankFactorization {
   let cached = factorizations.get(kernel.dataId);
   if (cached === undefined) {
     cached = new Map();
@@ -36,15 +45,38 @@ function kernelFactorization(kernel: tf.Tensor4D, shape: ConvShape, mode: SvdMod
   return factorization;
 }
 
-/** What an SVD rewrite of `target` needs (its geometry, kernel and rank plan), or why it cannot be done. */
+/**
+ * What an SVD rewrite of `target` needs (its geometry, kernel and rank plan), or why it cannot be done. A Dense
+ * layer's geometry is the 1×1 convolution it equals, so its weight-mode SVD is the convolution's.
+ */
 function resolve(
   target: TargetLayer,
   options: SvdOptions,
 ):
-  | { shape: ConvShape; kernel: tf.Tensor4D; plan: { rank: number } | { energy: number } }
+  | { dense: boolean; shape: ConvShape; kernel: tf.Tensor; plan: { rank: number } | { energy: number } }
   | { reason: string } {
+  if (target.className === 'Dense') {
+    const { dense, denseKernel } = target;
+    if (dense === null || denseKernel === null) {
+      return { reason: unsupportedReason(target) ?? 'the Dense layer has no known input size' };
+    }
+    if (options.mode === 'spatial') {
+      return {
+        reason:
+          "spatial SVD splits a k_h×k_w kernel, and a Dense layer has no spatial kernel; use mode 'weight'",
+      };
+    }
+    const shape = denseAsConv(dense);
+    const plan = planRank(shape, options);
+    return 'reason' in plan ? plan : { dense: true, shape, kernel: denseKernel, plan };
+  }
   if (target.className !== 'Conv2D') {
-    return { reason: `SVD rewrites Conv2D layers only, not ${target.className}` };
+    return {
+      reason:
+        target.className === 'DepthwiseConv2D'
+          ? unsupportedReason(target)!
+          : `SVD rewrites Conv2D and Dense layers only, not ${target.className}`,
+    };
   }
   const { conv: shape, kernel } = target;
   if (shape === null || kernel === null) {
@@ -57,11 +89,13 @@ function resolve(
     };
   }
   const plan = planRank(shape, options);
-  return 'reason' in plan ? plan : { shape, kernel, plan };
+  return 'reason' in plan ? plan : { dense: false, shape, kernel, plan };
 }
 
 /**
- * Low-rank SVD of a convolution's weights. `weight` mode: W (C_out × C_in·k_h·k_w) ≈ U_r S_r V_rᵀ becomes a
+ * Low-rank SVD of a convolution's or a Dense layer's weights. A Dense W (C_in × units) ≈ U_r S_r V_rᵀ becomes
+ * two stock Dense layers, C_in → r (no bias, linear) and r → units (original bias and activation), rank by
+ * `rank`, `ratio` or `energy` as for a convolution (`weight` mode only). `weight` mode: W (C_out × C_in·k_h·k_w) ≈ U_r S_r V_rᵀ becomes a
  * k_h×k_w convolution with r filters (original stride, padding, dilation; no bias) and a 1×1 convolution
  * r → C_out (original bias and activation). `spatial` mode (Jaderberg-style): W reshaped to
  * (C_in·k_h) × (k_w·C_out) becomes a k_h×1 convolution C_in → r (vertical stride) and a 1×k_w convolution
@@ -70,7 +104,8 @@ function resolve(
 export const svdStrategy: DecompositionStrategy<SvdOptions> = {
   name: 'svd',
   version: SVD_VERSION,
-  description: 'Truncated SVD of a convolution: k×k then 1×1 (weight mode) or k×1 then 1×k (spatial mode).',
+  description:
+    'Truncated SVD of a convolution (k×k then 1×1, or k×1 then 1×k) or of a Dense layer (two narrower Dense layers).',
   optionsSchema: svdOptionsSchema,
 
   supports(target: TargetLayer, options: SvdOptions): Support {
@@ -83,18 +118,21 @@ export const svdStrategy: DecompositionStrategy<SvdOptions> = {
     if ('reason' in resolved) {
       throw new SvdTargetError(`Cannot rewrite layer '${target.name}' with SVD: ${resolved.reason}.`);
     }
-    const { shape, kernel, plan } = resolved;
+    const { dense, shape, kernel, plan } = resolved;
     const { mode } = options;
     // Computed at most once per kernel and mode (cached), whether energy or the trained init asks first.
     const factorization = () => kernelFactorization(kernel, shape, mode);
     const rank = 'rank' in plan ? plan.rank : rankForEnergy(factorization().singularValues, plan.energy);
-    const layers = buildSvdLayers(shape, mode, rank, {
+    const layerOptions = {
       name: target.name,
       // The activation comes from the tfjs layer's own config, so it is a tfjs activation name.
-      activation: target.activation as ConvActivation,
+      activation: target.activation as ConvActivation & DenseActivation,
       seed: context.seed,
       trainable: target.layer.trainable,
-    });
+    };
+    const layers = dense
+      ? buildSvdDenseLayers(shape.outChannels, shape.useBias, rank, layerOptions)
+      : buildSvdLayers(shape, mode, rank, layerOptions);
     const cost = svdCost(shape, mode, rank);
     const info: Record<string, number | string> = { mode, rank, params: cost.params };
     if (context.init === 'scratch') return { layers, info, cost };
@@ -105,6 +143,12 @@ export const svdStrategy: DecompositionStrategy<SvdOptions> = {
     const [first, second] = svdConvShapes(shape, mode, rank);
     const weights = tf.tidy(() => {
       const bias = shape.useBias ? [target.bias?.clone() ?? tf.zeros([shape.outChannels])] : [];
+      if (dense) {
+        return [
+          [tf.tensor2d(firstKernel, [shape.inChannels, rank])],
+          [tf.tensor2d(secondKernel, [rank, shape.outChannels]), ...bias],
+        ];
+      }
       return [
         [tf.tensor4d(firstKernel, kernelShape(first))],
         [tf.tensor4d(secondKernel, kernelShape(second)), ...bias],

@@ -10,14 +10,15 @@ beforeAll(async () => {
 });
 
 it.each(['weight', 'spatial'] as const)(
-  'compresses every convolution of a ResNet-20 through surgery (%s)',
+  'compresses every convolution of a ResNet-20 through surgery, and in weight mode its Dense head (%s)',
   (mode) => {
     const model = createCifarResNet({ arch: 'resnet20' });
     const { model: compressed, report } = applyStrategy(model, svdStrategy, {
       layers: '**',
       options: { mode, ratio: 0.5 },
     });
-    expect(report).toHaveLength(19);
+    expect(report).toHaveLength(mode === 'weight' ? 20 : 19);
+    expect(report.some((r) => r.layer === 'head.fc')).toBe(mode === 'weight');
     for (const { before, after, replacements, info } of report) {
       expect(after.params).toBeLessThanOrEqual(0.5 * before.params);
       expect(replacements).toHaveLength(2);

@@ -71,7 +71,10 @@ export const armSchema = z.strictObject({
   strategy: z.string().min(1),
   /** The strategy's options for every rewritten layer (a selection's per-layer ratio overrides its ratio). */
   options: z.record(z.string(), z.unknown()).default({}),
-  /** Layer names or globs to rewrite (with `select`: the candidates of the scan); default every conv. */
+  /**
+   * Layer names or globs to rewrite (with `select`: the candidates of the scan, default every convolution);
+   * default every layer the strategy supports (convolutions and Dense layers), as for `applyStrategy`.
+   */
   layers: layersFieldSchema.optional(),
   select: armSelectSchema.optional(),
 });

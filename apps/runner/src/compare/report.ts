@@ -163,7 +163,7 @@ function armSelection(arm: ArmRow, image: string | null): string[] {
   } else {
     const layers = arm.config.layers
       ? `\`${arm.config.layers.join(', ')}\``
-      : 'every convolution the strategy supports';
+      : 'every layer the strategy supports';
     lines.push(
       `Layers: ${layers}; options \`${options}\`; ${arm.rewritten.length} rewritten, ${arm.skipped.length} skipped.`,
     );

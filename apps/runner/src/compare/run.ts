@@ -235,9 +235,7 @@ async function runArm(
 
   const surgery = await clock('surgery', async () =>
     applyStrategy(ctx.baseline, strategy, {
-      layers: selection
-        ? selection.choices.map((c) => c.layer)
-        : (arm.layers ?? ((target) => target.conv !== null)),
+      layers: selection ? selection.choices.map((c) => c.layer) : arm.layers, // none: core's default, every layer the strategy supports
       options: arm.options,
       perLayerOptions: selection
         ? Object.fromEntries(selection.choices.map((c) => [c.layer, c.options]))
