@@ -1,4 +1,11 @@
-import { type CostAwareLayer, denseAsConv, type LayerCost, type LayerCostContext } from '@decompose/core';
+import {
+  type CostAwareLayer,
+  denseAsConv,
+  type LayerCost,
+  type LayerCostContext,
+  type StockLowerableLayer,
+  type StockLowering,
+} from '@decompose/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import {
@@ -14,6 +21,7 @@ import {
 } from './basis-conv2d.js';
 import { basisCost, factoredPays } from './cost.js';
 import { BasisConfigError } from './errors.js';
+import { lowerBasisDense } from './export.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 type Kwargs = Parameters<layers.Layer['call']>[1];
@@ -58,7 +66,7 @@ export interface BasisDenseArgs extends LayerArgs {
  * `shrunk`, absent when m = units; `[m, units]` = Aᵀ for `full`), then `bias` `[units]` when `useBias`. Like
  * the stock Dense, it applies to the last axis of an input of any rank.
  */
-export class BasisDense extends layers.Layer implements CostAwareLayer {
+export class BasisDense extends layers.Layer implements CostAwareLayer, StockLowerableLayer {
   /** @nocollapse */
   static className = 'BasisDense';
 
@@ -211,6 +219,14 @@ export class BasisDense extends layers.Layer implements CostAwareLayer {
   private runsFolded(inFeatures: number, positions: number): boolean {
     if (this.execution !== 'auto') return this.execution === 'folded';
     return !factoredPays(1, inFeatures, this.units, this.basisSize, positions);
+  }
+
+  /**
+   * The stock `Dense` layers this layer equals, for core's `exportStock`: m basis neurons and a combination with
+   * `[I_m | A'ᵀ]`, bias and activation, or one Dense where that is cheaper (see `lowerBasisDense`).
+   */
+  lowerToStock(): StockLowering {
+    return lowerBasisDense(this);
   }
 
   /**

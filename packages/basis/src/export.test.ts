@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { input, type LayersModel, layers, model, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BasisConv2D } from './basis-conv2d.js';
+import { BasisDense } from './basis-dense.js';
 import { convertToBasis } from './schedule.js';
 
 const run = promisify(execFile);
@@ -238,5 +239,41 @@ describe('lowerToStock of single layers', () => {
     stock.dispose();
     net.dispose();
     x.dispose();
+  });
+});
+
+describe('exportStock of basis Dense layers', () => {
+  beforeAll(async () => {
+    await initEngine({ backend: 'cpu' });
+  });
+
+  it.each([
+    { what: 'a factored head (m ≪ units)', ratio: 0.25, replacements: ['head_basis', 'head_combine'] },
+    { what: 'a folded head (the pair costs more)', ratio: 0.9, replacements: ['head'] },
+  ])('lowers $what to stock Dense layers with the same outputs', ({ ratio, replacements }) => {
+    const x = input({ shape: [48] });
+    const hidden = layers.dense({ name: 'hidden', units: 64, activation: 'relu' }).apply(x) as SymbolicTensor;
+    const logits = layers
+      .dense({ name: 'head', units: 40, activation: 'softmax' })
+      .apply(hidden) as SymbolicTensor;
+    const net = model({ inputs: x, outputs: logits });
+    const compressed = convertToBasis(net, { layers: ['head'], options: { ratio } }).model;
+    expect(compressed.getLayer('head')).toBeInstanceOf(BasisDense);
+    const features = tf.randomNormal([5, 48], 0, 1, 'float32', 11);
+    // The first call builds the layer's cached mixing constants, which it owns.
+    tf.dispose(compressed.predict(features));
+    const tensors = tf.memory().numTensors;
+    const { model: stock, lowered } = exportStock(compressed);
+    try {
+      expect(lowered).toEqual([{ layer: 'head', className: 'BasisDense', replacements }]);
+      expect(stock.layers.every((l) => isStockLayerClass(l.getClassName()))).toBe(true);
+      expect(maxOutputDifference(compressed, stock, features)).toBeLessThanOrEqual(1e-5);
+    } finally {
+      stock.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
+    features.dispose();
+    compressed.dispose();
+    net.dispose();
   });
 });
