@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BasisConv2D } from '@decompose/basis';
+import { BasisConv2D, BasisDense } from '@decompose/basis';
 import { findBundledSubset } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
@@ -88,7 +88,12 @@ describe('decompose export', () => {
     expect(code).toBe(0);
     const summary = JSON.parse(lines.join('\n')) as ExportSummary;
     const basis = await loadModel(path.join(compressed.basis, 'model'));
-    const basisLayers = basis.layers.filter((l) => l instanceof BasisConv2D) as BasisConv2D[];
+    // compress's default selection rewrites the Dense head too.
+    const basisLayers = basis.layers.filter((l) => l instanceof BasisConv2D || l instanceof BasisDense) as (
+      | BasisConv2D
+      | BasisDense
+    )[];
+    expect(basisLayers.at(-1)).toBeInstanceOf(BasisDense);
     basis.dispose();
     expect(basisLayers.length).toBeGreaterThan(0);
     expect(summary.lowered.map((l) => l.layer)).toEqual(basisLayers.map((l) => l.name));
@@ -100,6 +105,7 @@ describe('decompose export', () => {
     expect(err.some((line) => line.startsWith('error'))).toBe(false);
     expect((await readdir(out)).sort()).toEqual(['model.json', 'weights.bin']);
     expect(await classesIn(out)).not.toContain('BasisConv2D');
+    expect(await classesIn(out)).not.toContain('BasisDense');
 
     const dense = await loadModel(original);
     const denseParams = dense.countParams();
@@ -114,9 +120,9 @@ describe('decompose export', () => {
       ...['--model-dir', compressed.basis, '--out', out, '--fold-batch-norm'],
     );
     expect(code).toBe(0);
-    expect(lines.some((l) => /: lowered \d+ BasisConv2D to stock layers, BatchNorm folded$/.test(l))).toBe(
-      true,
-    );
+    expect(
+      lines.some((l) => /: lowered \d+ BasisConv2D, 1 BasisDense to stock layers, BatchNorm folded$/.test(l)),
+    ).toBe(true);
     expect(lines.some((l) => /^before\s+[\d,]+\s+[\d,]+$/.test(l))).toBe(true);
     expect(lines.some((l) => /^after\s+[\d,]+\s+[\d,]+$/.test(l))).toBe(true);
     expect(
