@@ -10,6 +10,7 @@ import {
   wasmFusedConv2DConfig,
   wasmFusedMatMulConfig,
 } from './conv2d-forward.js';
+import { wasmDepthwiseBackpropFilterConfig, wasmDepthwiseBackpropInputConfig } from './depthwise-backprop.js';
 import { meanGradConfig } from './mean-grad.js';
 import { wasmSliceConfig } from './slice.js';
 
@@ -17,6 +18,8 @@ import { wasmSliceConfig } from './slice.js';
 export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmConv2DBackpropFilterConfig,
   wasmConv2DBackpropInputConfig,
+  wasmDepthwiseBackpropInputConfig,
+  wasmDepthwiseBackpropFilterConfig,
   ...wasmChannelKernels,
   wasmBatchNormGradSumsConfig,
   wasmBatchNormTrainConfig,
