@@ -12,6 +12,7 @@ import {
 } from './conv2d-forward.js';
 import { wasmDepthwiseBackpropFilterConfig, wasmDepthwiseBackpropInputConfig } from './depthwise-backprop.js';
 import { meanGradConfig } from './mean-grad.js';
+import { wasmMaxPoolGradConfig } from './pool-grad.js';
 import { wasmSliceConfig } from './slice.js';
 
 /** Kernels the engine adds to (or replaces in) the wasm backend so it can train convolutional networks. */
@@ -25,6 +26,7 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmBatchNormTrainConfig,
   wasmBatchNormTrainGradConfig,
   wasmSliceConfig,
+  wasmMaxPoolGradConfig,
   wasmConv2DConfig,
   wasmFusedConv2DConfig,
   wasmBatchMatMulConfig,
