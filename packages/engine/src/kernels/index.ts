@@ -3,6 +3,7 @@ import { fusedBatchNormGradConfig } from './batch-norm-grad.js';
 import { wasmBatchNormGradSumsConfig } from './batch-norm-sums.js';
 import { wasmBatchNormTrainConfig, wasmBatchNormTrainGradConfig } from './batch-norm-train.js';
 import { wasmChannelKernels } from './channel-ops.js';
+import { clipByValueGradConfig, relu6GradConfig, wasmMaskedGradConfig } from './clip-grad.js';
 import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
 import {
   wasmBatchMatMulConfig,
@@ -27,6 +28,7 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmBatchNormTrainGradConfig,
   wasmSliceConfig,
   wasmMaxPoolGradConfig,
+  wasmMaskedGradConfig,
   wasmConv2DConfig,
   wasmFusedConv2DConfig,
   wasmBatchMatMulConfig,
@@ -34,6 +36,11 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
 ];
 
 /** Gradients the engine registers for every backend (exact replacements of slower tfjs-core ones). */
-export const engineGradients: readonly GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig];
+export const engineGradients: readonly GradConfig[] = [
+  fusedBatchNormGradConfig,
+  meanGradConfig,
+  clipByValueGradConfig,
+  relu6GradConfig,
+];
 
 export { rememberStockKernel, UnsupportedKernelInputError } from './wasm-backend.js';

@@ -1,0 +1,112 @@
+import {
+  ClipByValue,
+  type ClipByValueAttrs,
+  cast,
+  engine,
+  type GradConfig,
+  getBackend,
+  getKernel,
+  greaterEqual,
+  type KernelConfig,
+  type KernelFunc,
+  lessEqual,
+  logicalAnd,
+  mul,
+  type NamedAttrMap,
+  Relu6,
+  step,
+  type Tensor,
+  type TensorInfo,
+  where,
+  zerosLike,
+} from '@tensorflow/tfjs-core';
+import type { WasmBackend } from './wasm-backend.js';
+
+/**
+ * Engine kernel (wasm only): dy where x lies in the interval [low, high] (low excluded when `lowOpen`), else 0, in
+ * one pass. It is the gradient of `ClipByValue` (what tfjs-layers' `ReLU({ maxValue })` runs, MobileNetV2's
+ * ReLU6) and of `Relu6`. tfjs-core computes it as where(logicalAnd(x ≥ low, x ≤ high), dy, zeros): four passes,
+ * three of them on the wasm backend's slow broadcasting comparison of a tensor with a scalar (half of a
+ * MobileNetV2 train step, more than all its convolutions).
+ */
+export const MASKED_GRAD = 'DecomposeMaskedGrad';
+
+interface MaskedGradAttrs {
+  low: number;
+  high: number;
+  lowOpen: boolean;
+}
+
+const maskedGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as WasmBackend;
+  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+  const { low, high, lowOpen } = attrs as unknown as MaskedGradAttrs;
+  const out = wasm.makeOutput(x.shape, 'float32');
+  const g = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const v = wasm.typedArrayFromHeap(x) as Float32Array;
+  const o = wasm.typedArrayFromHeap(out) as Float32Array;
+  if (lowOpen) {
+    for (let i = 0; i < o.length; i++) {
+      const value = v[i] as number;
+      o[i] = value > low && value <= high ? (g[i] as number) : 0;
+    }
+  } else {
+    for (let i = 0; i < o.length; i++) {
+      const value = v[i] as number;
+      o[i] = value >= low && value <= high ? (g[i] as number) : 0;
+    }
+  }
+  return out;
+};
+
+/** {@link MASKED_GRAD} for the wasm backend. */
+export const wasmMaskedGradConfig: KernelConfig = {
+  kernelName: MASKED_GRAD,
+  backendName: 'wasm',
+  kernelFunc: maskedGrad,
+};
+
+/** The engine kernel where the backend has it and the tensors are float32 of one shape, else null. */
+function maskedGradKernel(dy: Tensor, x: Tensor, attrs: MaskedGradAttrs): Tensor | null {
+  const fits =
+    getKernel(MASKED_GRAD, getBackend()) !== undefined &&
+    dy.dtype === 'float32' &&
+    x.dtype === 'float32' &&
+    dy.size === x.size;
+  return fits
+    ? (engine().runKernel(MASKED_GRAD, { dy, x }, attrs as unknown as NamedAttrMap) as Tensor)
+    : null;
+}
+
+const single = (dy: Tensor | Tensor[]): Tensor => (Array.isArray(dy) ? (dy[0] as Tensor) : dy);
+
+/** Gradient of `ClipByValue`, tfjs-core's own on backends without {@link MASKED_GRAD}. */
+export const clipByValueGradConfig: GradConfig = {
+  kernelName: ClipByValue,
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+    const g = single(dy);
+    const [x] = saved as [Tensor];
+    const { clipValueMin: low, clipValueMax: high } = attrs as unknown as ClipByValueAttrs;
+    return {
+      x: () =>
+        maskedGradKernel(g, x, { low, high, lowOpen: false }) ??
+        where(logicalAnd(greaterEqual(x, low), lessEqual(x, high)), g, zerosLike(g)),
+    };
+  },
+};
+
+/** Gradient of `Relu6` (dy where 0 < x ≤ 6), tfjs-core's own on backends without {@link MASKED_GRAD}. */
+export const relu6GradConfig: GradConfig = {
+  kernelName: Relu6,
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+    const g = single(dy);
+    const [x] = saved as [Tensor];
+    return {
+      x: () =>
+        maskedGradKernel(g, x, { low: 0, high: 6, lowOpen: true }) ??
+        mul(g, cast(mul(lessEqual(x, 6), step(x)), 'float32')),
+    };
+  },
+};
