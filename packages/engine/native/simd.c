@@ -681,3 +681,28 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dwt, double* 
   }
   for (int k = 0; k < size; k++) dwt[k] = (float)acc[k];
 }
+
+/*
+ * out[i] = dy[i] where low <= x[i] <= high (low < x[i] when low_open), else 0: the gradient of a clip or relu6
+ * (of relu with high = infinity). out may be dy.
+ */
+EXPORT("masked_grad")
+void masked_grad(const float* dy, const float* x, float* out, int n, float low, float high, int low_open) {
+  v128_t lo = wasm_f32x4_splat(low), hi = wasm_f32x4_splat(high);
+  int i = 0;
+  if (low_open) {
+    for (; i + 4 <= n; i += 4) {
+      v128_t v = wasm_v128_load(x + i);
+      v128_t mask = wasm_v128_and(wasm_f32x4_gt(v, lo), wasm_f32x4_le(v, hi));
+      wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), mask));
+    }
+    for (; i < n; i++) out[i] = x[i] > low && x[i] <= high ? dy[i] : 0.0f;
+    return;
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    v128_t mask = wasm_v128_and(wasm_f32x4_ge(v, lo), wasm_f32x4_le(v, hi));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), mask));
+  }
+  for (; i < n; i++) out[i] = x[i] >= low && x[i] <= high ? dy[i] : 0.0f;
+}

@@ -21,11 +21,12 @@ const gradOf = (f: (x: tf.Tensor) => tf.Tensor) => (): Float32Array =>
       .dataSync() as Float32Array;
   });
 
-describe('ClipByValue and Relu6 gradients (one pass on wasm)', () => {
+describe('ClipByValue, Relu6 and Relu gradients (one pass on wasm)', () => {
   it.each([
     ['clipByValue(x, 0, 6)', (x: tf.Tensor) => tf.clipByValue(x, 0, 6)],
     ['clipByValue(x, -1, 0.5)', (x: tf.Tensor) => tf.clipByValue(x, -1, 0.5)],
     ['relu6(x)', (x: tf.Tensor) => tf.relu6(x)],
+    ['relu(x)', (x: tf.Tensor) => tf.relu(x)],
   ])('match cpu for %s, at the interval ends too', async (_, f) => {
     const { wasm, cpu } = await onWasmAndCpu(gradOf(f));
     expect(relativeError(wasm, cpu)).toBe(0);

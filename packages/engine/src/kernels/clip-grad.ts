@@ -13,6 +13,7 @@ import {
   logicalAnd,
   mul,
   type NamedAttrMap,
+  Relu,
   Relu6,
   step,
   type Tensor,
@@ -20,12 +21,13 @@ import {
   where,
   zerosLike,
 } from '@tensorflow/tfjs-core';
+import { SimdKernels } from './simd.js';
 import type { WasmBackend } from './wasm-backend.js';
 
 /**
  * Engine kernel (wasm only): dy where x lies in the interval [low, high] (low excluded when `lowOpen`), else 0, in
- * one pass. It is the gradient of `ClipByValue` (what tfjs-layers' `ReLU({ maxValue })` runs, MobileNetV2's
- * ReLU6) and of `Relu6`. tfjs-core computes it as where(logicalAnd(x ≥ low, x ≤ high), dy, zeros): four passes,
+ * one SIMD pass (a JavaScript loop without wasm SIMD). It is the gradient of `ClipByValue` (what tfjs-layers'
+ * `ReLU({ maxValue })` runs, MobileNetV2's ReLU6), of `Relu6` and of `Relu` (high = ∞). tfjs-core computes it as where(logicalAnd(x ≥ low, x ≤ high), dy, zeros): four passes,
  * three of them on the wasm backend's slow broadcasting comparison of a tensor with a scalar (half of a
  * MobileNetV2 train step, more than all its convolutions).
  */
@@ -42,6 +44,11 @@ const maskedGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
   const { low, high, lowOpen } = attrs as unknown as MaskedGradAttrs;
   const out = wasm.makeOutput(x.shape, 'float32');
+  const simd = SimdKernels.of(wasm);
+  if (simd !== null) {
+    simd.maskedGrad(dy, x, out, low, high, lowOpen);
+    return out;
+  }
   const g = wasm.typedArrayFromHeap(dy) as Float32Array;
   const v = wasm.typedArrayFromHeap(x) as Float32Array;
   const o = wasm.typedArrayFromHeap(out) as Float32Array;
@@ -92,6 +99,21 @@ export const clipByValueGradConfig: GradConfig = {
       x: () =>
         maskedGradKernel(g, x, { low, high, lowOpen: false }) ??
         where(logicalAnd(greaterEqual(x, low), lessEqual(x, high)), g, zerosLike(g)),
+    };
+  },
+};
+
+/** Gradient of `Relu` (dy where x > 0), tfjs-core's own (dy·step(x)) on backends without {@link MASKED_GRAD}. */
+export const reluGradConfig: GradConfig = {
+  kernelName: Relu,
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+    const g = single(dy);
+    const [x] = saved as [Tensor];
+    return {
+      x: () =>
+        maskedGradKernel(g, x, { low: 0, high: Number.POSITIVE_INFINITY, lowOpen: true }) ??
+        mul(g, cast(step(x), 'float32')),
     };
   },
 };

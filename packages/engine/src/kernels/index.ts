@@ -3,7 +3,7 @@ import { fusedBatchNormGradConfig } from './batch-norm-grad.js';
 import { wasmBatchNormGradSumsConfig } from './batch-norm-sums.js';
 import { wasmBatchNormTrainConfig, wasmBatchNormTrainGradConfig } from './batch-norm-train.js';
 import { wasmChannelKernels } from './channel-ops.js';
-import { clipByValueGradConfig, relu6GradConfig, wasmMaskedGradConfig } from './clip-grad.js';
+import { clipByValueGradConfig, relu6GradConfig, reluGradConfig, wasmMaskedGradConfig } from './clip-grad.js';
 import { wasmConv2DBackpropFilterConfig, wasmConv2DBackpropInputConfig } from './conv2d-backprop.js';
 import {
   wasmBatchMatMulConfig,
@@ -40,6 +40,7 @@ export const engineGradients: readonly GradConfig[] = [
   fusedBatchNormGradConfig,
   meanGradConfig,
   clipByValueGradConfig,
+  reluGradConfig,
   relu6GradConfig,
 ];
 

@@ -83,6 +83,15 @@ interface SimdExports {
     y: number,
     ...rest: [...ConvGeometry, activation: number]
   ): void;
+  masked_grad(
+    dy: number,
+    x: number,
+    out: number,
+    n: number,
+    low: number,
+    high: number,
+    lowOpen: number,
+  ): void;
   copy_rows(source: number, from: number, target: number, to: number, rows: number): void;
   matmul_small_right(
     a: number,
@@ -295,6 +304,27 @@ export class SimdKernels {
       this.exports.conv2d_filter_grad(this.offset(x), dyAt, dwAt, ...geometry);
       this.exports.copy_rows(dwAt, padded, this.offset(dw), outChannels, taps);
     });
+  }
+
+  /** Overwrites `out` with `dy` where `x` is in [low, high] (low excluded when `lowOpen`), else 0; all one size. */
+  maskedGrad(
+    dy: TensorInfo,
+    x: TensorInfo,
+    out: TensorInfo,
+    low: number,
+    high: number,
+    lowOpen: boolean,
+  ): void {
+    const n = x.shape.reduce((a, b) => a * b, 1);
+    this.exports.masked_grad(
+      this.offset(dy),
+      this.offset(x),
+      this.offset(out),
+      n,
+      low,
+      high,
+      lowOpen ? 1 : 0,
+    );
   }
 
   /**
