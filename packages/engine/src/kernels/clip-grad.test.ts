@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initEngine } from '../index.js';
+import { maskedGradJs } from './clip-grad.js';
 import { onWasmAndCpu, relativeError, seededValues } from './parity-helpers.js';
 
 /** x in [-8, 8), with the interval ends themselves (0, 0.5, 6) among the values. */
@@ -30,6 +31,18 @@ describe('ClipByValue, Relu6 and Relu gradients (one pass on wasm)', () => {
   ])('match cpu for %s, at the interval ends too', async (_, f) => {
     const { wasm, cpu } = await onWasmAndCpu(gradOf(f));
     expect(relativeError(wasm, cpu)).toBe(0);
+  });
+
+  it('have a JavaScript fallback (no wasm SIMD) that computes the same', async () => {
+    await initEngine({ backend: 'cpu' });
+    const { x, r, grad } = tf.tidy(() => {
+      const { x, r } = inputs();
+      const grad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.clipByValue(a, 0, 6), r)))(x);
+      return { x: x.dataSync() as Float32Array, r: r.dataSync() as Float32Array, grad: grad.dataSync() };
+    });
+    const out = new Float32Array(x.length);
+    maskedGradJs(r, x, out, { low: 0, high: 6, lowOpen: false });
+    expect(Array.from(out)).toEqual(Array.from(grad));
   });
 
   it('leak no tensors', async () => {

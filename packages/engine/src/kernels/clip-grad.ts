@@ -33,10 +33,32 @@ import type { WasmBackend } from './wasm-backend.js';
  */
 export const MASKED_GRAD = 'DecomposeMaskedGrad';
 
-interface MaskedGradAttrs {
+/** The interval of {@link MASKED_GRAD}: [low, high], or (low, high] when `lowOpen`. */
+export interface MaskedGradAttrs {
   low: number;
   high: number;
   lowOpen: boolean;
+}
+
+/** The JavaScript loop of {@link MASKED_GRAD} (without wasm SIMD; exported for its test): o = g where x is inside. */
+export function maskedGradJs(
+  g: Float32Array,
+  v: Float32Array,
+  o: Float32Array,
+  attrs: MaskedGradAttrs,
+): void {
+  const { low, high, lowOpen } = attrs;
+  if (lowOpen) {
+    for (let i = 0; i < o.length; i++) {
+      const value = v[i] as number;
+      o[i] = value > low && value <= high ? (g[i] as number) : 0;
+    }
+  } else {
+    for (let i = 0; i < o.length; i++) {
+      const value = v[i] as number;
+      o[i] = value >= low && value <= high ? (g[i] as number) : 0;
+    }
+  }
 }
 
 const maskedGrad: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -49,20 +71,12 @@ const maskedGrad: KernelFunc = ({ inputs, backend, attrs }) => {
     simd.maskedGrad(dy, x, out, low, high, lowOpen);
     return out;
   }
-  const g = wasm.typedArrayFromHeap(dy) as Float32Array;
-  const v = wasm.typedArrayFromHeap(x) as Float32Array;
-  const o = wasm.typedArrayFromHeap(out) as Float32Array;
-  if (lowOpen) {
-    for (let i = 0; i < o.length; i++) {
-      const value = v[i] as number;
-      o[i] = value > low && value <= high ? (g[i] as number) : 0;
-    }
-  } else {
-    for (let i = 0; i < o.length; i++) {
-      const value = v[i] as number;
-      o[i] = value >= low && value <= high ? (g[i] as number) : 0;
-    }
-  }
+  maskedGradJs(
+    wasm.typedArrayFromHeap(dy) as Float32Array,
+    wasm.typedArrayFromHeap(x) as Float32Array,
+    wasm.typedArrayFromHeap(out) as Float32Array,
+    { low, high, lowOpen },
+  );
   return out;
 };
 
