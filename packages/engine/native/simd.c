@@ -514,3 +514,195 @@ void copy_rows(const float* source, int from, float* target, int to, int rows) {
     for (; c < to; c++) t[c] = 0.0f;
   }
 }
+
+/*
+ * The taps of one output axis of a depthwise convolution's input gradient: for input position p, the taps t < k
+ * whose output position (p + pad - t*dilation) / stride is whole and inside [0, out); writes the pairs (t, output
+ * position) to list and returns their count.
+ */
+static int depthwise_taps(int p, int pad, int k, int dilation, int stride, int out, int* list) {
+  int count = 0;
+  for (int t = 0; t < k; t++) {
+    int q = p + pad - t * dilation;
+    if (q < 0 || q % stride != 0 || q / stride >= out) continue;
+    list[2 * count] = t;
+    list[2 * count + 1] = q / stride;
+    count++;
+  }
+  return count;
+}
+
+/*
+ * Input gradient of a depthwise convolution, NHWC, channel multiplier M: dx[n][i][j][c] = sum over the taps (a, b)
+ * and m < M of dy[n][(i + pad_top - a*dh)/sh][(j + pad_left - b*dw)/sw][c*M + m] * w[a][b][c*M + m], over the
+ * taps whose output position is whole and inside dy (a gather: each dx vector is written once). The C*M products
+ * of a tap are contiguous in dy and in w (the filter [kh][kw][C][M] read as [kh][kw][C*M]) and accumulate in
+ * registers over the taps; for M > 1 they go to `scratch` (C*M floats) and each group of M is summed into dx.
+ * `taps` holds 2*(kh + kw) ints.
+ */
+EXPORT("depthwise_input_grad")
+void depthwise_input_grad(const float* dy, const float* w, float* dx, float* scratch, int* taps, int batch,
+                          int height, int width, int channels, int out_height, int out_width, int multiplier,
+                          int kh, int kw, int sh, int sw, int pad_top, int pad_left, int dh, int dw) {
+  int wide = channels * multiplier;
+  int* rows = taps;
+  int* cols = taps + 2 * kh;
+  for (int n = 0; n < batch; n++) {
+    for (int i = 0; i < height; i++) {
+      int row_count = depthwise_taps(i, pad_top, kh, dh, sh, out_height, rows);
+      for (int j = 0; j < width; j++) {
+        int col_count = depthwise_taps(j, pad_left, kw, dw, sw, out_width, cols);
+        float* pixel = dx + ((n * height + i) * width + j) * channels;
+        float* target = multiplier == 1 ? pixel : scratch;
+        const float* dy_image = dy + n * out_height * out_width * wide;
+        int k = 0;
+        for (; k + 16 <= wide; k += 16) {
+          v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+          for (int r = 0; r < row_count; r++) {
+            const float* dy_row = dy_image + rows[2 * r + 1] * out_width * wide + k;
+            const float* w_row = w + rows[2 * r] * kw * wide + k;
+            for (int q = 0; q < col_count; q++) {
+              const float* g = dy_row + cols[2 * q + 1] * wide;
+              const float* f = w_row + cols[2 * q] * wide;
+              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(g), wasm_v128_load(f)));
+              s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(g + 4), wasm_v128_load(f + 4)));
+              s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(g + 8), wasm_v128_load(f + 8)));
+              s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(g + 12), wasm_v128_load(f + 12)));
+            }
+          }
+          wasm_v128_store(target + k, s0);
+          wasm_v128_store(target + k + 4, s1);
+          wasm_v128_store(target + k + 8, s2);
+          wasm_v128_store(target + k + 12, s3);
+        }
+        for (; k + 4 <= wide; k += 4) {
+          v128_t s0 = wasm_f32x4_splat(0.0f);
+          for (int r = 0; r < row_count; r++) {
+            const float* dy_row = dy_image + rows[2 * r + 1] * out_width * wide + k;
+            const float* w_row = w + rows[2 * r] * kw * wide + k;
+            for (int q = 0; q < col_count; q++)
+              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(dy_row + cols[2 * q + 1] * wide),
+                                                     wasm_v128_load(w_row + cols[2 * q] * wide)));
+          }
+          wasm_v128_store(target + k, s0);
+        }
+        for (; k < wide; k++) {
+          float s = 0.0f;
+          for (int r = 0; r < row_count; r++) {
+            const float* dy_row = dy_image + rows[2 * r + 1] * out_width * wide + k;
+            const float* w_row = w + rows[2 * r] * kw * wide + k;
+            for (int q = 0; q < col_count; q++) s += dy_row[cols[2 * q + 1] * wide] * w_row[cols[2 * q] * wide];
+          }
+          target[k] = s;
+        }
+        if (multiplier > 1) {
+          for (int c = 0; c < channels; c++) {
+            float s = 0.0f;
+            for (int m = 0; m < multiplier; m++) s += scratch[c * multiplier + m];
+            pixel[c] = s;
+          }
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Filter gradient of a depthwise convolution, NHWC, channel multiplier M: dw[a][b][c*M + m] = sum over n, i, j of
+ * x[n][i*sh - pad_top + a*dh][j*sw - pad_left + b*dw][c] * dy[n][i][j][c*M + m] (zero outside x). Each output row
+ * sums in float32 registers (vectors of channels for M = 1), and the row sums in float64 in `acc` (kh*kw*C*M
+ * doubles), which is rounded into dw at the end. dw is overwritten.
+ */
+EXPORT("depthwise_filter_grad")
+void depthwise_filter_grad(const float* x, const float* dy, float* dwt, double* acc, int batch, int height,
+                           int width, int channels, int out_height, int out_width, int multiplier, int kh, int kw,
+                           int sh, int sw, int pad_top, int pad_left, int dh, int dw) {
+  int wide = channels * multiplier;
+  int size = kh * kw * wide;
+  for (int k = 0; k < size; k++) acc[k] = 0.0;
+  int x_step = sw * channels;
+  for (int n = 0; n < batch; n++) {
+    for (int i = 0; i < out_height; i++) {
+      const float* dy_row = dy + ((n * out_height + i) * out_width) * wide;
+      for (int a = 0; a < kh; a++) {
+        int xi = i * sh - pad_top + a * dh;
+        if (xi < 0 || xi >= height) continue;
+        for (int b = 0; b < kw; b++) {
+          int offset = b * dw - pad_left;
+          int first = 0;
+          while (first < out_width && first * sw + offset < 0) first++;
+          int end = out_width;
+          while (end > first && (end - 1) * sw + offset >= width) end--;
+          int count = end - first;
+          if (count <= 0) continue;
+          const float* x_row = x + ((n * height + xi) * width + first * sw + offset) * channels;
+          const float* g = dy_row + first * wide;
+          double* tap = acc + (a * kw + b) * wide;
+          if (multiplier > 1) {
+            for (int k = 0; k < wide; k++) {
+              int c = k / multiplier;
+              float s = 0.0f;
+              for (int j = 0; j < count; j++) s += x_row[j * x_step + c] * g[j * wide + k];
+              tap[k] += s;
+            }
+            continue;
+          }
+          int k = 0;
+          for (; k + 16 <= wide; k += 16) {
+            v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < count; j++) {
+              const float* xv = x_row + j * x_step + k;
+              const float* d = g + j * wide + k;
+              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(xv), wasm_v128_load(d)));
+              s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(xv + 4), wasm_v128_load(d + 4)));
+              s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(xv + 8), wasm_v128_load(d + 8)));
+              s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(xv + 12), wasm_v128_load(d + 12)));
+            }
+            accumulate(tap + k, s0);
+            accumulate(tap + k + 4, s1);
+            accumulate(tap + k + 8, s2);
+            accumulate(tap + k + 12, s3);
+          }
+          for (; k + 4 <= wide; k += 4) {
+            v128_t s0 = wasm_f32x4_splat(0.0f);
+            for (int j = 0; j < count; j++)
+              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(x_row + j * x_step + k),
+                                                     wasm_v128_load(g + j * wide + k)));
+            accumulate(tap + k, s0);
+          }
+          for (; k < wide; k++) {
+            float s = 0.0f;
+            for (int j = 0; j < count; j++) s += x_row[j * x_step + k] * g[j * wide + k];
+            tap[k] += s;
+          }
+        }
+      }
+    }
+  }
+  for (int k = 0; k < size; k++) dwt[k] = (float)acc[k];
+}
+
+/*
+ * out[i] = dy[i] where low <= x[i] <= high (low < x[i] when low_open), else 0: the gradient of a clip or relu6
+ * (of relu with high = infinity). out may be dy.
+ */
+EXPORT("masked_grad")
+void masked_grad(const float* dy, const float* x, float* out, int n, float low, float high, int low_open) {
+  v128_t lo = wasm_f32x4_splat(low), hi = wasm_f32x4_splat(high);
+  int i = 0;
+  if (low_open) {
+    for (; i + 4 <= n; i += 4) {
+      v128_t v = wasm_v128_load(x + i);
+      v128_t mask = wasm_v128_and(wasm_f32x4_gt(v, lo), wasm_f32x4_le(v, hi));
+      wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), mask));
+    }
+    for (; i < n; i++) out[i] = x[i] > low && x[i] <= high ? dy[i] : 0.0f;
+    return;
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    v128_t mask = wasm_v128_and(wasm_f32x4_ge(v, lo), wasm_f32x4_le(v, hi));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), mask));
+  }
+  for (; i < n; i++) out[i] = x[i] >= low && x[i] <= high ? dy[i] : 0.0f;
+}

@@ -13,6 +13,7 @@ export {
 } from './batch-norm-training.js';
 export { BackendUnavailableError, EngineError, UnknownBackendError } from './errors.js';
 export {
+  checkTrainable,
   createGradientComputer,
   type GradientComputer,
   GradientComputerClosedError,
@@ -24,6 +25,7 @@ export {
   type ModelOutputKind,
   softmaxCrossEntropy,
   type TrainingBatch,
+  UntrainableLayerError,
   type WorkerFailurePhase,
 } from './gradients/index.js';
 export {

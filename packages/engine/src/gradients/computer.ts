@@ -9,6 +9,7 @@ import { GradientComputerClosedError, GradientOptionsError } from './errors.js';
 import { labelSmoothingProblem, type ModelOutputKind } from './loss.js';
 import { WorkerPool } from './pool.js';
 import { type GradientResult, inferenceStep, type LossSettings, outputKindOf, trainingStep } from './step.js';
+import { checkTrainable } from './trainability.js';
 
 /** What {@link createGradientComputer} computes gradients of, and where. */
 export interface GradientComputerOptions {
@@ -62,7 +63,8 @@ export interface GradientComputer {
 }
 
 /**
- * Creates a gradient computer for `options.model`. With workers it resolves once every worker has rebuilt the
+ * Creates a gradient computer for `options.model`, after checking that the model can train on the active backend
+ * (`checkTrainable`: throws `UntrainableLayerError` naming the layer and the missing kernel). With workers it resolves once every worker has rebuilt the
  * model, and throws {@link GradientWorkerError} (phase `setup`) if one cannot. Workers copy the model's
  * topology and list of trainable weights now: after changing layers or `trainable` flags, create a new one.
  */
@@ -82,6 +84,9 @@ export async function createGradientComputer(options: GradientComputerOptions): 
   if (problem !== undefined) throw new GradientOptionsError(problem);
   const loss: LossSettings = { numClasses, labelSmoothing, output: options.output ?? outputKindOf(model) };
   const exampleShape = exampleShapeOf(model);
+  // Fail now, naming the layer and the kernel, rather than with a raw stack in the first step (on the workers'
+  // backend: the active one unless the option names another).
+  if (options.backend === undefined || options.backend === tf.getBackend()) checkTrainable(model);
   if (workers === 0) return new InThreadGradientComputer(model, exampleShape, loss);
   return WorkerPool.start({
     model,

@@ -9,3 +9,4 @@ export {
 } from './errors.js';
 export { type ModelOutputKind, softmaxCrossEntropy } from './loss.js';
 export type { GradientResult } from './step.js';
+export { checkTrainable, UntrainableLayerError } from './trainability.js';

@@ -40,9 +40,41 @@ type ConvGeometry = [
 ];
 type ConvGradientKernel = (first: number, second: number, out: number, ...geometry: ConvGeometry) => void;
 
+/**
+ * What both depthwise-gradient kernels take after their tensor and scratch pointers: the input's [N, H, W, C], the
+ * output's [Ho, Wo], the channel multiplier M, the kernel size, the strides, the top/left padding and the
+ * dilations.
+ */
+export type DepthwiseGeometry = [
+  batch: number,
+  height: number,
+  width: number,
+  channels: number,
+  outHeight: number,
+  outWidth: number,
+  multiplier: number,
+  kh: number,
+  kw: number,
+  sh: number,
+  sw: number,
+  padTop: number,
+  padLeft: number,
+  dh: number,
+  dw: number,
+];
+
 interface SimdExports {
   conv2d_input_grad: ConvGradientKernel;
   conv2d_filter_grad: ConvGradientKernel;
+  depthwise_input_grad(
+    dy: number,
+    w: number,
+    dx: number,
+    scratch: number,
+    taps: number,
+    ...g: DepthwiseGeometry
+  ): void;
+  depthwise_filter_grad(x: number, dy: number, dw: number, acc: number, ...g: DepthwiseGeometry): void;
   conv2d_forward(
     x: number,
     w: number,
@@ -50,6 +82,15 @@ interface SimdExports {
     bias: number,
     y: number,
     ...rest: [...ConvGeometry, activation: number]
+  ): void;
+  masked_grad(
+    dy: number,
+    x: number,
+    out: number,
+    n: number,
+    low: number,
+    high: number,
+    lowOpen: number,
   ): void;
   copy_rows(source: number, from: number, target: number, to: number, rows: number): void;
   matmul_small_right(
@@ -262,6 +303,58 @@ export class SimdKernels {
       this.exports.copy_rows(this.offset(dy), outChannels, dyAt, padded, pixels);
       this.exports.conv2d_filter_grad(this.offset(x), dyAt, dwAt, ...geometry);
       this.exports.copy_rows(dwAt, padded, this.offset(dw), outChannels, taps);
+    });
+  }
+
+  /** Overwrites `out` with `dy` where `x` is in [low, high] (low excluded when `lowOpen`), else 0; all one size. */
+  maskedGrad(
+    dy: TensorInfo,
+    x: TensorInfo,
+    out: TensorInfo,
+    low: number,
+    high: number,
+    lowOpen: boolean,
+  ): void {
+    const n = x.shape.reduce((a, b) => a * b, 1);
+    this.exports.masked_grad(
+      this.offset(dy),
+      this.offset(x),
+      this.offset(out),
+      n,
+      low,
+      high,
+      lowOpen ? 1 : 0,
+    );
+  }
+
+  /**
+   * Overwrites `dx` ([N, H, W, C]) with the input gradient of a depthwise convolution with `filter` ([kh, kw, C, M])
+   * whose output gradient is `dy` ([N, Ho, Wo, C·M]).
+   */
+  depthwiseInputGrad(dy: TensorInfo, filter: TensorInfo, dx: TensorInfo, geometry: DepthwiseGeometry): void {
+    const [, , , channels, , , multiplier, kh, kw] = geometry;
+    const scratchFloats = multiplier > 1 ? channels * multiplier : 0;
+    this.withScratch(4 * (scratchFloats + 2 * (kh + kw)), (scratch) => {
+      const taps = scratch + 4 * scratchFloats;
+      this.exports.depthwise_input_grad(
+        this.offset(dy),
+        this.offset(filter),
+        this.offset(dx),
+        scratch,
+        taps,
+        ...geometry,
+      );
+    });
+  }
+
+  /**
+   * Overwrites `dw` ([kh, kw, C, M]) with the filter gradient of a depthwise convolution of `x` ([N, H, W, C]) whose
+   * output gradient is `dy` ([N, Ho, Wo, C·M]); sums in float64.
+   */
+  depthwiseFilterGrad(x: TensorInfo, dy: TensorInfo, dw: TensorInfo, geometry: DepthwiseGeometry): void {
+    const size = dw.shape.reduce((a, b) => a * b, 1);
+    this.withScratch(8 * size, (acc) => {
+      this.exports.depthwise_filter_grad(this.offset(x), this.offset(dy), this.offset(dw), acc, ...geometry);
     });
   }
 
