@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { costTable, type LayerTiming, measureLayerTimes } from '@decompose/core';
-import { type EngineInfo, initEngine } from '@decompose/engine';
+import { checkTrainable, type EngineInfo, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { InspectConfig } from './config.js';
@@ -58,6 +58,8 @@ export async function runInspect(config: InspectConfig, out: Console): Promise<I
     const table = costTable(model, { strategies: BUILT_IN_STRATEGIES });
     const timings = new Map<string, LayerTiming>();
     if (config.timing) {
+      // Forward+backward timing differentiates every layer: one the backend cannot train fails here, named.
+      checkTrainable(model);
       const bar = out.progress('timing layers', table.rows.length);
       const measured = await measureLayerTimes(model, {
         batch: config.batch,

@@ -56,3 +56,34 @@ describe('a model whose input is not CIFAR-10’s, given the default CIFAR data'
     expect(existsSync(path.join(out, 'summary.json'))).toBe(false);
   });
 });
+
+describe('inspect with timing on a layer nothing can differentiate', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await initEngine();
+    dir = await mkdtemp(path.join(tmpdir(), 'decompose-untrainable-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('names the layer before timing anything (exit 2); --no-timing still reports its costs', async () => {
+    const input = tfl.input({ shape: [16, 16, 3] });
+    const dilated = tfl.layers
+      .conv2d({ name: 'dilated', filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same' })
+      .apply(input);
+    const pooled = tfl.layers.globalAveragePooling2d({}).apply(dilated);
+    const logits = tfl.layers.dense({ name: 'head', units: 10 }).apply(pooled) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: logits });
+    const modelDir = path.join(dir, 'model');
+    await model.save(fileSystem(modelDir));
+    model.dispose();
+
+    const timed = await cli('inspect', '--model-dir', modelDir, '--batch', '2', '--repeats', '1');
+    expect(timed.err).toHaveLength(1);
+    expect(timed.err[0]).toMatch(/^error: Layer 'dilated' \(Conv2D\) cannot train on the \w+ backend/);
+    expect(timed.code).toBe(2);
+
+    const costs = await cli('inspect', '--model-dir', modelDir, '--no-timing', '--json');
+    expect(costs.code).toBe(0);
+    expect(costs.out.join('\n')).toContain('"dilated"');
+  });
+});
