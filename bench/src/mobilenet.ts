@@ -201,6 +201,24 @@ async function main(): Promise<void> {
       .slice(0, 15)
       .map(([kernel, t]) => ({ kernel, ...perStep(t) }));
     const cpuOf = (category: Category) => byCategory.get(category)?.cpuMs ?? 0;
+    // Inference in this thread (`predict`, BatchNorm as is): a batch, and one image (the latency an app sees).
+    const evalImagesPerSecond = (count: number, repeats: number) => {
+      const input = tf.tensor4d(images.subarray(0, count * size * size * 3), [count, size, size, 3]);
+      try {
+        tf.dispose(model.predict(input, { batchSize: count }));
+        const started = performance.now();
+        for (let i = 0; i < repeats; i++) {
+          const logits = model.predict(input, { batchSize: count }) as tf.Tensor;
+          logits.dataSync();
+          logits.dispose();
+        }
+        return (count * repeats * 1000) / (performance.now() - started);
+      } finally {
+        input.dispose();
+      }
+    };
+    const evalBatch = round(evalImagesPerSecond(batch, steps));
+    const evalSingle = round(evalImagesPerSecond(1, 10 * steps));
     const pointwise = cpuOf('pointwise forward') + cpuOf('pointwise gradients');
     const result = {
       date: new Date().toISOString(),
@@ -217,6 +235,8 @@ async function main(): Promise<void> {
       train_step_ms: round(stepMs),
       train_step_cpu_ms: round(stepCpuMs),
       train_img_per_s: round((batch * 1000) / stepMs),
+      eval_img_per_s: evalBatch,
+      eval_batch1_ms_per_image: round(1000 / evalSingle),
       timed_kernel_cpu_ms_per_step: round(kernelCpuMs),
       depthwise_gradients_vs_pointwise: round(cpuOf('depthwise gradients') / pointwise, 3),
       categories,
@@ -234,7 +254,8 @@ async function main(): Promise<void> {
     );
     process.stdout.write(
       `\ntrain step ${result.train_step_ms} ms (CPU ${result.train_step_cpu_ms} ms), batch ${batch} at ${size}×${size}; ` +
-        `depthwise gradients / pointwise convs = ${result.depthwise_gradients_vs_pointwise}\nwrote ${out}\n`,
+        `depthwise gradients / pointwise convs = ${result.depthwise_gradients_vs_pointwise}; ` +
+        `eval ${evalBatch} img/s at batch ${batch}, ${result.eval_batch1_ms_per_image} ms per image at batch 1\nwrote ${out}\n`,
     );
   } finally {
     await computer.close();
