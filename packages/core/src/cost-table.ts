@@ -34,7 +34,10 @@ export interface CostRow extends LayerCost {
 export interface CostTable {
   rows: CostRow[];
   total: LayerCost & { trainableParams: number };
-  /** Layers with weights whose MACs are unknown (counted as 0): give them a cost function. */
+  /**
+   * Layers with weights whose MACs are unknown (counted as 0): give them a cost function, or for a `Conv2D` over
+   * an input of unknown spatial size (`[null, null, c]`), a fixed input shape.
+   */
   uncosted: string[];
 }
 
@@ -115,7 +118,8 @@ const builtin: Record<
 > = {
   Conv2D: (layer, _context, model) => {
     const shape = convShape(layer, nodeInModel(model, layer));
-    return shape === null ? null : convCost(shape);
+    // Per-image MACs of a convolution over an input of unknown spatial size are unknown.
+    return shape === null || shape.perOutputPixel ? null : convCost(shape);
   },
   Dense: denseCost,
   DepthwiseConv2D: depthwiseCost,

@@ -67,6 +67,11 @@ export interface LayerReplacement<Options = unknown> {
   seed: number;
   /** The strategy's diagnostics, e.g. `{ relativeError: 0.03 }`. */
   info?: Record<string, number | string>;
+  /**
+   * What the report cannot say exactly or what surgery could not carry over to the replacements, one sentence
+   * each (e.g. MACs per output pixel for an input of unknown spatial size); omitted when there is nothing.
+   */
+  notes?: string[];
   /** Cost of the original layer (`convCost` of its geometry; a Dense as the 1×1 convolution it equals). */
   before: LayerCost;
   /** Cost of the replacement, as the strategy computes it. */
@@ -162,9 +167,7 @@ function planRewrites<Options>(
         ? sharedOptions()
         : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), layer.name);
     const refusal =
-      !explicit && !layer.trainable
-        ? 'the layer is not trainable'
-        : ((explicit ? null : unsupportedReason(target)) ?? supportReason(strategy, target, options));
+      !explicit && !layer.trainable ? 'the layer is not trainable' : supportReason(strategy, target, options);
     if (refusal !== null) {
       if (explicit) throw new UnsupportedLayerError(layer.name, strategy.name, refusal);
       skipped.push({ layer: layer.name, reason: refusal });
@@ -197,15 +200,19 @@ function checkFinite(layer: Layer): void {
   }
 }
 
-/** Why the strategy (or core) refuses the layer, or null when it can be rewritten. */
+/**
+ * Why core (first: its reason is the real one, e.g. a channelsFirst convolution) or the strategy refuses the
+ * layer, or null when it can be rewritten.
+ */
 function supportReason<Options>(
   strategy: DecompositionStrategy<Options>,
   target: TargetLayer,
   options: Options,
 ): string | null {
+  const reason = unsupportedReason(target);
+  if (reason !== null) return reason;
   const support = strategy.supports(target, options);
-  if (!support.ok) return support.reason;
-  return unsupportedReason(target);
+  return support.ok ? null : support.reason;
 }
 
 /**
@@ -242,6 +249,12 @@ function rebuild<Options>(
       dispose((decomposition.weights ?? []).flat());
     }
     if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
+    const notes: string[] = [];
+    if (plan.shape.perOutputPixel) {
+      notes.push(
+        'the spatial size of its input is unknown, so `before` and `after` count MACs per output pixel, not per image',
+      );
+    }
     report.push({
       layer: layer.name,
       className: plan.target.className,
@@ -249,6 +262,7 @@ function rebuild<Options>(
       options: plan.options,
       seed: plan.seed,
       ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
+      ...(notes.length === 0 ? {} : { notes }),
       before: convCost(plan.shape),
       after: decomposition.cost ?? strategy.cost(plan.shape, plan.options),
     });

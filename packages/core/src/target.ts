@@ -70,28 +70,33 @@ function spatial(tensor: SymbolicTensor | undefined): readonly [number, number] 
 
 /**
  * Geometry of a plain channels-last `Conv2D` from its config and the shapes of its call in the model; null
- * for other classes, channels-first data or unknown spatial sizes (fully convolutional inputs).
+ * for other classes, channels-first data, paddings other than `same`/`valid` or unknown input channels. When
+ * the spatial size of the input is unknown (a fully convolutional input such as `[null, null, 3]`), the shape
+ * is that of one output pixel, flagged `perOutputPixel` (surgery needs only the weights).
  */
 export function convShape(layer: Layer, node: GraphNode): ConvShape | null {
   if (layer.getClassName() !== 'Conv2D') return null;
   const config = layer.getConfig();
   if (config.dataFormat !== 'channelsLast') return null;
-  const inputSize = spatial(node.inputTensors[0]);
-  const outputSize = spatial(node.outputTensors[0]);
   const inChannels = node.inputTensors[0]?.shape[3];
-  if (inputSize === null || outputSize === null || typeof inChannels !== 'number') return null;
+  if (typeof inChannels !== 'number') return null;
   const padding = config.padding;
   if (padding !== 'same' && padding !== 'valid') return null;
+  const strides = pair(config.strides, 'strides', layer.name);
+  const inputSize = spatial(node.inputTensors[0]);
+  const outputSize = spatial(node.outputTensors[0]);
+  const known = inputSize !== null && outputSize !== null;
   return {
     kernelSize: pair(config.kernelSize, 'kernelSize', layer.name),
     inChannels,
     outChannels: Number(config.filters),
-    strides: pair(config.strides, 'strides', layer.name),
+    strides,
     dilation: pair(config.dilationRate, 'dilationRate', layer.name),
     padding,
     useBias: config.useBias === true,
-    inputSize,
-    outputSize,
+    inputSize: known ? inputSize : strides,
+    outputSize: known ? outputSize : [1, 1],
+    ...(known ? {} : { perOutputPixel: true }),
   };
 }
 
@@ -143,7 +148,7 @@ export function targetShape(target: TargetLayer): ConvShape | null {
 
 /**
  * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it is a
- * plain channels-last `Conv2D` or a `Dense` with known input size. Strategies may use it for their own refusals.
+ * plain channels-last `Conv2D` (of any input size) or a `Dense` with known input size. Strategies may use it for their own refusals.
  */
 export function unsupportedReason(target: TargetLayer): string | null {
   switch (target.className) {
@@ -155,12 +160,24 @@ export function unsupportedReason(target: TargetLayer): string | null {
   if (target.conv !== null || target.dense !== null) return null;
   switch (target.className) {
     case 'Conv2D':
-      return 'the Conv2D is channels-first or its input size is unknown; surgery rewrites channels-last convolutions with a fixed input size';
+      return conv2dReason(target.layer);
     case 'Dense':
       return 'the Dense layer’s input size is unknown; give the model a fixed input shape';
     default:
       return `the layer is a ${target.className}, neither a plain channels-last Conv2D nor a Dense`;
   }
+}
+
+/** Why a `Conv2D` has no `ConvShape` (see {@link convShape}). */
+function conv2dReason(layer: Layer): string {
+  const config = layer.getConfig();
+  if (config.dataFormat === 'channelsFirst') {
+    return 'channelsFirst convolution: surgery and the strategies’ layers are channels-last; convert the model to channelsLast (dataFormat: "channelsLast", inputs NHWC)';
+  }
+  if (config.padding !== 'same' && config.padding !== 'valid') {
+    return `its padding '${String(config.padding)}' is neither 'same' nor 'valid'`;
+  }
+  return 'the number of its input channels is unknown; give the model an input shape whose last axis is known';
 }
 
 /**
