@@ -1,5 +1,6 @@
 import { dispose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { carryOver } from './carry.js';
 import { convCost } from './cost.js';
 import {
   InvalidDecompositionError,
@@ -266,14 +267,15 @@ function rebuild<Options>(
       // The strategy names the replacements after the layer's own name, inside the sub-model it is in.
       const target = prefix === '' ? plan.target : { ...plan.target, name: layer.name };
       const decomposition = strategy.decompose(target, plan.options, { init, seed: plan.seed });
+      // Before the replacements are built: regularisers and constraints are attached to weights at build time.
+      const notes = carryOver(layer, decomposition.layers);
+      if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
       let output: SymbolicTensor;
       try {
         output = insertDecomposition(strategy, target, decomposition, layerInputs, node, taken, built);
       } finally {
         dispose((decomposition.weights ?? []).flat());
       }
-      if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
-      const notes: string[] = [];
       if (plan.shape.perOutputPixel) {
         notes.push(
           'the spatial size of its input is unknown, so `before` and `after` count MACs per output pixel, not per image',
@@ -351,7 +353,9 @@ function insertDecomposition<Options>(
  * shares no variable with the result. Options are parsed and support is checked for every layer before
  * anything is built, and so are the weights of the layers to rewrite: a `NonFiniteWeightsError` names the first
  * layer holding NaN or an infinity. The same (model, strategy, options, seed) always gives the same weights,
- * provided the strategy honours the seed it is handed.
+ * provided the strategy honours the seed it is handed. The replacements get the original's regularisers and
+ * constraints where they mean the same, and its `trainable: false`; what could not be carried is in the
+ * layer's `notes`. Layers of nested sub-models are selected and reported by path, `<sub-model>/<layer>`.
  */
 export function applyStrategy<Options>(
   model: LayersModel,
