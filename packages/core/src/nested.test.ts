@@ -154,3 +154,42 @@ it('times the layers of nested sub-models by path', async () => {
     ['head', [[2, 6]]],
   ]);
 });
+
+it('folds the BatchNorms inside a nested sub-model', async () => {
+  const { foldBatchNorm } = await import('./fold.js');
+  const backbone = sequential({
+    name: 'backbone',
+    layers: [
+      layers.conv2d({
+        name: 'conv',
+        inputShape: [8, 8, 3],
+        filters: 4,
+        kernelSize: 3,
+        kernelInitializer: seeded(1),
+      }),
+      layers.batchNormalization({
+        name: 'bn',
+        movingMeanInitializer: initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed: 2 }),
+        movingVarianceInitializer: initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 3 }),
+      }),
+      layers.reLU({ name: 'relu' }),
+    ],
+  });
+  const image = input({ shape: [8, 8, 3], name: 'image' });
+  const pooled = layers
+    .globalAveragePooling2d({ name: 'pool' })
+    .apply(backbone.apply(image)) as SymbolicTensor;
+  const net = functionalModel({ inputs: image, outputs: pooled });
+  const once = () => {
+    const folded = foldBatchNorm(net);
+    const inner = folded.getLayer('backbone') as LayersModel;
+    expect(inner.layers.map((l) => l.name)).toEqual(['conv_input', 'conv']);
+    expect(tf.tidy(() => relativeDifference(predict(folded, x), predict(net, x)))).toBeLessThan(1e-5);
+    folded.dispose();
+  };
+  once();
+  const tensors = tf.memory().numTensors;
+  once();
+  expect(tf.memory().numTensors).toBe(tensors);
+  net.dispose();
+});
