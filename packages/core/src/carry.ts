@@ -15,13 +15,13 @@ type Slot = Exclude<keyof Slots, 'useBias'>;
 const slotsOf = (layer: Layer) => layer as unknown as Slots;
 
 /** The value in `slot` of `layer`, or null when it has none (or no such slot). */
-function valueOf(layer: Layer, slot: Slot): { getClassName(): string } | null {
+function slotValue(layer: Layer, slot: Slot): { getClassName(): string } | null {
   const value = slotsOf(layer)[slot];
   return value !== null && typeof value === 'object' ? (value as { getClassName(): string }) : null;
 }
 
 /** Whether `layer` has `slot` and nothing in it, so a value can be put there before the layer is built. */
-const freeSlot = (layer: Layer, slot: Slot) => slot in layer && valueOf(layer, slot) === null;
+const freeSlot = (layer: Layer, slot: Slot) => slot in layer && slotValue(layer, slot) === null;
 
 const describe = (value: { getClassName(): string }) => value.getClassName();
 
@@ -38,11 +38,11 @@ export function carryOver(original: Layer, replacements: readonly Layer[]): stri
   const last = replacements[replacements.length - 1];
   if (last === undefined) return notes;
   const carry = (slot: Slot, targets: readonly Layer[], why: string) => {
-    const value = valueOf(original, slot);
+    const value = slotValue(original, slot);
     if (value === null) return;
     const free = targets.filter((layer) => freeSlot(layer, slot));
     for (const layer of free) (slotsOf(layer) as Record<Slot, unknown>)[slot] = value;
-    if (free.length === 0 && !targets.some((layer) => valueOf(layer, slot) !== null)) {
+    if (free.length === 0 && !targets.some((layer) => slotValue(layer, slot) !== null)) {
       notes.push(`its ${slotName(slot)} ${describe(value)} was not carried over: ${why}`);
     }
   };
