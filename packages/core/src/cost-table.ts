@@ -8,7 +8,7 @@ import type {
   LayerCostFunction,
   Shape,
 } from './strategy.js';
-import { convShape, graphOf, nodeInModel } from './target.js';
+import { convShape, nodeInModel, placedLayers } from './target.js';
 
 /**
  * A layer that knows its own cost. Custom layers (e.g. a strategy's decomposed convolution) implement this
@@ -34,7 +34,10 @@ export interface CostRow extends LayerCost {
 export interface CostTable {
   rows: CostRow[];
   total: LayerCost & { trainableParams: number };
-  /** Layers with weights whose MACs are unknown (counted as 0): give them a cost function. */
+  /**
+   * Layers with weights whose MACs are unknown (counted as 0): give them a cost function, or for a `Conv2D` over
+   * an input of unknown spatial size (`[null, null, c]`), a fixed input shape.
+   */
   uncosted: string[];
 }
 
@@ -115,7 +118,8 @@ const builtin: Record<
 > = {
   Conv2D: (layer, _context, model) => {
     const shape = convShape(layer, nodeInModel(model, layer));
-    return shape === null ? null : convCost(shape);
+    // Per-image MACs of a convolution over an input of unknown spatial size are unknown.
+    return shape === null || shape.perOutputPixel ? null : convCost(shape);
   },
   Dense: denseCost,
   DepthwiseConv2D: depthwiseCost,
@@ -146,21 +150,22 @@ function costOf(
  * Parameters and per-image multiply-adds (forward, backward) of every layer with weights: `Conv2D`, `Dense`,
  * `DepthwiseConv2D`, `SeparableConv2D` and `BatchNormalization` built in; other classes through `options.layerCosts`, a `layerCost()` method on
  * the layer (`CostAwareLayer`), the `layerCosts` of `options.strategies`, or `registerLayerCost`, in that
- * order; anything else is listed in `uncosted`.
+ * order; anything else is listed in `uncosted`. The layers of a nested sub-model (a `tf.sequential` or functional
+ * model used as a layer) have rows of their own, named `<sub-model>/<layer>`.
  */
 export function costTable(model: LayersModel, options: CostTableOptions = {}): CostTable {
-  model = graphOf(model);
   const rows: CostRow[] = [];
-  for (const layer of model.layers) {
+  // A nested sub-model's layers stand in for it, named `<sub-model>/<layer>`.
+  for (const { layer, graph, path } of placedLayers(model)) {
     if (layer.weights.length === 0) continue;
-    const node = nodeInModel(model, layer);
+    const node = nodeInModel(graph, layer);
     const context: LayerCostContext = {
       inputShapes: node.inputTensors.map((t) => t.shape),
       outputShapes: node.outputTensors.map((t) => t.shape),
     };
-    const { cost, source } = costOf(layer, context, model, options);
+    const { cost, source } = costOf(layer, context, graph, options);
     const trainableParams = layer.trainableWeights.reduce((n, w) => n + size(w.shape), 0);
-    rows.push({ name: layer.name, className: layer.getClassName(), ...cost, trainableParams, source });
+    rows.push({ name: path, className: layer.getClassName(), ...cost, trainableParams, source });
   }
   const total = rows.reduce(
     (sum, r) => ({

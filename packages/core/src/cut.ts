@@ -4,7 +4,7 @@ import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { UnsupportedModelError } from './errors.js';
 import { rebuildGraph } from './graph.js';
 import type { Layer } from './strategy.js';
-import { findLayer, graphOf, nodeInModel } from './target.js';
+import { findLayer, findPlaced, graphOf, nodeInModel, outermostLayer } from './target.js';
 
 /**
  * A tensor of a model's graph: output `output` of the layer named `layer` (an input layer's name for a model
@@ -56,11 +56,14 @@ function tensorOf(model: LayersModel, ref: TensorRef): SymbolicTensor {
  * copy of the model from them. In a residual block, for its first convolution that is the block's input; for
  * its second, the first one's activation and the skip tensor.
  *
+ * A layer of a nested sub-model (`backbone/conv1`) counts as the whole sub-model, the layer of the model it is in.
+ *
  * @throws UnknownLayerError for a name that is no layer of the model.
  */
 export function downstreamFrontier(model: LayersModel, layers: readonly string[]): TensorRef[] {
   model = graphOf(model);
-  const part = new Set<Layer>(layers.map((name) => findLayer(model, name)));
+  // A layer of a nested sub-model is downstream of the frontier of that sub-model as a whole.
+  const part = new Set<Layer>(layers.map((name) => outermostLayer(findPlaced(model, name))));
   const computedInside = (tensor: SymbolicTensor) => part.has(tensor.sourceLayer);
   // model.layers is in topological order (producers first), so one pass finds every downstream layer.
   for (const layer of model.layers) {

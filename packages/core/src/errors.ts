@@ -79,7 +79,7 @@ export class UnsupportedLayerError extends CoreError {
   }
 }
 
-/** The model's graph has a shape surgery does not handle (shared layers, nested models, unregistered classes). */
+/** The model's graph has a shape surgery does not handle (shared layers, unregistered classes). */
 export class UnsupportedModelError extends CoreError {
   override readonly name = 'UnsupportedModelError';
   constructor(

@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidLoweringError, UnloweredLayerError } from './errors.js';
 import { exportStock, isStockLayerClass, type LayerLowering, maxOutputDifference } from './export.js';
 import type { Layer } from './strategy.js';
+import { isNestedModel } from './target.js';
 import { PlainScale, SelfCostedScale } from './test/custom-layers.js';
 import { identityStrategy } from './test/identity-strategy.js';
 
@@ -131,6 +132,39 @@ describe('exportStock', () => {
     expect(attempt).toThrow(InvalidLoweringError);
     expect(attempt).toThrow(error);
     expect(tf.memory().numTensors).toBe(tensors);
+    net.dispose();
+  });
+});
+
+describe('exportStock of nested sub-models', () => {
+  beforeAll(() => initEngine({ backend: 'cpu' }));
+
+  it('lowers a custom layer inside a nested sub-model, naming it by path', () => {
+    const scale = new PlainScale({ name: 'scale' });
+    const inner = input({ shape: [8, 8, 3], name: 'backbone_input' });
+    const conv = layers.conv2d({ name: 'conv', filters: 4, kernelSize: 3, padding: 'same' });
+    const sub = model({
+      inputs: inner,
+      outputs: scale.apply(conv.apply(inner)) as SymbolicTensor,
+      name: 'backbone',
+    });
+    const values = scale.getWeights().map((w) => tf.randomUniform(w.shape, 0.5, 1.5, 'float32', 1));
+    scale.setWeights(values);
+    tf.dispose(values);
+    const x = input({ shape: [8, 8, 3], name: 'image' });
+    const pooled = layers.globalAveragePooling2d({ name: 'pool' }).apply(sub.apply(x)) as SymbolicTensor;
+    const net = model({ inputs: x, outputs: pooled, name: 'nested' });
+    const images = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 4);
+    const { model: stock, lowered } = exportStock(net, { lowerings: { TestPlainScale: scaleLowering } });
+    expect(lowered).toEqual([
+      { layer: 'backbone/scale', className: 'TestPlainScale', replacements: ['backbone/scale_depthwise'] },
+    ]);
+    const classes = (m: LayersModel): string[] =>
+      m.layers.flatMap((l) => (isNestedModel(l) ? classes(l) : [l.getClassName()]));
+    expect(classes(stock).every((c) => isStockLayerClass(c))).toBe(true);
+    expect(maxOutputDifference(net, stock, images)).toBeLessThanOrEqual(1e-6);
+    tf.dispose(images);
+    stock.dispose();
     net.dispose();
   });
 });

@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { InvalidLoweringError, UnloweredLayerError } from './errors.js';
 import { foldBatchNorm as foldBatchNormOf } from './fold.js';
-import { callLike, rebuildGraph } from './graph.js';
+import { callLike, rebuildNested } from './graph.js';
 import type { DecompositionStrategy, Layer } from './strategy.js';
-import { type GraphNode, graphOf, nodeInModel } from './target.js';
+import { type GraphNode, graphOf, placedLayers } from './target.js';
 
 /**
  * The stock layers a custom layer stands for: applied one after another in its place, they take its input and
@@ -82,7 +82,7 @@ function isLowerable(layer: Layer): layer is Layer & StockLowerableLayer {
 }
 
 /** The lowering of `layer`, or null for a stock layer; in the precedence order of `costTable`. */
-function loweringOf(layer: Layer, options: ExportStockOptions): LayerLowering | null {
+function loweringOf(layer: Layer, options: ExportStockOptions, path = layer.name): LayerLowering | null {
   const className = layer.getClassName();
   const fromOption = options.lowerings?.[className];
   if (fromOption) return fromOption;
@@ -90,7 +90,7 @@ function loweringOf(layer: Layer, options: ExportStockOptions): LayerLowering | 
   const fromStrategy = options.strategies?.find((s) => s.lowerings?.[className])?.lowerings?.[className];
   if (fromStrategy) return fromStrategy;
   if (isStockLayerClass(className)) return null;
-  throw new UnloweredLayerError(layer.name, className);
+  throw new UnloweredLayerError(path, className);
 }
 
 function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
@@ -105,23 +105,25 @@ function insertLowering(
   inputs: SymbolicTensor[],
   taken: Set<string>,
   built: Layer[],
+  prefix: string,
 ): SymbolicTensor {
-  const invalid = (reason: string) => new InvalidLoweringError(layer.name, layer.getClassName(), reason);
+  const invalid = (reason: string) =>
+    new InvalidLoweringError(`${prefix}${layer.name}`, layer.getClassName(), reason);
   if (lowering.layers.length === 0) throw invalid('it has no layers');
   if (lowering.weights.length > lowering.layers.length) {
     throw invalid(
       `it has weights for ${lowering.weights.length} layers but ${lowering.layers.length} layers`,
     );
   }
-  taken.delete(layer.name);
+  taken.delete(`${prefix}${layer.name}`);
   for (const replacement of lowering.layers) {
     const className = replacement.getClassName();
     if (!isStockLayerClass(className))
       throw invalid(`its layer '${replacement.name}' is a ${className}, not stock`);
-    if (taken.has(replacement.name)) {
+    if (taken.has(`${prefix}${replacement.name}`)) {
       throw invalid(`layer name '${replacement.name}' is already used in the model`);
     }
-    taken.add(replacement.name);
+    taken.add(`${prefix}${replacement.name}`);
   }
   let current = inputs;
   for (const [i, replacement] of lowering.layers.entries()) {
@@ -152,6 +154,8 @@ function insertLowering(
  * named by their lowering, e.g. `<name>_basis` and `<name>_combine`), shares no variable with `model`, and loads
  * with a plain `tf.loadLayersModel` in a program that imports nothing of ours. With `foldBatchNorm`, the
  * BatchNormalization layers are then folded into the convolutions before them, for inference.
+ * Custom layers inside nested sub-models are lowered too (the sub-model is rebuilt as a functional model of the
+ * same name), and listed in `lowered` by path, `<sub-model>/<layer>`.
  *
  * Everything is checked before anything is built: a custom layer with no lowering is an
  * {@link UnloweredLayerError} naming the layer and its class; a lowering that returns non-stock layers, names
@@ -165,31 +169,39 @@ function insertLowering(
  */
 export function exportStock(model: LayersModel, options: ExportStockOptions = {}): StockExport {
   model = graphOf(model);
+  // Layers of nested sub-models too: a sub-model holding a custom layer is rebuilt around its lowering.
+  const placed = placedLayers(model);
   const plans = new Map<Layer, LayerLowering>();
-  for (const layer of model.layers) {
-    nodeInModel(model, layer);
-    const lowering = loweringOf(layer, options);
-    if (lowering !== null) plans.set(layer, lowering);
+  const descend = new Set<Layer>();
+  for (const { layer, containers, path } of placed) {
+    const lowering = loweringOf(layer, options, path);
+    if (lowering === null) continue;
+    plans.set(layer, lowering);
+    for (const container of containers) descend.add(container);
   }
-  const taken = new Set(model.layers.map((l) => l.name));
+  const taken = new Set([...model.layers.map((l) => l.name), ...placed.map((p) => p.path)]);
   const lowered: LoweredLayer[] = [];
-  const stock = rebuildGraph(model, (layer, node, inputs, built) => {
-    const lower = plans.get(layer);
-    if (lower === undefined) return undefined;
-    const lowering = lower(layer);
-    try {
-      const output = insertLowering(layer, lowering, node, inputs, taken, built);
-      if (!layer.trainable) for (const replacement of lowering.layers) replacement.trainable = false;
-      lowered.push({
-        layer: layer.name,
-        className: layer.getClassName(),
-        replacements: lowering.layers.map((l) => l.name),
-      });
-      return [output];
-    } finally {
-      tf.dispose(lowering.weights.flat());
-    }
-  });
+  const stock = rebuildNested(
+    model,
+    (layer, node, inputs, built, prefix) => {
+      const lower = plans.get(layer);
+      if (lower === undefined) return undefined;
+      const lowering = lower(layer);
+      try {
+        const output = insertLowering(layer, lowering, node, inputs, taken, built, prefix);
+        if (!layer.trainable) for (const replacement of lowering.layers) replacement.trainable = false;
+        lowered.push({
+          layer: `${prefix}${layer.name}`,
+          className: layer.getClassName(),
+          replacements: lowering.layers.map((l) => `${prefix}${l.name}`),
+        });
+        return [output];
+      } finally {
+        tf.dispose(lowering.weights.flat());
+      }
+    },
+    (subModel) => descend.has(subModel),
+  );
   if (options.foldBatchNorm !== true) return { model: stock, lowered, foldedBatchNorm: false };
   try {
     return { model: foldBatchNormOf(stock), lowered, foldedBatchNorm: true };

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, layers, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { UnsupportedModelError } from './errors.js';
-import { callLike, rebuildGraph } from './graph.js';
+import { callLike, rebuildNested } from './graph.js';
 import type { Layer } from './strategy.js';
-import { type GraphNode, graphOf, nodeInModel } from './target.js';
+import { type GraphNode, graphOf, isNestedModel, nodeInModel } from './target.js';
 
 /** A stock `Conv2D`, the `BatchNormalization` folded into it, and the relu fused into it, if any. */
 interface Fold {
@@ -131,7 +131,8 @@ function foldedConv(fold: Fold, node: GraphNode, inputs: SymbolicTensor[], built
  *
  * The result computes what `model` computes in inference mode (up to float rounding) and shares no variable
  * with it; `model` is left untouched. It is for evaluation only: training it would no longer normalise with
- * batch statistics. Dispose it when done. Throws `UnsupportedModelError` for a layer called several times in
+ * batch statistics. Chains inside nested sub-models are folded too (the sub-model is rebuilt as a functional
+ * model of the same name). Dispose it when done. Throws `UnsupportedModelError` for a layer called several times in
  * the model (shared weights), and for a custom layer class not registered for serialization.
  *
  * @example
@@ -143,14 +144,31 @@ function foldedConv(fold: Fold, node: GraphNode, inputs: SymbolicTensor[], built
  */
 export function foldBatchNorm(model: LayersModel): LayersModel {
   model = graphOf(model);
-  const folds = findFolds(model);
+  // Inside nested sub-models too: each graph's chains are found in that graph, and the sub-models holding one
+  // are rebuilt around it.
+  const folds = new Map<Layer, Fold>();
+  const descend = new Set<LayersModel>();
+  const collect = (graph: LayersModel, containers: readonly LayersModel[]) => {
+    for (const [conv, fold] of findFolds(graph)) {
+      folds.set(conv, fold);
+      for (const container of containers) descend.add(container);
+    }
+    for (const layer of graph.layers) {
+      if (isNestedModel(layer)) collect(graphOf(layer), [...containers, layer]);
+    }
+  };
+  collect(model, []);
   const dropped = new Set(
     [...folds.values()].flatMap((fold) => (fold.relu ? [fold.batchNorm, fold.relu] : [fold.batchNorm])),
   );
-  return rebuildGraph(model, (layer, node, inputs, built) => {
-    const fold = folds.get(layer);
-    if (fold !== undefined) return foldedConv(fold, node, inputs, built);
-    // Its input is already the folded conv's output (normalised, and through the relu when fused).
-    return dropped.has(layer) ? inputs : undefined;
-  });
+  return rebuildNested(
+    model,
+    (layer, node, inputs, built) => {
+      const fold = folds.get(layer);
+      if (fold !== undefined) return foldedConv(fold, node, inputs, built);
+      // Its input is already the folded conv's output (normalised, and through the relu when fused).
+      return dropped.has(layer) ? inputs : undefined;
+    },
+    (subModel) => descend.has(subModel),
+  );
 }

@@ -10,7 +10,7 @@ import {
 import { cloneLayer, copyWeights } from './clone.js';
 import { UnsupportedModelError } from './errors.js';
 import type { Layer } from './strategy.js';
-import { type GraphNode, nodeInModel } from './target.js';
+import { type GraphNode, graphOf, isNestedModel, nodeInModel, PATH_SEPARATOR } from './target.js';
 
 /**
  * How one layer of the original graph appears in the rebuilt one: the tensors that stand for its outputs
@@ -120,4 +120,31 @@ export function rebuildGraph(model: LayersModel, rewrite: LayerRewrite, part?: G
     disposeBuilt(built);
     throw error;
   }
+}
+
+/**
+ * Like {@link rebuildGraph} over the whole of `model`, but a nested sub-model for which `descend` is true is itself
+ * rebuilt the same way (recursively, as a functional model of the same name) and called where it was; the
+ * others are handed to `rewrite` like any layer. `rewrite` also gets the path prefix of the graph the layer is in
+ * (`''` for the model's own layers, `backbone/` inside the sub-model `backbone`).
+ */
+export function rebuildNested(
+  model: LayersModel,
+  rewrite: (...args: [...Parameters<LayerRewrite>, prefix: string]) => SymbolicTensor[] | undefined,
+  descend: (subModel: LayersModel) => boolean,
+  prefix = '',
+): LayersModel {
+  return rebuildGraph(model, (layer, node, inputs, built) => {
+    if (isNestedModel(layer) && descend(layer)) {
+      const inner = rebuildNested(
+        graphOf(layer),
+        rewrite,
+        descend,
+        `${prefix}${layer.name}${PATH_SEPARATOR}`,
+      );
+      built.push(inner);
+      return callLike(inner, node, inputs);
+    }
+    return rewrite(layer, node, inputs, built, prefix);
+  });
 }

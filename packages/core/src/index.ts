@@ -72,5 +72,12 @@ export {
   type SkippedLayer,
   type SurgeryResult,
 } from './surgery.js';
-export { denseAsConv, describeLayer, listTargets, targetShape, unsupportedReason } from './target.js';
+export {
+  denseAsConv,
+  describeLayer,
+  graphOf,
+  listTargets,
+  targetShape,
+  unsupportedReason,
+} from './target.js';
 export { type LayerTiming, type MeasureLayerTimesOptions, measureLayerTimes } from './timing.js';

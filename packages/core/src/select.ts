@@ -12,9 +12,15 @@ import type { Layer, TargetLayer } from './strategy.js';
  */
 export type LayerSelection = string | readonly string[] | ((target: TargetLayer) => boolean);
 
-/** A layer picked by a selection, and whether it was named exactly (explicit) or matched by glob/predicate. */
-export interface SelectedLayer {
+/** A layer that a selection may pick, by its name in the model (a path for a layer of a nested sub-model). */
+export interface Candidate {
+  name: string;
   layer: Layer;
+}
+
+/** A layer picked by a selection, and whether it was named exactly (explicit) or matched by glob/predicate. */
+export interface SelectedLayer<C extends Candidate = Candidate> {
+  candidate: C;
   explicit: boolean;
 }
 
@@ -50,28 +56,28 @@ export function layerNameMatcher(selector: string): (name: string) => boolean {
  * The layers a selection picks among `candidates`, in candidate order. Every name or glob must match at
  * least one candidate, else an `UnknownLayerError` listing close names.
  */
-export function selectLayers(
-  candidates: readonly Layer[],
+export function selectLayers<C extends Candidate>(
+  candidates: readonly C[],
   selection: LayerSelection,
-  describe: (layer: Layer) => TargetLayer,
-): SelectedLayer[] {
+  describe: (candidate: C) => TargetLayer,
+): SelectedLayer<C>[] {
   if (typeof selection === 'function') {
     return candidates
-      .filter((layer) => selection(describe(layer)))
-      .map((layer) => ({ layer, explicit: false }));
+      .filter((candidate) => selection(describe(candidate)))
+      .map((candidate) => ({ candidate, explicit: false }));
   }
   const selectors = typeof selection === 'string' ? [selection] : selection;
-  const explicit = new Set<Layer>();
-  const matched = new Set<Layer>();
-  const names = candidates.map((l) => l.name);
+  const explicit = new Set<C>();
+  const matched = new Set<C>();
+  const names = candidates.map((c) => c.name);
   for (const selector of selectors) {
     const glob = isGlob(selector);
     const matches = layerNameMatcher(selector);
-    const hits = candidates.filter((l) => matches(l.name));
+    const hits = candidates.filter((c) => matches(c.name));
     if (hits.length === 0) throw new UnknownLayerError(selector, closeNames(selector, names));
     for (const hit of hits) (glob ? matched : explicit).add(hit);
   }
   return candidates
-    .filter((layer) => explicit.has(layer) || matched.has(layer))
-    .map((layer) => ({ layer, explicit: explicit.has(layer) }));
+    .filter((candidate) => explicit.has(candidate) || matched.has(candidate))
+    .map((candidate) => ({ candidate, explicit: explicit.has(candidate) }));
 }

@@ -20,6 +20,12 @@ export interface ConvShape {
   inputSize: readonly [number, number];
   /** Spatial size of the output (height, width). */
   outputSize: readonly [number, number];
+  /**
+   * True when the spatial size of the layer's input is unknown (a fully convolutional model, e.g. a `[null, null, 3]`
+   * input): `outputSize` is then `[1, 1]` and `inputSize` the strides, one output pixel's worth, so the MACs a cost
+   * function computes from this shape are per output pixel rather than per image. Parameters are exact.
+   */
+  perOutputPixel?: boolean;
 }
 
 /**

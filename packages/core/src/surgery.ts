@@ -1,5 +1,6 @@
 import { dispose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { carryOver } from './carry.js';
 import { convCost } from './cost.js';
 import {
   InvalidDecompositionError,
@@ -24,7 +25,10 @@ import {
   describeLayer,
   type GraphNode,
   graphOf,
-  nodeInModel,
+  isNestedModel,
+  PATH_SEPARATOR,
+  type PlacedLayer,
+  placedLayers,
   targetShape,
   unsupportedReason,
 } from './target.js';
@@ -67,6 +71,11 @@ export interface LayerReplacement<Options = unknown> {
   seed: number;
   /** The strategy's diagnostics, e.g. `{ relativeError: 0.03 }`. */
   info?: Record<string, number | string>;
+  /**
+   * What the report cannot say exactly or what surgery could not carry over to the replacements, one sentence
+   * each (e.g. MACs per output pixel for an input of unknown spatial size); omitted when there is nothing.
+   */
+  notes?: string[];
   /** Cost of the original layer (`convCost` of its geometry; a Dense as the 1×1 convolution it equals). */
   before: LayerCost;
   /** Cost of the replacement, as the strategy computes it. */
@@ -88,6 +97,8 @@ export interface SurgeryResult<Options = unknown> {
 
 interface PlannedRewrite<Options> {
   target: TargetLayer;
+  /** Where the layer sits (its path, the graph it is called in and the sub-models around it). */
+  placed: PlacedLayer;
   /** The geometry the target is costed by (a Dense as the 1×1 convolution it equals). */
   shape: ConvShape;
   options: Options;
@@ -128,17 +139,21 @@ function planRewrites<Options>(
       'no layers were selected: pass `layers` (names, globs or a predicate) or `perLayerOptions`',
     );
   }
-  const candidates = model.layers.filter((l) => !model.inputLayers.includes(l));
-  for (const layer of candidates) nodeInModel(model, layer);
-  const selected = selectLayers(candidates, selection, (l) => describeLayer(model, l));
-  const selectedNames = new Set(selected.map((s) => s.layer.name));
+  // Layers of nested sub-models stand in for them, named by their path (`backbone/conv1`).
+  const candidates = placedLayers(model).map((placed) => ({
+    name: placed.path,
+    layer: placed.layer,
+    placed,
+  }));
+  const selected = selectLayers(candidates, selection, (c) => describeLayer(model, c.placed));
+  const selectedNames = new Set(selected.map((s) => s.candidate.name));
   for (const name of Object.keys(perLayer)) {
-    if (!model.layers.some((l) => l.name === name)) {
+    if (!candidates.some((c) => c.name === name)) {
       throw new UnknownLayerError(
         name,
         closeNames(
           name,
-          candidates.map((l) => l.name),
+          candidates.map((c) => c.name),
         ),
       );
     }
@@ -154,27 +169,27 @@ function planRewrites<Options>(
   };
   const plans = new Map<Layer, PlannedRewrite<Options>>();
   const skipped: SkippedLayer[] = [];
-  for (const { layer, explicit } of selected) {
-    const target = describeLayer(model, layer);
-    const own = perLayer[layer.name];
+  for (const { candidate, explicit } of selected) {
+    const { layer, placed, name } = candidate;
+    const target = describeLayer(model, placed);
+    const own = perLayer[name];
     const options =
       own === undefined
         ? sharedOptions()
-        : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), layer.name);
+        : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), name);
     const refusal =
-      !explicit && !layer.trainable
-        ? 'the layer is not trainable'
-        : ((explicit ? null : unsupportedReason(target)) ?? supportReason(strategy, target, options));
+      !explicit && !layer.trainable ? 'the layer is not trainable' : supportReason(strategy, target, options);
     if (refusal !== null) {
-      if (explicit) throw new UnsupportedLayerError(layer.name, strategy.name, refusal);
-      skipped.push({ layer: layer.name, reason: refusal });
+      if (explicit) throw new UnsupportedLayerError(name, strategy.name, refusal);
+      skipped.push({ layer: name, reason: refusal });
       continue;
     }
     plans.set(layer, {
       target,
+      placed,
       shape: targetShape(target)!,
       options,
-      seed: layerSeed(request.seed ?? 0, layer.name),
+      seed: layerSeed(request.seed ?? 0, name),
     });
   }
   for (const layer of plans.keys()) checkFinite(layer);
@@ -197,15 +212,19 @@ function checkFinite(layer: Layer): void {
   }
 }
 
-/** Why the strategy (or core) refuses the layer, or null when it can be rewritten. */
+/**
+ * Why core (first: its reason is the real one, e.g. a channelsFirst convolution) or the strategy refuses the
+ * layer, or null when it can be rewritten.
+ */
 function supportReason<Options>(
   strategy: DecompositionStrategy<Options>,
   target: TargetLayer,
   options: Options,
 ): string | null {
+  const reason = unsupportedReason(target);
+  if (reason !== null) return reason;
   const support = strategy.supports(target, options);
-  if (!support.ok) return support.reason;
-  return unsupportedReason(target);
+  return support.ok ? null : support.reason;
 }
 
 /**
@@ -221,40 +240,62 @@ function sameShape(a: readonly (number | null)[], b: readonly (number | null)[])
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** Rebuilds the graph around the replacements (every other layer copied with its weights). */
+/**
+ * Rebuilds the graph around the replacements (every other layer copied with its weights). A nested sub-model
+ * holding a replaced layer is rebuilt the same way (as a functional model of the same name), then called where
+ * it was; the others are copied whole.
+ */
 function rebuild<Options>(
   model: LayersModel,
   strategy: DecompositionStrategy<Options>,
   plans: Map<Layer, PlannedRewrite<Options>>,
   init: InitMode,
 ): { model: LayersModel; report: LayerReplacement<Options>[] } {
-  // Names in use in the new model: every original name, until its layer is replaced.
-  const taken = new Set(model.layers.map((l) => l.name));
+  const changed = new Set<Layer>([...plans.values()].flatMap((plan) => plan.placed.containers));
   const report: LayerReplacement<Options>[] = [];
-  const rebuilt = rebuildGraph(model, (layer, node, layerInputs, built) => {
-    const plan = plans.get(layer);
-    if (plan === undefined) return undefined;
-    const decomposition = strategy.decompose(plan.target, plan.options, { init, seed: plan.seed });
-    let output: SymbolicTensor;
-    try {
-      output = insertDecomposition(strategy, plan.target, decomposition, layerInputs, node, taken, built);
-    } finally {
-      dispose((decomposition.weights ?? []).flat());
-    }
-    if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
-    report.push({
-      layer: layer.name,
-      className: plan.target.className,
-      replacements: decomposition.layers.map((l) => l.name),
-      options: plan.options,
-      seed: plan.seed,
-      ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
-      before: convCost(plan.shape),
-      after: decomposition.cost ?? strategy.cost(plan.shape, plan.options),
+  const rebuildLevel = (graph: LayersModel, prefix: string): LayersModel => {
+    // Names in use in the new graph: every original name, until its layer is replaced.
+    const taken = new Set(graph.layers.map((l) => l.name));
+    return rebuildGraph(graph, (layer, node, layerInputs, built) => {
+      if (isNestedModel(layer) && changed.has(layer)) {
+        const inner = rebuildLevel(graphOf(layer), `${prefix}${layer.name}${PATH_SEPARATOR}`);
+        built.push(inner);
+        return callLike(inner, node, layerInputs);
+      }
+      const plan = plans.get(layer);
+      if (plan === undefined) return undefined;
+      // The strategy names the replacements after the layer's own name, inside the sub-model it is in.
+      const target = prefix === '' ? plan.target : { ...plan.target, name: layer.name };
+      const decomposition = strategy.decompose(target, plan.options, { init, seed: plan.seed });
+      // Before the replacements are built: regularisers and constraints are attached to weights at build time.
+      const notes = carryOver(layer, decomposition.layers);
+      if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
+      let output: SymbolicTensor;
+      try {
+        output = insertDecomposition(strategy, target, decomposition, layerInputs, node, taken, built);
+      } finally {
+        dispose((decomposition.weights ?? []).flat());
+      }
+      if (plan.shape.perOutputPixel) {
+        notes.push(
+          'the spatial size of its input is unknown, so `before` and `after` count MACs per output pixel, not per image',
+        );
+      }
+      report.push({
+        layer: plan.target.name,
+        className: plan.target.className,
+        replacements: decomposition.layers.map((l) => `${prefix}${l.name}`),
+        options: plan.options,
+        seed: plan.seed,
+        ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
+        ...(notes.length === 0 ? {} : { notes }),
+        before: convCost(plan.shape),
+        after: decomposition.cost ?? strategy.cost(plan.shape, plan.options),
+      });
+      return [output];
     });
-    return [output];
-  });
-  return { model: rebuilt, report };
+  };
+  return { model: rebuildLevel(model, ''), report };
 }
 
 /** Applies the decomposition's layers in sequence, checks names and shapes, and sets their initial weights. */
@@ -312,7 +353,9 @@ function insertDecomposition<Options>(
  * shares no variable with the result. Options are parsed and support is checked for every layer before
  * anything is built, and so are the weights of the layers to rewrite: a `NonFiniteWeightsError` names the first
  * layer holding NaN or an infinity. The same (model, strategy, options, seed) always gives the same weights,
- * provided the strategy honours the seed it is handed.
+ * provided the strategy honours the seed it is handed. The replacements get the original's regularisers and
+ * constraints where they mean the same, and its `trainable: false`; what could not be carried is in the
+ * layer's `notes`. Layers of nested sub-models are selected and reported by path, `<sub-model>/<layer>`.
  */
 export function applyStrategy<Options>(
   model: LayersModel,

@@ -1,5 +1,5 @@
 import type { Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs-core';
-import { model as functionalModel, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { model as functionalModel, LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { UnknownLayerError, UnsupportedModelError } from './errors.js';
 import { closeNames } from './select.js';
 import type { ConvShape, DenseShape, Layer, TargetLayer } from './strategy.js';
@@ -54,6 +54,72 @@ export function findLayer(model: LayersModel, name: string): Layer {
   return layer;
 }
 
+/** Whether `layer` is a model (a `tf.sequential` or functional model) used as a layer of another model. */
+export function isNestedModel(layer: Layer): layer is LayersModel {
+  return layer instanceof LayersModel;
+}
+
+/** Separates the names of nested models from the names of their layers in a layer's path. */
+export const PATH_SEPARATOR = '/';
+
+/** A layer of a model, or of a sub-model used as one of its layers (at any depth), and where it is called. */
+export interface PlacedLayer {
+  /** Its name in the model: its own name, prefixed by those of the sub-models around it (`backbone/conv1`). */
+  path: string;
+  layer: Layer;
+  /** The functional graph it is called in: the model's, or that of the sub-model around it. */
+  graph: LayersModel;
+  /** The sub-models around it, outermost first (empty for a layer of the model itself). */
+  containers: LayersModel[];
+}
+
+/**
+ * Every layer of the model that has a call in its graph (input layers excepted), in graph order, with each
+ * nested sub-model replaced by its own layers (recursively), addressed as `<sub-model>/<layer>`.
+ */
+export function placedLayers(model: LayersModel): PlacedLayer[] {
+  const placed: PlacedLayer[] = [];
+  const walk = (outer: LayersModel, prefix: string, containers: LayersModel[]) => {
+    const graph = graphOf(outer);
+    for (const layer of graph.layers) {
+      if (graph.inputLayers.includes(layer)) continue;
+      nodeInModel(graph, layer);
+      if (isNestedModel(layer)) {
+        walk(layer, `${prefix}${layer.name}${PATH_SEPARATOR}`, [...containers, layer]);
+      } else {
+        placed.push({ path: `${prefix}${layer.name}`, layer, graph, containers });
+      }
+    }
+  };
+  walk(model, '', []);
+  return placed;
+}
+
+/**
+ * The layer at `path` (see {@link placedLayers}), or a layer of the model itself of that name (a nested
+ * sub-model as a whole); an `UnknownLayerError` listing close names when there is none.
+ */
+export function findPlaced(model: LayersModel, path: string): PlacedLayer {
+  const graph = graphOf(model);
+  const placed = placedLayers(graph);
+  const found = placed.find((p) => p.path === path);
+  if (found !== undefined) return found;
+  const own = graph.layers.find((l) => l.name === path && !graph.inputLayers.includes(l));
+  if (own !== undefined) return { path, layer: own, graph, containers: [] };
+  throw new UnknownLayerError(
+    path,
+    closeNames(
+      path,
+      placed.map((p) => p.path),
+    ),
+  );
+}
+
+/** The layer of the model itself that `placed` is, or is nested in. */
+export function outermostLayer(placed: PlacedLayer): Layer {
+  return placed.containers[0] ?? placed.layer;
+}
+
 function pair(value: unknown, what: string, layer: string): readonly [number, number] {
   const list = Array.isArray(value) ? value : [value, value];
   const [a, b] = list;
@@ -70,28 +136,33 @@ function spatial(tensor: SymbolicTensor | undefined): readonly [number, number] 
 
 /**
  * Geometry of a plain channels-last `Conv2D` from its config and the shapes of its call in the model; null
- * for other classes, channels-first data or unknown spatial sizes (fully convolutional inputs).
+ * for other classes, channels-first data, paddings other than `same`/`valid` or unknown input channels. When
+ * the spatial size of the input is unknown (a fully convolutional input such as `[null, null, 3]`), the shape
+ * is that of one output pixel, flagged `perOutputPixel` (surgery needs only the weights).
  */
 export function convShape(layer: Layer, node: GraphNode): ConvShape | null {
   if (layer.getClassName() !== 'Conv2D') return null;
   const config = layer.getConfig();
   if (config.dataFormat !== 'channelsLast') return null;
-  const inputSize = spatial(node.inputTensors[0]);
-  const outputSize = spatial(node.outputTensors[0]);
   const inChannels = node.inputTensors[0]?.shape[3];
-  if (inputSize === null || outputSize === null || typeof inChannels !== 'number') return null;
+  if (typeof inChannels !== 'number') return null;
   const padding = config.padding;
   if (padding !== 'same' && padding !== 'valid') return null;
+  const strides = pair(config.strides, 'strides', layer.name);
+  const inputSize = spatial(node.inputTensors[0]);
+  const outputSize = spatial(node.outputTensors[0]);
+  const known = inputSize !== null && outputSize !== null;
   return {
     kernelSize: pair(config.kernelSize, 'kernelSize', layer.name),
     inChannels,
     outChannels: Number(config.filters),
-    strides: pair(config.strides, 'strides', layer.name),
+    strides,
     dilation: pair(config.dilationRate, 'dilationRate', layer.name),
     padding,
     useBias: config.useBias === true,
-    inputSize,
-    outputSize,
+    inputSize: known ? inputSize : strides,
+    outputSize: known ? outputSize : [1, 1],
+    ...(known ? {} : { perOutputPixel: true }),
   };
 }
 
@@ -143,7 +214,7 @@ export function targetShape(target: TargetLayer): ConvShape | null {
 
 /**
  * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it is a
- * plain channels-last `Conv2D` or a `Dense` with known input size. Strategies may use it for their own refusals.
+ * plain channels-last `Conv2D` (of any input size) or a `Dense` with known input size. Strategies may use it for their own refusals.
  */
 export function unsupportedReason(target: TargetLayer): string | null {
   switch (target.className) {
@@ -155,7 +226,7 @@ export function unsupportedReason(target: TargetLayer): string | null {
   if (target.conv !== null || target.dense !== null) return null;
   switch (target.className) {
     case 'Conv2D':
-      return 'the Conv2D is channels-first or its input size is unknown; surgery rewrites channels-last convolutions with a fixed input size';
+      return conv2dReason(target.layer);
     case 'Dense':
       return 'the Dense layer’s input size is unknown; give the model a fixed input shape';
     default:
@@ -163,22 +234,40 @@ export function unsupportedReason(target: TargetLayer): string | null {
   }
 }
 
+/** Why a `Conv2D` has no `ConvShape` (see {@link convShape}). */
+function conv2dReason(layer: Layer): string {
+  const config = layer.getConfig();
+  if (config.dataFormat === 'channelsFirst') {
+    return 'channelsFirst convolution: surgery and the strategies’ layers are channels-last; convert the model to channelsLast (dataFormat: "channelsLast", inputs NHWC)';
+  }
+  if (config.padding !== 'same' && config.padding !== 'valid') {
+    return `its padding '${String(config.padding)}' is neither 'same' nor 'valid'`;
+  }
+  return 'the number of its input channels is unknown; give the model an input shape whose last axis is known';
+}
+
 /**
  * Describes a layer of `model` as surgery offers it to a strategy: class, convolution or Dense geometry (with
- * the sizes of its input and output in this model), trained kernel and bias, fused activation. The tensors are
- * the layer's own weights: read them, never dispose them.
+ * the sizes of its input and output in this model), trained kernel and bias, fused activation. A layer of a
+ * nested sub-model is named by its path, `<sub-model>/<layer>` (see {@link placedLayers}). The tensors are the
+ * layer's own weights: read them, never dispose them.
  */
-export function describeLayer(model: LayersModel, layerOrName: Layer | string): TargetLayer {
-  model = graphOf(model);
-  const layer = typeof layerOrName === 'string' ? findLayer(model, layerOrName) : layerOrName;
-  const node = nodeInModel(model, layer);
+export function describeLayer(model: LayersModel, layerOrName: Layer | string | PlacedLayer): TargetLayer {
+  const placed =
+    typeof layerOrName === 'string'
+      ? findPlaced(model, layerOrName)
+      : 'containers' in layerOrName
+        ? layerOrName
+        : (placedLayers(model).find((p) => p.layer === layerOrName) ?? findPlaced(model, layerOrName.name));
+  const { layer, graph } = placed;
+  const node = nodeInModel(graph, layer);
   const conv = convShape(layer, node);
   const dense = conv === null ? denseShape(layer, node) : null;
   const weights = conv === null && dense === null ? [] : layer.getWeights();
   const activation = layer.getConfig().activation;
   const useBias = conv?.useBias ?? dense?.useBias ?? false;
   return {
-    name: layer.name,
+    name: placed.path,
     className: layer.getClassName(),
     layer,
     conv,
@@ -190,8 +279,10 @@ export function describeLayer(model: LayersModel, layerOrName: Layer | string): 
   };
 }
 
-/** Every layer of the model that has a call in its graph (input layers excepted), described, in graph order. */
+/**
+ * Every layer of the model that has a call in its graph (input layers excepted), described, in graph order;
+ * the layers of a nested sub-model stand in for it, named `<sub-model>/<layer>`.
+ */
 export function listTargets(model: LayersModel): TargetLayer[] {
-  model = graphOf(model);
-  return model.layers.filter((l) => !model.inputLayers.includes(l)).map((l) => describeLayer(model, l));
+  return placedLayers(model).map((p) => describeLayer(model, p));
 }

@@ -15,8 +15,7 @@ import {
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { cloneLayer } from './clone.js';
 import { UnsupportedModelError } from './errors.js';
-import type { Layer } from './strategy.js';
-import { findLayer, graphOf, nodeInModel } from './target.js';
+import { findPlaced, nodeInModel, type PlacedLayer, placedLayers } from './target.js';
 
 /** How `measureLayerTimes` runs: batch size, repetitions, which layers. */
 export interface MeasureLayerTimesOptions {
@@ -74,11 +73,10 @@ function total(outputs: Tensor | Tensor[]): Scalar {
 }
 
 async function timeLayer(
-  model: LayersModel,
-  layer: Layer,
+  { layer, graph, path }: PlacedLayer,
   options: Required<Omit<MeasureLayerTimesOptions, 'layers' | 'onLayer'>>,
 ): Promise<LayerTiming> {
-  const node = nodeInModel(model, layer);
+  const node = nodeInModel(graph, layer);
   const inputShapes = node.inputTensors.map((t) => t.shape.map((d, i) => (i === 0 ? options.batch : d)));
   const known = inputShapes.map((shape) => shape.filter((d): d is number => d !== null));
   if (known.some((shape, i) => shape.length !== inputShapes[i]!.length)) {
@@ -107,7 +105,7 @@ async function timeLayer(
     const forwardBackwardMs =
       forwardBackward === null ? null : await medianWallMs(forwardBackward, options.warmup, options.repeats);
     return {
-      name: layer.name,
+      name: path,
       className: layer.getClassName(),
       inputShapes: known,
       forwardMs,
@@ -122,25 +120,23 @@ async function timeLayer(
 /**
  * Measures each layer in isolation on the active backend: a fresh copy of the layer (the model is not
  * touched) runs on random inputs of its input shapes, forward only and forward+backward, and the median
- * wall time of `repeats` calls after `warmup` is reported. Works for any registered layer class.
+ * wall time of `repeats` calls after `warmup` is reported. Works for any registered layer class. The layers of a
+ * nested sub-model are timed one by one, named `<sub-model>/<layer>` (as in `layers`).
  */
 export async function measureLayerTimes(
   model: LayersModel,
   options: MeasureLayerTimesOptions = {},
 ): Promise<LayerTiming[]> {
-  model = graphOf(model);
   const settings = {
     batch: options.batch ?? 32,
     repeats: options.repeats ?? 5,
     warmup: options.warmup ?? 1,
     seed: options.seed ?? 0,
   };
-  const layers =
-    options.layers?.map((name) => findLayer(model, name)) ??
-    model.layers.filter((l) => !model.inputLayers.includes(l));
+  const layers = options.layers?.map((name) => findPlaced(model, name)) ?? placedLayers(model);
   const timings: LayerTiming[] = [];
   for (const layer of layers) {
-    const timing = await timeLayer(model, layer, settings);
+    const timing = await timeLayer(layer, settings);
     timings.push(timing);
     options.onLayer?.(timing, timings.length, layers.length);
   }

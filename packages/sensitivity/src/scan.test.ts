@@ -211,3 +211,98 @@ describe('the calibration path', () => {
     expectSameMetrics(table, byCallback);
   });
 });
+
+it('scans a tf.sequential model (calibration path), as it scans the same functional model', async () => {
+  const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
+  const stack = () => [
+    tfl.layers.conv2d({
+      name: 'conv1',
+      filters: 8,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: seeded(1),
+    }),
+    tfl.layers.conv2d({
+      name: 'conv2',
+      filters: 8,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: seeded(2),
+    }),
+    tfl.layers.globalAveragePooling2d({ name: 'pool' }),
+    tfl.layers.dense({ name: 'fc', units: 4, kernelInitializer: seeded(3) }),
+  ];
+  const sequentialModel = tfl.sequential({
+    layers: [tfl.layers.inputLayer({ inputShape: [8, 8, 3] }), ...stack()],
+  });
+  const input = tfl.input({ shape: [8, 8, 3] });
+  const functional = tfl.model({
+    inputs: input,
+    outputs: stack().reduce((h, layer) => layer.apply(h) as tfl.SymbolicTensor, input),
+  });
+  const common = { strategy: keepFilters, layers: ['conv1', 'conv2'], ratios: [0.5, 1] };
+  const calibration = { images, labels };
+  const scan = () => scanSensitivity({ ...common, model: sequentialModel, calibration });
+  await scan();
+  const tensors = tf.memory().numTensors;
+  const table = await scan();
+  expect(tf.memory().numTensors).toBe(tensors);
+  const reference = await scanSensitivity({ ...common, model: functional, calibration });
+  expect(table.entries.map((e) => e.metric.loss)).toEqual(
+    reference.entries.map((e) => expect.closeTo(e.metric.loss, 5)),
+  );
+  sequentialModel.dispose();
+  functional.dispose();
+});
+
+it('scans the layers of a nested sub-model (backbone + head) by path, as it scans the flat model', async () => {
+  const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
+  const convs = () => [
+    tfl.layers.conv2d({
+      name: 'conv1',
+      filters: 8,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: seeded(1),
+    }),
+    tfl.layers.conv2d({
+      name: 'conv2',
+      filters: 8,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: seeded(2),
+    }),
+  ];
+  const head = () => [
+    tfl.layers.globalAveragePooling2d({ name: 'pool' }),
+    tfl.layers.dense({ name: 'fc', units: 4, kernelInitializer: seeded(3) }),
+  ];
+  const chain = (h: tfl.SymbolicTensor, stack: tfl.layers.Layer[]) =>
+    stack.reduce((t, layer) => layer.apply(t) as tfl.SymbolicTensor, h);
+  const backbone = tfl.sequential({
+    name: 'backbone',
+    layers: [tfl.layers.inputLayer({ inputShape: [8, 8, 3] }), ...convs()],
+  });
+  const image = tfl.input({ shape: [8, 8, 3] });
+  const nested = tfl.model({
+    inputs: image,
+    outputs: chain(backbone.apply(image) as tfl.SymbolicTensor, head()),
+  });
+  const flatInput = tfl.input({ shape: [8, 8, 3] });
+  const flat = tfl.model({ inputs: flatInput, outputs: chain(chain(flatInput, convs()), head()) });
+  const common = { strategy: keepFilters, ratios: [0.5, 1], calibration: { images, labels } };
+  const scan = () =>
+    scanSensitivity({ ...common, model: nested, layers: ['backbone/conv1', 'backbone/conv2'] });
+  await scan();
+  const tensors = tf.memory().numTensors;
+  const table = await scan();
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(table.layers.map((l) => l.layer)).toEqual(['backbone/conv1', 'backbone/conv2']);
+  const reference = await scanSensitivity({ ...common, model: flat, layers: ['conv1', 'conv2'] });
+  expect(table.entries.map((e) => e.metric.loss)).toEqual(
+    reference.entries.map((e) => expect.closeTo(e.metric.loss, 5)),
+  );
+  expect(table.entries.map((e) => e.cost)).toEqual(reference.entries.map((e) => e.cost));
+  nested.dispose();
+  flat.dispose();
+});

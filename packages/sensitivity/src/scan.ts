@@ -3,6 +3,7 @@ import {
   convCost,
   type DecompositionStrategy,
   describeLayer,
+  graphOf,
   targetShape,
 } from '@decompose/core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -93,8 +94,13 @@ export function scanEntryKey(
  * downstream of L. Every model runs with its BatchNorms folded into the stock convolutions before them
  * (`foldBatchNorm`; a decomposed layer stays as it is). Both change the metric only by float rounding (below
  * 1e-4). An entry with `fineTune` trains the whole model, so it is evaluated whole, from the images.
+ *
+ * `model` may be a `tf.sequential` or a functional model; a sequential one is scanned (and handed to `evaluate`
+ * for the baseline) as the functional view of its graph, `graphOf(model)`.
  */
 export async function scanSensitivity<Options>(options: ScanOptions<Options>): Promise<SensitivityTable> {
+  // A `tf.sequential` model is scanned through the functional view of its graph (same layers and weights).
+  options = { ...options, model: graphOf(options.model) };
   const evaluator = options.calibration ? new CalibrationEvaluator(options.model, options.calibration) : null;
   try {
     return await scan(options, evaluator);

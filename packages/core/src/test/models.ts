@@ -1,4 +1,4 @@
-import { initializers, input, type LayersModel, layers, model } from '@tensorflow/tfjs-layers';
+import { initializers, input, type LayersModel, layers, model, sequential } from '@tensorflow/tfjs-layers';
 
 const seeded = (seed: number) => initializers.glorotUniform({ seed });
 
@@ -51,4 +51,37 @@ export function smallResidualModel(): LayersModel {
     .dense({ name: 'head', units: 10, kernelInitializer: seeded(12) })
     .apply(h) as typeof h;
   return model({ inputs: x, outputs: logits, name: 'small-residual' });
+}
+
+/** A small `tf.sequential` CNN: conv → batch norm → relu → conv → pooling → dense, 8×8×3 input. */
+export function smallSequentialModel(): LayersModel {
+  return sequential({
+    name: 'small-sequential',
+    layers: [
+      layers.conv2d({
+        name: 'conv1',
+        inputShape: [8, 8, 3],
+        filters: 8,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: seeded(1),
+      }),
+      layers.batchNormalization({
+        name: 'bn1',
+        movingMeanInitializer: initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 2 }),
+        movingVarianceInitializer: initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 3 }),
+      }),
+      layers.reLU({ name: 'relu1' }),
+      layers.conv2d({
+        name: 'conv2',
+        filters: 8,
+        kernelSize: 3,
+        padding: 'same',
+        kernelInitializer: seeded(4),
+      }),
+      layers.globalAveragePooling2d({ name: 'pool' }),
+      layers.dense({ name: 'head', units: 4, kernelInitializer: seeded(5) }),
+    ],
+  });
 }
