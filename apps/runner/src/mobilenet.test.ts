@@ -140,6 +140,21 @@ describe('a MobileNetV2-style model of stock layers, end to end on the default w
       const rewritten = summary.report.map((r) => r.layer);
       expect(rewritten).toContain('logits');
       expect(rewritten).toContain('block_2_project');
+      // The stem's L1L2 regulariser: on SVD's stock replacements, or named in the report as not carried.
+      const stem = summary.report.find((r) => r.layer === 'stem_conv');
+      if (strategy === 'svd') {
+        const saved = await readJson<{
+          modelTopology: { config: { layers: { name: string; config: { kernel_regularizer?: unknown } }[] } };
+        }>(path.join(out, 'model', 'model.json'));
+        const replacements = saved.modelTopology.config.layers.filter((l) =>
+          stem?.replacements.includes(l.name),
+        );
+        expect(replacements).toHaveLength(2);
+        for (const layer of replacements)
+          expect(layer.config.kernel_regularizer).toMatchObject({ class_name: 'L1L2' });
+      } else {
+        expect(stem?.notes).toEqual([expect.stringMatching(/kernel regulariser L1L2 was not carried over/)]);
+      }
       const skipped = summary.skipped.find((s) => s.layer === 'block_1_depthwise');
       expect(skipped?.reason).toMatch(/depthwise/);
       expect(summary.fineTuned?.accuracy).toBeGreaterThanOrEqual(0);
