@@ -21,6 +21,7 @@ import {
   BUILT_IN_STRATEGIES,
   loadModel,
   modelPlugins,
+  readModelInputShape,
   resolveStrategy,
   saveModel,
 } from './models.js';
@@ -107,14 +108,14 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
   const { strategy, plugin } = await resolveStrategy(config.strategy, '--strategy');
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
-  const data = await loadData(config, out);
-  if (config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const modelDir = path.resolve(config.modelDir);
+  const data = await loadData(config, out, { modelInput: await readModelInputShape(modelDir) });
+  if (config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;
   try {
     // A model built for other images than the data's is refused before the surgery, naming both.
-    modelGeometry(original);
+    modelGeometry(original, data.test, data.name);
     const figures = async (model: tfl.LayersModel): Promise<ModelFigures> => {
       const cost = costTable(model, {
         strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
