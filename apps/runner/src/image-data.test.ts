@@ -77,6 +77,31 @@ describe('a 64×64 model on a 64×64 image folder', () => {
     expect(existsSync(path.join(out, 'model', 'model.json'))).toBe(true);
   });
 
+  it('compress without --data rewrites and saves the model alone, and says so', async () => {
+    const out = path.join(dir, 'no-data');
+    const compress = ['compress', '--model-dir', models.fits!, '--strategy', 'basis', '--ratio', '0.5'];
+    const result = await cli(...compress, '--out', out);
+    expect(result.err).toEqual([]);
+    expect(result.code).toBe(0);
+    const text = result.out.join('\n');
+    expect(text).toMatch(
+      /no data: the model takes \[64, 64, 3\] inputs, not CIFAR-10's .*no BatchNorm re-estimation, no fine-tuning and no accuracy/,
+    );
+    expect(text).not.toMatch(/^data:/m);
+    const summary = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8'));
+    expect(summary.before.accuracy).toBeNull();
+    expect(summary.compressed.loss).toBeNull();
+    expect(summary.reestimated).toBeNull();
+    expect(summary.compressed.params).toBeLessThan(summary.before.params);
+    expect(existsSync(path.join(out, 'model', 'model.json'))).toBe(true);
+    const fineTune = await cli(...compress, '--fine-tune-epochs', '1', '--out', path.join(dir, 'no-data-ft'));
+    expect(fineTune.err).toHaveLength(1);
+    expect(fineTune.err[0]).toMatch(
+      /^error: .*--fine-tune-epochs: got 1; fine-tuning needs training images.*pass --data/,
+    );
+    expect(fineTune.code).toBe(2);
+  });
+
   it.each([
     [
       'classes',
