@@ -77,6 +77,18 @@ describe('a 64×64 model on a 64×64 image folder', () => {
     expect(existsSync(path.join(out, 'model', 'model.json'))).toBe(true);
   });
 
+  it('sensitivity scans the model on a calibration split of the folder', async () => {
+    const out = path.join(dir, 'scan');
+    const result = await cli(
+      ...['sensitivity', '--model-dir', models.fits!, '--data', images, '--strategy', 'basis'],
+      ...['--ratios', '0.5', '--calibration', '4', '--workers', '0', '--out', out],
+    );
+    expect(result.err).toEqual([]);
+    expect(result.code).toBe(0);
+    const table = JSON.parse(await readFile(path.join(out, 'sensitivity.json'), 'utf8'));
+    expect(table.calibrationSize ?? table.table?.calibrationSize).toBe(4);
+  });
+
   it('compress without --data rewrites and saves the model alone, and says so', async () => {
     const out = path.join(dir, 'no-data');
     const compress = ['compress', '--model-dir', models.fits!, '--strategy', 'basis', '--ratio', '0.5'];
