@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { CIFAR10_IMAGE_SHAPE } from '@decompose/cifar10';
 import {
   applyStrategy,
   costTable,
@@ -21,6 +22,7 @@ import {
   BUILT_IN_STRATEGIES,
   loadModel,
   modelPlugins,
+  readModelInputShape,
   resolveStrategy,
   saveModel,
 } from './models.js';
@@ -28,12 +30,12 @@ import type { Console } from './progress.js';
 import { formatCount, formatTable } from './table.js';
 import { percent, plural, trainOptions } from './train.js';
 
-/** Parameters, per-image forward MACs and test accuracy of a model. */
+/** Parameters, per-image forward MACs and test accuracy of a model (accuracy and loss null without data). */
 export interface ModelFigures {
   params: number;
   forwardMacs: number;
-  accuracy: number;
-  loss: number;
+  accuracy: number | null;
+  loss: number | null;
 }
 
 /** What `decompose compress` writes to `<out>/summary.json`. */
@@ -99,7 +101,8 @@ function layerSelection(config: CompressConfig): LayerSelection | undefined {
  * convolutions and Dense layers) with one strategy, re-estimates its BatchNorm
  * statistics on augmented training images (unless `bnImages` is 0), optionally fine-tunes the result, saves it
  * to `<out>/model/` and reports parameters, MACs and test accuracy before, after surgery, after the
- * re-estimation and after fine-tuning.
+ * re-estimation and after fine-tuning. Without data (no `--data` or `--download`, and a model whose input is
+ * not CIFAR-10's), it rewrites and saves the model alone, and says so: no re-estimation, fine-tuning or accuracy.
  */
 export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
   const engine = await initEngine();
@@ -107,24 +110,44 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
   const { strategy, plugin } = await resolveStrategy(config.strategy, '--strategy');
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
-  const data = await loadData(config, out);
-  if (config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const modelDir = path.resolve(config.modelDir);
+  const modelInput = await readModelInputShape(modelDir);
+  // A model of other inputs than CIFAR-10's, and no data given: compress the weights alone.
+  const withoutData =
+    config.data === undefined &&
+    !config.download &&
+    modelInput !== undefined &&
+    modelInput.join() !== CIFAR10_IMAGE_SHAPE.join();
+  if (withoutData && config.fineTuneEpochs > 0) {
+    throw new ConfigError([
+      `--fine-tune-epochs: got ${config.fineTuneEpochs}; fine-tuning needs training images, and the model takes ` +
+        `[${modelInput.join(', ')}] inputs, not CIFAR-10's [32, 32, 3]: pass --data <image folder> of its input size and ` +
+        'classes, or drop --fine-tune-epochs',
+    ]);
+  }
+  const data = withoutData ? null : await loadData(config, out, { modelInput });
+  if (withoutData) {
+    out.log(
+      `no data: the model takes [${modelInput.join(', ')}] inputs, not CIFAR-10's [32, 32, 3], and no --data was given, ` +
+        'so there is no BatchNorm re-estimation, no fine-tuning and no accuracy; pass --data <image folder> for them',
+    );
+  }
+  if (data && config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;
   try {
     // A model built for other images than the data's is refused before the surgery, naming both.
-    modelGeometry(original);
+    if (data) modelGeometry(original, data.test, data.name);
     const figures = async (model: tfl.LayersModel): Promise<ModelFigures> => {
       const cost = costTable(model, {
         strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
       }).total;
-      const result = await evaluate(model, data.test, config.batch);
+      const result = data ? await evaluate(model, data.test, config.batch) : null;
       return {
         params: cost.params,
         forwardMacs: cost.forwardMacs,
-        accuracy: result.accuracy,
-        loss: result.loss,
+        accuracy: result?.accuracy ?? null,
+        loss: result?.loss ?? null,
       };
     };
     // Surgery before the first evaluation: it refuses a bad selection, options or weights without a wait.
@@ -145,7 +168,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     );
     const afterSurgery = await figures(compressed);
     let reestimated: ModelFigures | null = null;
-    if (config.bnImages > 0) {
+    if (data && config.bnImages > 0) {
       const done = reestimateOnTrainingImages(compressed, data.train, {
         images: config.bnImages,
         batch: config.batch,
@@ -156,7 +179,7 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     }
     let fineTuned: ModelFigures | null = null;
     const outDir = path.resolve(config.out);
-    if (config.fineTuneEpochs > 0) {
+    if (data && config.fineTuneEpochs > 0) {
       out.log(`fine-tuning for ${plural(config.fineTuneEpochs, 'epoch')}`);
       const setupModules = [
         ...BUILT_IN_LAYER_MODULES,
@@ -211,8 +234,8 @@ export function formatCompress(summary: CompressSummary): string[] {
     label,
     formatCount(f.params),
     formatCount(f.forwardMacs),
-    percent(f.accuracy),
-    f.loss.toFixed(4),
+    f.accuracy === null ? '—' : percent(f.accuracy),
+    f.loss === null ? '—' : f.loss.toFixed(4),
   ];
   return [
     ...formatTable(

@@ -2,6 +2,7 @@ import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
 import { z } from 'zod';
+import { MAX_INPUT_SIDE, parseInputSize, parseNormalize } from './data.js';
 import { ConfigError } from './errors.js';
 import { readConfigFile } from './files.js';
 
@@ -116,8 +117,25 @@ export const batchField = () => count('batch', LIMITS.batch);
 
 /** Where the images come from; shared by every command that reads data. */
 const dataFields = {
-  /** A CIFAR-10 folder in the binary layout; default the bundled subset. */
+  /** A CIFAR-10 folder in the binary layout, or an image folder (`<dir>/<class>/*.png`); default the bundled subset. */
   data: z.string().min(1).optional(),
+  /** `HxW` an image folder's images are resized to; default the model's input size. */
+  inputSize: z
+    .string()
+    .refine(
+      (v) => parseInputSize(v) !== null,
+      `inputSize must be HxW, whole numbers in [1, ${MAX_INPUT_SIDE}] (e.g. 64x64)`,
+    )
+    .optional(),
+  /** Per-channel normalisation, `mean,std` or `r,g,b,r,g,b` (means then stds) of pixels in [0, 1]. */
+  normalize: z
+    .string()
+    .refine(
+      (v) => parseNormalize(v) !== null,
+      'normalize must be mean,std or three means then three stds, means in [0, 1] and stds in (0, 10] ' +
+        '(e.g. 0.485,0.456,0.406,0.229,0.224,0.225, or 0,1 for pixels in [0, 1])',
+    )
+    .optional(),
   /** Download the full CIFAR-10 set into `cacheDir` (once) and use it. */
   download: z.boolean().default(false),
   cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),

@@ -6,6 +6,7 @@ import {
   type FileSystemFailure,
   type FileSystemProblem,
 } from '@decompose/engine';
+import { ImagesError } from '@decompose/images';
 import { ResNetError } from '@decompose/resnet';
 import { SensitivityError } from '@decompose/sensitivity';
 import { TrainError, type TrainingInterruptedError } from '@decompose/train';
@@ -28,6 +29,18 @@ export class ConfigError extends RunnerError {
       issues.length === 1
         ? `Invalid configuration: ${issues[0]}`
         : `Invalid configuration:\n  ${issues.join('\n  ')}`,
+    );
+  }
+}
+
+/** Thrown when `--data` is neither a CIFAR-10 binary folder nor an image folder. */
+export class DataLayoutError extends RunnerError {
+  override readonly name = 'DataLayoutError';
+  constructor(readonly dir: string) {
+    super(
+      `--data ${dir} is neither a CIFAR-10 binary folder (data_batch_1.bin .. data_batch_5.bin, test_batch.bin, ` +
+        'batches.meta.txt) nor an image folder (<dir>/<class>/*.png|jpg|jpeg, or <dir>/train/<class>/… and ' +
+        '<dir>/test/<class>/…). Point --data at one of the two.',
     );
   }
 }
@@ -128,6 +141,7 @@ const TYPED_ERRORS = [
   RunnerError,
   EngineError,
   Cifar10Error,
+  ImagesError,
   ResNetError,
   TrainError,
   CoreError,

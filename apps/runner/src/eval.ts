@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { initEngine } from '@decompose/engine';
-import { type EvaluationResult, evaluate } from '@decompose/train';
+import { type EvaluationResult, evaluate, modelGeometry } from '@decompose/train';
 import type { EvalConfig } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
-import { loadModel } from './models.js';
+import { loadModel, readModelInputShape } from './models.js';
 import type { Console } from './progress.js';
 import { percent } from './train.js';
 
@@ -12,9 +12,12 @@ import { percent } from './train.js';
 export async function runEval(config: EvalConfig, out: Console): Promise<EvaluationResult> {
   const engine = await initEngine();
   for (const line of describeEngine(engine, out.verbose)) out.log(line);
-  const data = await loadData(config, out);
-  const model = await loadModel(path.resolve(config.modelDir));
+  const modelDir = path.resolve(config.modelDir);
+  const data = await loadData(config, out, { modelInput: await readModelInputShape(modelDir) });
+  const model = await loadModel(modelDir);
   try {
+    // A model built for other images than the data's is refused before the evaluation, naming both.
+    modelGeometry(model, data.test, data.name);
     const result = await evaluate(model, data.test, config.batch);
     out.result(
       `test: loss ${result.loss.toFixed(4)}, accuracy ${percent(result.accuracy)} on ${result.count} images, ` +

@@ -106,6 +106,36 @@ export async function loadModel(dir: string): Promise<tfl.LayersModel> {
   return tfl.loadLayersModel(fileSystem(dir));
 }
 
+/**
+ * The input shape (without the batch dimension) that a saved model's `model.json` declares, read without
+ * loading the model (e.g. to read data at the model's input size first); undefined when it cannot tell
+ * (no such file, another format, several inputs), and {@link loadModel} then reports the problem.
+ */
+export async function readModelInputShape(dir: string): Promise<(number | null)[] | undefined> {
+  try {
+    const json = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as {
+      modelTopology?: { config?: unknown };
+    };
+    const config = json.modelTopology?.config as
+      | { layers?: LayerJson[]; input_layers?: [string, ...unknown[]][] }
+      | LayerJson[]
+      | undefined;
+    const layers = Array.isArray(config) ? config : (config?.layers ?? []);
+    const inputs = Array.isArray(config) ? undefined : config?.input_layers;
+    if (inputs && inputs.length !== 1) return undefined;
+    const layer = inputs ? layers.find((l) => l.name === inputs[0]?.[0]) : layers[0];
+    const shape = layer?.config?.batch_input_shape ?? layer?.config?.batchInputShape;
+    return Array.isArray(shape) ? shape.slice(1) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface LayerJson {
+  name?: string;
+  config?: { batch_input_shape?: (number | null)[]; batchInputShape?: (number | null)[] };
+}
+
 /** A strategy and the plugin (importable specifier) a saved model using it must import, if any. */
 export interface ResolvedStrategy {
   strategy: DecompositionStrategy;

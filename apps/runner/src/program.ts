@@ -39,7 +39,15 @@ function examples(...lines: string[]): string {
 
 function addDataOptions(command: Command): Command {
   return command
-    .option('--data <dir>', 'CIFAR-10 folder in the binary layout (default: the bundled subset)')
+    .option(
+      '--data <dir>',
+      'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
+    )
+    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 64x64 (default: the model's input size)")
+    .option(
+      '--normalize <mean,std>',
+      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
+    )
     .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
     .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
     .addOption(num('--limit-train <n>', 'use only the first n training images (smoke runs)'))

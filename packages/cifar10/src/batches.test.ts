@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type Batch, createBatchStream } from './batches.js';
-import { type Cifar10Images, PIXELS_PER_IMAGE } from './format.js';
-import { normalizeImages } from './preprocess.js';
+import { type Cifar10Images, type ImageSet, PIXELS_PER_IMAGE } from './format.js';
+import { normalizeImageSet, normalizeImages, writeImage } from './preprocess.js';
 import { readCifar10 } from './reader.js';
+import { selectImages } from './split.js';
 import { SUBSET_DIR } from './test-fixtures.js';
 
 /** Whether two float arrays hold the same bits (vitest's deep equality is slow on a million elements). */
@@ -126,5 +127,47 @@ describe('createBatchStream', () => {
   it('streams all 1,017 test images for evaluation', () => {
     const stream = createBatchStream(test, { batchSize: 256, shuffle: false });
     expect([...stream.epoch(0)].reduce((n, b) => n + b.count, 0)).toBe(1017);
+  });
+});
+
+describe('createBatchStream on images of another shape', () => {
+  // Six 5×7 images with 1 channel, pixel value = image * 35 + y * 7 + x.
+  const shape = [5, 7, 1] as const;
+  const images = Uint8Array.from({ length: 6 * 35 }, (_, i) => i);
+  const data: ImageSet = {
+    images,
+    labels: Uint8Array.from([0, 1, 0, 1, 0, 1]),
+    count: 6,
+    shape,
+    classNames: ['a', 'b'],
+    mean: [0],
+    std: [1 / 255],
+  };
+
+  it("normalises with the data's own shape and mean/std", () => {
+    const [batch] = collect(createBatchStream(data, { batchSize: 6, shuffle: false }).epoch(0)).counts;
+    expect(batch).toBe(6);
+    const all = collect(createBatchStream(data, { batchSize: 4, shuffle: false }).epoch(0));
+    expect(all.images.length).toBe(6 * 35);
+    expect(Array.from(all.images)).toEqual(Array.from(images, (v) => Math.fround(v)));
+    expect(sameFloats(all.images, normalizeImageSet(data))).toBe(true);
+  });
+
+  it('crops and flips within the image of its shape', () => {
+    const out = new Float32Array(35);
+    const table = new Float32Array(256).map((_, v) => v);
+    writeImage(images, 1, table, out, 0, { offsetY: 4, offsetX: 4, flip: true }, shape);
+    // Row 0 of image 1 mirrored: 35 + 6, 35 + 5, ...
+    expect(Array.from(out.subarray(0, 7))).toEqual([41, 40, 39, 38, 37, 36, 35]);
+    writeImage(images, 1, table, out, 0, { offsetY: 5, offsetX: 4, flip: false }, shape);
+    expect(Array.from(out.subarray(0, 7))).toEqual([42, 43, 44, 45, 46, 47, 48]);
+    expect(Array.from(out.subarray(28))).toEqual([0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('keeps the shape and class names through selectImages', () => {
+    const picked = selectImages(data, Uint32Array.from([5, 0]));
+    expect(picked.shape).toEqual(shape);
+    expect(picked.classNames).toEqual(['a', 'b']);
+    expect(Array.from(picked.images.subarray(0, 3))).toEqual([175, 176, 177]);
   });
 });

@@ -1,10 +1,10 @@
-import { type Cifar10Images, PIXELS_PER_IMAGE } from './format.js';
-import { createNormalizeTable, drawCropFlip, writeImage } from './preprocess.js';
+import { type ImageSet, imageShapeOf } from './format.js';
+import { CIFAR10_MEAN, CIFAR10_STD, createNormalizeTable, drawCropFlip, writeImage } from './preprocess.js';
 import { deriveSeed, Rng } from './rng.js';
 
 /** One batch, ready for the training loop. Its arrays are reused: the next batch overwrites them. */
 export interface Batch {
-  /** `count × 32 × 32 × 3` normalised floats, NHWC (a view of the stream's reused buffer). */
+  /** `count × height × width × channels` normalised floats, NHWC (a view of the stream's reused buffer). */
   readonly images: Float32Array;
   /** `count` labels (a view of the stream's reused buffer). */
   readonly labels: Int32Array;
@@ -26,9 +26,9 @@ export interface BatchStreamOptions {
   readonly seed?: number;
   /** Skip the last batch of an epoch if it is smaller than `batchSize` (default false). */
   readonly dropLast?: boolean;
-  /** Per-channel mean for normalisation (default {@link CIFAR10_MEAN}). */
+  /** Per-channel mean for normalisation (default the data's `mean`, else {@link CIFAR10_MEAN}). */
   readonly mean?: readonly number[];
-  /** Per-channel std for normalisation (default {@link CIFAR10_STD}). */
+  /** Per-channel std for normalisation (default the data's `std`, else {@link CIFAR10_STD}). */
   readonly std?: readonly number[];
 }
 
@@ -58,7 +58,7 @@ function checkCount(name: string, value: number, min: number): void {
 }
 
 /**
- * Creates a batch stream for a training or evaluation loop. Each batch is normalised (and augmented if
+ * Creates a batch stream for a training or evaluation loop, over images of any shape (`data.shape`). Each batch is normalised (and augmented if
  * asked) straight from the uint8 images into one reused Float32Array, so no epoch copies the data set.
  *
  * Reproducibility: epoch `e`'s order comes from an RNG seeded by (seed, e), and batch `b`'s augmentation
@@ -71,11 +71,17 @@ function checkCount(name: string, value: number, min: number): void {
  * for (let e = 0; e < 10; e++) for (const batch of stream.epoch(e)) train(batch.images, batch.labels);
  * ```
  */
-export function createBatchStream(data: Cifar10Images, options: BatchStreamOptions): BatchStream {
+export function createBatchStream(data: ImageSet, options: BatchStreamOptions): BatchStream {
   const { batchSize, shuffle = true, augment = false, seed = 0, dropLast = false } = options;
   checkCount('batchSize', batchSize, 1);
   checkCount('seed', seed, 0);
-  const table = createNormalizeTable(options.mean, options.std);
+  const shape = imageShapeOf(data);
+  const PIXELS_PER_IMAGE = shape[0] * shape[1] * shape[2];
+  const table = createNormalizeTable(
+    options.mean ?? data.mean ?? CIFAR10_MEAN,
+    options.std ?? data.std ?? CIFAR10_STD,
+    shape[2],
+  );
   const size = data.count;
   const batchesPerEpoch = dropLast ? Math.floor(size / batchSize) : Math.ceil(size / batchSize);
   const imageBuffer = new Float32Array(batchSize * PIXELS_PER_IMAGE);
@@ -95,7 +101,15 @@ export function createBatchStream(data: Cifar10Images, options: BatchStreamOptio
       for (let i = 0; i < count; i++) {
         const image = order[first + i]!;
         labelBuffer[i] = data.labels[image]!;
-        writeImage(data.images, image, table, imageBuffer, i * PIXELS_PER_IMAGE, rng && drawCropFlip(rng));
+        writeImage(
+          data.images,
+          image,
+          table,
+          imageBuffer,
+          i * PIXELS_PER_IMAGE,
+          rng && drawCropFlip(rng),
+          shape,
+        );
       }
       yield {
         images: count === batchSize ? imageBuffer : imageBuffer.subarray(0, count * PIXELS_PER_IMAGE),

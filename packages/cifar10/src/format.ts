@@ -27,14 +27,62 @@ export const TEST_FILE = 'test_batch.bin';
 /** The class-name file of the official binary archive (one name a line). */
 export const META_FILE = 'batches.meta.txt';
 
-/** A set of images with their labels. */
-export interface Cifar10Images {
-  /** `count × 32 × 32 × 3` bytes, NHWC (row-major, RGB interleaved), values 0..255. */
+/** The shape of one image, channels last: `[height, width, channels]`. */
+export type ImageShape = readonly [height: number, width: number, channels: number];
+
+/** CIFAR-10's image shape, `[32, 32, 3]`: the shape of an {@link ImageSet} that gives none. */
+export const CIFAR10_IMAGE_SHAPE: ImageShape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS];
+
+/**
+ * A set of same-sized images with their labels: CIFAR-10 (its `shape`, `classNames` and normalisation
+ * left out, so they are CIFAR-10's) or images of any size read from elsewhere (e.g. an image folder).
+ */
+export interface ImageSet {
+  /** `count × height × width × channels` bytes, NHWC (row-major, channels interleaved), values 0..255. */
   readonly images: Uint8Array;
-  /** `count` labels, 0..9. */
+  /** `count` labels, 0 .. classes - 1. */
   readonly labels: Uint8Array;
   /** Number of images. */
   readonly count: number;
+  /** One image's shape; default {@link CIFAR10_IMAGE_SHAPE}. */
+  readonly shape?: ImageShape;
+  /** The class names, indexed by label; default CIFAR-10's ({@link CIFAR10_CLASS_NAMES}). */
+  readonly classNames?: readonly string[];
+  /** Per-channel mean that batches of this set are normalised with (pixels in [0, 1]); default CIFAR-10's. */
+  readonly mean?: readonly number[];
+  /** Per-channel std that batches of this set are normalised with; default CIFAR-10's. */
+  readonly std?: readonly number[];
+}
+
+/** A set of CIFAR-10 images (32×32×3, labels 0..9) with their labels: an {@link ImageSet} of CIFAR's shape. */
+export type Cifar10Images = ImageSet;
+
+/** The shape of one image of `data` (CIFAR-10's when it gives none). */
+export function imageShapeOf(data: ImageSet): ImageShape {
+  return data.shape ?? CIFAR10_IMAGE_SHAPE;
+}
+
+/** Values per image of `data`: height × width × channels. */
+export function valuesPerImage(data: ImageSet): number {
+  const [height, width, channels] = imageShapeOf(data);
+  return height * width * channels;
+}
+
+/** The class names of `data` (CIFAR-10's when it gives none). */
+export function classNamesOf(data: ImageSet): readonly string[] {
+  return data.classNames ?? CIFAR10_CLASS_NAMES;
+}
+
+/** The same images with `fields` (shape, class names, normalisation) of `source` carried over. */
+export function withFieldsOf(set: Pick<ImageSet, 'images' | 'labels' | 'count'>, source: ImageSet): ImageSet {
+  const { shape, classNames, mean, std } = source;
+  return {
+    ...set,
+    ...(shape && { shape }),
+    ...(classNames && { classNames }),
+    ...(mean && { mean }),
+    ...(std && { std }),
+  };
 }
 
 /** The class names of the official `batches.meta.txt`, indexed by label. */

@@ -1,4 +1,4 @@
-import { CHANNELS, IMAGE_SIZE, PIXELS_PER_IMAGE } from './format.js';
+import { CHANNELS, CIFAR10_IMAGE_SHAPE, type ImageSet, type ImageShape, imageShapeOf } from './format.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -17,18 +17,24 @@ export const CROP_PADDING = 4;
 /** Normalisation as a lookup table: entry `c * 256 + v` is `(v / 255 - mean[c]) / std[c]`. */
 export type NormalizeTable = Float32Array;
 
-/** Builds the table mapping every byte value of every channel to its normalised float. */
+/**
+ * Builds the table mapping every byte value of every channel to its normalised float.
+ *
+ * @param channels - channels per pixel (default 3): `mean` and `std` give one value per channel.
+ * @throws RangeError if `mean` or `std` do not have `channels` values, or a std is not positive.
+ */
 export function createNormalizeTable(
   mean: readonly number[] = CIFAR10_MEAN,
   std: readonly number[] = CIFAR10_STD,
+  channels: number = CHANNELS,
 ): NormalizeTable {
-  if (mean.length !== CHANNELS || std.length !== CHANNELS || std.some((s) => !(s > 0))) {
+  if (mean.length !== channels || std.length !== channels || std.some((s) => !(s > 0))) {
     throw new RangeError(
-      `mean and std need ${CHANNELS} values each and std must be positive; got mean [${mean}], std [${std}].`,
+      `mean and std need ${channels} values each and std must be positive; got mean [${mean}], std [${std}].`,
     );
   }
-  const table = new Float32Array(CHANNELS * 256);
-  for (let channel = 0; channel < CHANNELS; channel++) {
+  const table = new Float32Array(channels * 256);
+  for (let channel = 0; channel < channels; channel++) {
     for (let value = 0; value < 256; value++) {
       table[channel * 256 + value] = (value / 255 - mean[channel]!) / std[channel]!;
     }
@@ -38,7 +44,7 @@ export function createNormalizeTable(
 
 /** How one image is cropped and flipped; the identity is `{ offsetY: 4, offsetX: 4, flip: false }`. */
 export interface CropFlip {
-  /** Top row of the 32×32 crop in the 40×40 zero-padded image (0..8). */
+  /** Top row of the crop in the zero-padded image (0..8; for CIFAR, the 32×32 crop of the 40×40 image). */
   readonly offsetY: number;
   /** Left column of the crop in the padded image (0..8). */
   readonly offsetX: number;
@@ -57,9 +63,10 @@ export function drawCropFlip(rng: Rng): CropFlip {
 }
 
 /**
- * Writes image `index` of `images` (NHWC bytes) into `out` at float offset `at`, normalised through
- * `table`, cropped and flipped as `cropFlip` says (or unchanged if it is undefined). Padding pixels are
- * black (byte 0) before normalisation, as torchvision pads the image before `Normalize` runs.
+ * Writes image `index` of `images` (NHWC bytes of `shape`, default CIFAR-10's 32×32×3) into `out` at float
+ * offset `at`, normalised through `table` (built for `shape`'s channels), cropped and flipped as `cropFlip`
+ * says (or unchanged if it is undefined). Padding pixels are black (byte 0) before normalisation, as
+ * torchvision pads the image before `Normalize` runs.
  */
 export function writeImage(
   images: Uint8Array,
@@ -68,53 +75,71 @@ export function writeImage(
   out: Float32Array,
   at: number,
   cropFlip?: CropFlip,
+  shape: ImageShape = CIFAR10_IMAGE_SHAPE,
 ): void {
-  const source = index * PIXELS_PER_IMAGE;
+  const [height, width, channels] = shape;
+  const size = height * width * channels;
+  const source = index * size;
   if (cropFlip === undefined) {
-    for (let i = 0; i < PIXELS_PER_IMAGE; i += CHANNELS) {
-      out[at + i] = table[images[source + i]!]!;
-      out[at + i + 1] = table[256 + images[source + i + 1]!]!;
-      out[at + i + 2] = table[512 + images[source + i + 2]!]!;
+    if (channels === 3) {
+      for (let i = 0; i < size; i += 3) {
+        out[at + i] = table[images[source + i]!]!;
+        out[at + i + 1] = table[256 + images[source + i + 1]!]!;
+        out[at + i + 2] = table[512 + images[source + i + 2]!]!;
+      }
+    } else {
+      for (let i = 0; i < size; i++) out[at + i] = table[(i % channels) * 256 + images[source + i]!]!;
     }
     return;
   }
   const shiftY = cropFlip.offsetY - CROP_PADDING;
   const shiftX = cropFlip.offsetX - CROP_PADDING;
-  const padR = table[0]!;
-  const padG = table[256]!;
-  const padB = table[512]!;
   let o = at;
-  for (let y = 0; y < IMAGE_SIZE; y++) {
+  for (let y = 0; y < height; y++) {
     const sy = y + shiftY;
-    const rowInside = sy >= 0 && sy < IMAGE_SIZE;
-    for (let x = 0; x < IMAGE_SIZE; x++) {
-      const sx = (cropFlip.flip ? IMAGE_SIZE - 1 - x : x) + shiftX;
-      if (rowInside && sx >= 0 && sx < IMAGE_SIZE) {
-        const s = source + (sy * IMAGE_SIZE + sx) * CHANNELS;
-        out[o] = table[images[s]!]!;
-        out[o + 1] = table[256 + images[s + 1]!]!;
-        out[o + 2] = table[512 + images[s + 2]!]!;
+    const rowInside = sy >= 0 && sy < height;
+    for (let x = 0; x < width; x++) {
+      const sx = (cropFlip.flip ? width - 1 - x : x) + shiftX;
+      if (rowInside && sx >= 0 && sx < width) {
+        const s = source + (sy * width + sx) * channels;
+        for (let c = 0; c < channels; c++) out[o + c] = table[c * 256 + images[s + c]!]!;
       } else {
-        out[o] = padR;
-        out[o + 1] = padG;
-        out[o + 2] = padB;
+        for (let c = 0; c < channels; c++) out[o + c] = table[c * 256]!;
       }
-      o += CHANNELS;
+      o += channels;
     }
   }
 }
 
 /**
- * Normalises (without augmentation) `count` images starting at image `start` into a new Float32Array
- * (NHWC), e.g. a calibration or evaluation set that fits in memory.
+ * Normalises (without augmentation) `count` images of `shape` (default CIFAR-10's) starting at image `start`
+ * into a new Float32Array (NHWC), e.g. a calibration or evaluation set that fits in memory.
  */
 export function normalizeImages(
   images: Uint8Array,
   start = 0,
-  count = images.length / PIXELS_PER_IMAGE - start,
+  count?: number,
   table: NormalizeTable = createNormalizeTable(),
+  shape: ImageShape = CIFAR10_IMAGE_SHAPE,
 ): Float32Array {
-  const out = new Float32Array(count * PIXELS_PER_IMAGE);
-  for (let i = 0; i < count; i++) writeImage(images, start + i, table, out, i * PIXELS_PER_IMAGE);
+  const size = shape[0] * shape[1] * shape[2];
+  const n = count ?? images.length / size - start;
+  const out = new Float32Array(n * size);
+  for (let i = 0; i < n; i++) writeImage(images, start + i, table, out, i * size, undefined, shape);
   return out;
+}
+
+/**
+ * Normalises every image of `data` with its own shape and normalisation (CIFAR-10's where it gives none):
+ * what a calibration or evaluation set that fits in memory needs.
+ */
+export function normalizeImageSet(data: ImageSet): Float32Array {
+  const shape = imageShapeOf(data);
+  return normalizeImages(
+    data.images,
+    0,
+    data.count,
+    createNormalizeTable(data.mean ?? CIFAR10_MEAN, data.std ?? CIFAR10_STD, shape[2]),
+    shape,
+  );
 }

@@ -1,4 +1,4 @@
-import { type Cifar10Images, NUM_CLASSES, PIXELS_PER_IMAGE } from './format.js';
+import { type Cifar10Images, classNamesOf, valuesPerImage, withFieldsOf } from './format.js';
 import { deriveSeed, Rng } from './rng.js';
 
 /** Options of {@link splitCalibration}: give exactly one of `count` and `fraction`. */
@@ -25,6 +25,7 @@ export interface CalibrationSplit {
 
 /** Copies the images and labels at `indices` into a new set. */
 export function selectImages(data: Cifar10Images, indices: Uint32Array): Cifar10Images {
+  const PIXELS_PER_IMAGE = valuesPerImage(data);
   const images = new Uint8Array(indices.length * PIXELS_PER_IMAGE);
   const labels = new Uint8Array(indices.length);
   for (const [i, index] of indices.entries()) {
@@ -34,7 +35,7 @@ export function selectImages(data: Cifar10Images, indices: Uint32Array): Cifar10
     );
     labels[i] = data.labels[index]!;
   }
-  return { images, labels, count: indices.length };
+  return withFieldsOf({ images, labels, count: indices.length }, data);
 }
 
 function holdOutCount(total: number, options: CalibrationSplitOptions): number {
@@ -65,7 +66,7 @@ function holdOutCount(total: number, options: CalibrationSplitOptions): number {
 export function splitCalibration(data: Cifar10Images, options: CalibrationSplitOptions): CalibrationSplit {
   const total = data.count;
   const wanted = holdOutCount(total, options);
-  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  const byClass: number[][] = Array.from({ length: classNamesOf(data).length }, () => []);
   for (let i = 0; i < total; i++) byClass[data.labels[i]!]!.push(i);
 
   // Proportional quotas, rounded down, then the remaining images go to the largest remainders.

@@ -129,10 +129,12 @@ export class ModelDataMismatchError extends TrainError {
     readonly dataImage: readonly number[],
     /** Classes of the data. */
     readonly dataClasses: number,
+    /** Names the data, e.g. `CIFAR-10` or an image folder. */
+    readonly dataName = 'CIFAR-10',
   ) {
     super(
       `Model '${model}' takes input [${modelInput.join(', ')}] and predicts ${modelClasses} classes, but the ` +
-        `data are [${dataImage.join(', ')}] images (channels last) of ${dataClasses} classes (CIFAR-10). Use a ` +
+        `data are [${dataImage.join(', ')}] images (channels last) of ${dataClasses} classes (${dataName}). Use a ` +
         `model built for ${dataImage.join('×')} inputs and ${dataClasses} classes, or data of the model's input size and classes.`,
     );
   }

@@ -1,4 +1,4 @@
-import { createBatchStream } from '@decompose/cifar10';
+import { createBatchStream, type ImageSet } from '@decompose/cifar10';
 import {
   createGradientComputer,
   type GradientComputer,
@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelDataMismatchError } from './errors.js';
-import { evaluate } from './evaluate.js';
+import { evaluate, modelGeometry } from './evaluate.js';
+import { augmentedImages } from './images.js';
 import { syntheticImages, tinyModel } from './test-fixtures.js';
 import { train } from './train.js';
 
@@ -126,5 +127,64 @@ describe('evaluate over gradient workers', () => {
     const tensors = tf.memory().numTensors;
     await expect(evaluate(model, data, 8, { computer: dying })).rejects.toBe(failure);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+});
+
+describe('a model and data of another image shape', () => {
+  // Ten 16×12×3 images of 4 classes, with their own class names and normalisation.
+  const other = (): ImageSet => {
+    const count = 10;
+    const images = Uint8Array.from({ length: count * 16 * 12 * 3 }, (_, i) => (i * 37) % 256);
+    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
+    return {
+      images,
+      labels,
+      count,
+      shape: [16, 12, 3],
+      classNames: ['a', 'b', 'c', 'd'],
+      mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25],
+    };
+  };
+  const classifier = (shape: number[], classes: number) => {
+    const input = tfl.input({ shape });
+    const conv = tfl.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same' }).apply(input);
+    const pooled = tfl.layers.globalAveragePooling2d({}).apply(conv) as tfl.SymbolicTensor;
+    const logits = tfl.layers.dense({ units: classes }).apply(pooled) as tfl.SymbolicTensor;
+    return tfl.model({ inputs: input, outputs: logits, name: 'other_shape' });
+  };
+
+  it('are trained and evaluated at their shape, and checked against it', async () => {
+    const data = other();
+    const model = classifier([16, 12, 3], 4);
+    expect(modelGeometry(model, data)).toEqual({ exampleShape: [16, 12, 3], numClasses: 4 });
+    const tensors = tf.memory().numTensors;
+    for (let repeat = 0; repeat < 2; repeat++) {
+      await train({
+        model,
+        trainData: data,
+        epochs: 1,
+        batchSize: 4,
+        workers: 0,
+        schedule: { type: 'constant', lr: 0.01 },
+      });
+      const result = await evaluate(model, data, 4);
+      expect(result.count).toBe(10);
+      expect(Number.isFinite(result.loss)).toBe(true);
+      const augmented = augmentedImages(data, 3);
+      expect(augmented.shape).toEqual([3, 16, 12, 3]);
+      augmented.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
+    // CIFAR-shaped data for this model is refused, naming both.
+    expect(() => modelGeometry(model, syntheticImages(4))).toThrow(
+      /'other_shape' takes input \[16, 12, 3\] and predicts 4 classes.*\[32, 32, 3\] images .* of 10 classes \(CIFAR-10\)/,
+    );
+    model.dispose();
+    const wrongClasses = classifier([16, 12, 3], 10);
+    expect(() => modelGeometry(wrongClasses, data, 'images/')).toThrow(
+      /predicts 10 classes, but the data are \[16, 12, 3\] images \(channels last\) of 4 classes \(images\/\)/,
+    );
+    wrongClasses.dispose();
   });
 });

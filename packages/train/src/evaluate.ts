@@ -1,9 +1,10 @@
 import {
-  CHANNELS,
   CIFAR10_CLASS_NAMES,
-  type Cifar10Images,
+  CIFAR10_IMAGE_SHAPE,
+  classNamesOf,
   createBatchStream,
-  IMAGE_SIZE,
+  type ImageSet,
+  imageShapeOf,
 } from '@decompose/cifar10';
 import { type GradientComputer, softmaxCrossEntropy } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
@@ -26,13 +27,20 @@ export interface EvaluationResult {
 
 /**
  * The model's input shape without the batch dimension, and its number of classes, checked against the
- * images this package feeds it (CIFAR-10: 32×32×3 NHWC, 10 classes), so that a model built for other
- * images fails before any work with a message naming both, not inside a tfjs reshape.
+ * images it would be fed: `data`'s shape and class count (CIFAR-10's 32×32×3 and 10 classes when `data`
+ * gives none, or when there is no `data`), so that a model built for other images fails before any work
+ * with a message naming both, not inside a tfjs reshape.
  *
+ * @param dataName - names the data in the error (default: `CIFAR-10` for a set without class names, else
+ *   `the data set`).
  * @throws InvalidTrainingOptionError for a model without one known-shape input and one [batch, classes]
- *   output; ModelDataMismatchError for a model whose input or class count is not CIFAR-10's.
+ *   output; ModelDataMismatchError for a model whose input or class count is not the data's.
  */
-export function modelGeometry(model: LayersModel): { exampleShape: number[]; numClasses: number } {
+export function modelGeometry(
+  model: LayersModel,
+  data?: ImageSet,
+  dataName?: string,
+): { exampleShape: number[]; numClasses: number } {
   const inputShape = model.inputs[0]?.shape ?? [];
   const outputShape = model.outputs[0]?.shape ?? [];
   const exampleShape = inputShape.slice(1);
@@ -50,14 +58,16 @@ export function modelGeometry(model: LayersModel): { exampleShape: number[]; num
         `output [${outputShape.join(', ')}]`,
     );
   }
-  const imageShape = [IMAGE_SIZE, IMAGE_SIZE, CHANNELS];
-  if (exampleShape.join() !== imageShape.join() || numClasses !== CIFAR10_CLASS_NAMES.length) {
+  const imageShape = data ? imageShapeOf(data) : CIFAR10_IMAGE_SHAPE;
+  const dataClasses = data ? classNamesOf(data).length : CIFAR10_CLASS_NAMES.length;
+  if (exampleShape.join() !== imageShape.join() || numClasses !== dataClasses) {
     throw new ModelDataMismatchError(
       model.name,
       exampleShape as number[],
       numClasses,
       imageShape,
-      CIFAR10_CLASS_NAMES.length,
+      dataClasses,
+      dataName ?? (data?.classNames === undefined ? 'CIFAR-10' : 'the data set'),
     );
   }
   return { exampleShape: exampleShape as number[], numClasses };
@@ -74,17 +84,17 @@ export interface EvaluateOptions {
 }
 
 /**
- * Evaluates `model` in inference mode (BatchNorm uses its moving statistics) on `data`, normalised the way
- * `@decompose/cifar10` normalises training batches, in batches of `batchSize` images; on this thread, or
+ * Evaluates `model` in inference mode (BatchNorm uses its moving statistics) on `data` (of any image shape
+ * the model takes), normalised the way `@decompose/cifar10` normalises training batches (the data's mean/std), in batches of `batchSize` images; on this thread, or
  * over `options.computer`'s workers.
  */
 export async function evaluate(
   model: LayersModel,
-  data: Cifar10Images,
+  data: ImageSet,
   batchSize: number,
   options: EvaluateOptions = {},
 ): Promise<EvaluationResult> {
-  const { exampleShape, numClasses } = modelGeometry(model);
+  const { exampleShape, numClasses } = modelGeometry(model, data);
   const { computer } = options;
   const stream = createBatchStream(data, { batchSize, shuffle: false, augment: false });
   const started = performance.now();

@@ -167,7 +167,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (options.resume && checkpointDir === undefined) {
     throw new InvalidTrainingOptionError('resume', 'needs checkpointDir, where the checkpoint to resume is');
   }
-  const { numClasses } = modelGeometry(model);
+  const { numClasses } = modelGeometry(model, trainData);
+  if (evalData) modelGeometry(model, evalData);
   const stream = createBatchStream(trainData, { batchSize, shuffle: true, augment, seed, dropLast });
   const stepsPerEpoch = stream.batchesPerEpoch;
   checkCount('batches per epoch (trainData.count with batchSize and dropLast)', stepsPerEpoch, 1);

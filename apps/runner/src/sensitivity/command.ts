@@ -16,7 +16,7 @@ import { numberArg } from '../config.js';
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
-import { loadModel, modelPlugins, resolveStrategy } from '../models.js';
+import { loadModel, modelPlugins, readModelInputShape, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection, metricWording } from '../report/selection.js';
@@ -107,7 +107,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
     const { strategy } = await resolveStrategy(config.strategy, '--strategy');
     const engine = await initEngine();
     for (const line of describeEngine(engine, out.verbose)) out.log(line);
-    const data = await loadData(config, out);
+    const data = await loadData(config, out, { modelInput: await readModelInputShape(trained.modelDir) });
     const { calibration, rest, seed, description, warning } = resolveCalibration(
       data.train,
       trained,
@@ -224,7 +224,15 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .addOption(
       num('--seed <s>', "seed of a new calibration split (default: the hold-out's, else the training run's)"),
     )
-    .option('--data <dir>', 'CIFAR-10 folder in the binary layout (default: the bundled subset)')
+    .option(
+      '--data <dir>',
+      'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
+    )
+    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 64x64 (default: the model's input size)")
+    .option(
+      '--normalize <mean,std>',
+      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
+    )
     .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
     .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
     .addOption(num('--limit-train <n>', 'use only the first n training images (smoke runs)'))

@@ -51,6 +51,8 @@ export const sensitivityConfigSchema = z
     /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
     seed: seedField('seed').optional(),
     data: shared.data,
+    inputSize: shared.inputSize,
+    normalize: shared.normalize,
     download: shared.download,
     cacheDir: shared.cacheDir,
     limitTrain: shared.limitTrain,

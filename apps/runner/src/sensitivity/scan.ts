@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CHANNELS, type Cifar10Images, IMAGE_SIZE, normalizeImages, selectImages } from '@decompose/cifar10';
+import { type Cifar10Images, imageShapeOf, normalizeImageSet, selectImages } from '@decompose/cifar10';
 import {
   type DecompositionStrategy,
   layerNameMatcher,
@@ -140,7 +140,7 @@ const TIMING_REPEATS = 3;
 export async function runScan(request: ScanRequest, out: Console): Promise<SensitivityTable> {
   const { model, strategy, ratios, calibration, batch, seed } = request;
   // A model built for other images fails here, naming both shapes, not inside a tfjs reshape.
-  modelGeometry(model);
+  modelGeometry(model, calibration);
   const baseOptions = request.baseOptions ?? {};
   const layers = scanLayers(model, strategy, ratios, baseOptions, request.layers, request.layersField);
   const scope = [
@@ -173,8 +173,8 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
       done,
       `${entry.layer} @ ${entry.ratio}: calib acc ${percent(entry.metric.accuracy)}${cached ? ' (cached)' : ''}`,
     );
-  const normalized = normalizeImages(calibration.images);
-  const imageShape = [calibration.count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS] as const;
+  const normalized = normalizeImageSet(calibration);
+  const imageShape = [calibration.count, ...imageShapeOf(calibration)] as const;
   if (workers > 0) {
     try {
       return await scanInWorkers({
