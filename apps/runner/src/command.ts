@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { z } from 'zod';
-import { resolveConfig } from './config.js';
+import { numberArg, resolveConfig } from './config.js';
 import { reportError } from './errors.js';
 import type { ProgramIo } from './program.js';
 import { Console } from './progress.js';
@@ -56,4 +56,27 @@ export function commandConsole(io: ProgramIo, command: Command, json = false): C
     json,
     printInfo: json ? io.printError : io.print,
   });
+}
+
+/** An option whose value is read as a number where it looks like one (validation then names the flag). */
+export function numberOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser(numberArg);
+}
+
+/** The data flags of every command that reads images: `--data`, its image-folder settings, the download, the limits. */
+export function addDataOptions(command: Command): Command {
+  return command
+    .option(
+      '--data <dir>',
+      'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
+    )
+    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 64x64 (default: the model's input size)")
+    .option(
+      '--normalize <mean,std>',
+      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
+    )
+    .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
+    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
+    .addOption(numberOption('--limit-train <n>', 'use only the first n training images (smoke runs)'))
+    .addOption(numberOption('--limit-test <n>', 'use only the first n test images (smoke runs)'));
 }

@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
-import { type CommandDeps, commandAction } from './command.js';
-import { batchField, numberArg, seedField } from './config.js';
+import { type CommandDeps, commandAction, numberOption } from './command.js';
+import { batchField, seedField } from './config.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, RunnerError } from './errors.js';
 import { BUILT_IN_STRATEGIES, loadModel, loadPlugin, modelPlugins, saveModel } from './models.js';
@@ -171,7 +171,7 @@ export function formatExport(summary: ExportSummary): string[] {
   ];
 }
 
-const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+const num = numberOption;
 
 /** Adds `decompose export` to the program. */
 export function registerExportCommand(program: Command, deps: CommandDeps): Command {

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runBench } from './bench.js';
-import { type CommandDeps, commandAction, commandConsole, outputOptions } from './command.js';
+import {
+  addDataOptions,
+  type CommandDeps,
+  commandAction,
+  commandConsole,
+  numberOption,
+  outputOptions,
+} from './command.js';
 import { registerCompareCommand, runDemo } from './compare/index.js';
 import { runCompress } from './compress.js';
 import {
@@ -31,27 +38,10 @@ export interface ProgramIo {
 
 const defaultIo: ProgramIo = { print: console.log, printError: console.error };
 
-const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+const num = numberOption;
 
 function examples(...lines: string[]): string {
   return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`;
-}
-
-function addDataOptions(command: Command): Command {
-  return command
-    .option(
-      '--data <dir>',
-      'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
-    )
-    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 64x64 (default: the model's input size)")
-    .option(
-      '--normalize <mean,std>',
-      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
-    )
-    .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
-    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
-    .addOption(num('--limit-train <n>', 'use only the first n training images (smoke runs)'))
-    .addOption(num('--limit-test <n>', 'use only the first n test images (smoke runs)'));
 }
 
 function addModelOptions(command: Command): Command {

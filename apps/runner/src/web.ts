@@ -14,8 +14,8 @@ import {
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
-import { type CommandDeps, commandAction } from './command.js';
-import { numberArg, wholeNumber } from './config.js';
+import { type CommandDeps, commandAction, numberOption } from './command.js';
+import { wholeNumber } from './config.js';
 import { describeEngine } from './engine-report.js';
 
 import { ConfigError } from './errors.js';
@@ -176,7 +176,7 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
   }
 }
 
-const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+const num = numberOption;
 
 /** Adds `decompose web` to the program. */
 export function registerWebCommand(program: Command, deps: CommandDeps): Command {

@@ -11,8 +11,7 @@ import {
 } from '@decompose/sensitivity';
 import { type Command, Option } from 'commander';
 import { renderChart } from '../charts.js';
-import { type CommandDeps, commandAction } from '../command.js';
-import { numberArg } from '../config.js';
+import { addDataOptions, type CommandDeps, commandAction, numberOption } from '../command.js';
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
@@ -180,7 +179,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
   }
 }
 
-const num = (flags: string, description: string) => new Option(flags, description).argParser(numberArg);
+const num = numberOption;
 
 /** Adds `decompose sensitivity` to the program. */
 export function registerSensitivityCommand(program: Command, deps: CommandDeps): Command {
@@ -223,20 +222,8 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))
     .addOption(
       num('--seed <s>', "seed of a new calibration split (default: the hold-out's, else the training run's)"),
-    )
-    .option(
-      '--data <dir>',
-      'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
-    )
-    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 64x64 (default: the model's input size)")
-    .option(
-      '--normalize <mean,std>',
-      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
-    )
-    .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
-    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
-    .addOption(num('--limit-train <n>', 'use only the first n training images (smoke runs)'))
-    .addOption(num('--limit-test <n>', 'use only the first n test images (smoke runs)'))
+    );
+  addDataOptions(command)
     .option('--out <dir>', 'output folder')
     .addHelpText(
       'after',
