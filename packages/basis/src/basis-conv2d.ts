@@ -199,6 +199,86 @@ export const ACTIVATIONS: Record<BasisActivation, (x: tf.Tensor) => tf.Tensor> =
   sigmoid: tf.sigmoid,
 };
 
+/** The arguments a basis layer of `outputs` outputs shares with the other basis layers, checked and defaulted. */
+export interface CheckedBasisArgs<Activation extends string> {
+  basisSize: number;
+  useBias: boolean;
+  activation: Activation;
+  form: BasisForm;
+  outputOrder: readonly number[] | null;
+  seed: number | null;
+  execution: BasisExecution;
+}
+
+/**
+ * Checks the arguments every basis layer (`BasisConv2D`, `BasisDense`) takes: `outputs` (named `what`, e.g.
+ * `filters` or `units`) a positive integer, `basisSize` in [1, outputs], an activation of `activations`, the form,
+ * `outputOrder` a permutation of the outputs (shrunk form only) and the execution; defaults filled in.
+ *
+ * @throws BasisConfigError quoting the bad value.
+ */
+export function checkBasisArgs<Activation extends string>(
+  what: string,
+  outputs: number,
+  args: {
+    basisSize: number;
+    useBias?: boolean;
+    activation?: Activation;
+    form?: BasisForm;
+    outputOrder?: readonly number[] | null;
+    seed?: number | null;
+    execution?: BasisExecution;
+  },
+  activations: readonly Activation[],
+): CheckedBasisArgs<Activation> {
+  if (!Number.isInteger(outputs) || outputs < 1) {
+    throw new BasisConfigError(`${what} must be a positive integer, got ${outputs}.`);
+  }
+  const { basisSize } = args;
+  if (!Number.isInteger(basisSize) || basisSize < 1 || basisSize > outputs) {
+    throw new BasisConfigError(
+      `basisSize must be an integer in [1, ${what} = ${outputs}], got ${basisSize}; lower the ratio or m.`,
+    );
+  }
+  const activation = args.activation ?? ('linear' as Activation);
+  if (!activations.includes(activation)) {
+    throw new BasisConfigError(
+      `activation '${activation}' is not supported; use one of ${activations.join(', ')} or a separate activation layer.`,
+    );
+  }
+  const form = args.form ?? 'shrunk';
+  if (form !== 'shrunk' && form !== 'full') {
+    throw new BasisConfigError(`form must be 'shrunk' or 'full', got '${String(form)}'.`);
+  }
+  const outputOrder = args.outputOrder ?? null;
+  if (outputOrder !== null) {
+    if (form === 'full') {
+      throw new BasisConfigError('outputOrder only applies to the shrunk form; fold it into A for full.');
+    }
+    const seen = new Set(outputOrder);
+    const isPermutation =
+      outputOrder.length === outputs &&
+      seen.size === outputs &&
+      outputOrder.every((t) => Number.isInteger(t) && t >= 0 && t < outputs);
+    if (!isPermutation) {
+      throw new BasisConfigError(`outputOrder must be a permutation of 0..${outputs - 1}.`);
+    }
+  }
+  const execution = args.execution ?? 'auto';
+  if (!['auto', 'factored', 'folded'].includes(execution)) {
+    throw new BasisConfigError(`execution must be 'auto', 'factored' or 'folded', got '${execution}'.`);
+  }
+  return {
+    basisSize,
+    useBias: args.useBias ?? true,
+    activation,
+    form,
+    outputOrder,
+    seed: args.seed ?? null,
+    execution,
+  };
+}
+
 /**
  * Basis convolution (arXiv 2408.06024): m trained filters B (a normal conv kernel `[kh, kw, C_in, m]`)
  * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
@@ -236,17 +316,9 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLo
 
   constructor(args: BasisConv2DArgs) {
     super(args);
-    const { filters, basisSize } = args;
-    if (!Number.isInteger(filters) || filters < 1) {
-      throw new BasisConfigError(`filters must be a positive integer, got ${filters}.`);
-    }
-    if (!Number.isInteger(basisSize) || basisSize < 1 || basisSize > filters) {
-      throw new BasisConfigError(
-        `basisSize must be an integer in [1, filters = ${filters}], got ${basisSize}; lower the ratio or m.`,
-      );
-    }
-    this.filters = filters;
-    this.basisSize = basisSize;
+    const checked = checkBasisArgs('filters', args.filters, args, BASIS_ACTIVATIONS);
+    this.filters = args.filters;
+    this.basisSize = checked.basisSize;
     this.kernelSize = pair(args.kernelSize, 'kernelSize');
     this.strides = pair(args.strides ?? 1, 'strides');
     this.dilationRate = pair(args.dilationRate ?? 1, 'dilationRate');
@@ -257,39 +329,12 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLo
     if (this.padding !== 'same' && this.padding !== 'valid') {
       throw new BasisConfigError(`padding must be 'same' or 'valid', got '${String(this.padding)}'.`);
     }
-    this.useBias = args.useBias ?? true;
-    const activation = args.activation ?? 'linear';
-    if (!BASIS_ACTIVATIONS.includes(activation)) {
-      throw new BasisConfigError(
-        `activation '${activation}' is not supported; use one of ${BASIS_ACTIVATIONS.join(', ')} or a separate activation layer.`,
-      );
-    }
-    this.activation = activation;
-    this.form = args.form ?? 'shrunk';
-    if (this.form !== 'shrunk' && this.form !== 'full') {
-      throw new BasisConfigError(`form must be 'shrunk' or 'full', got '${String(this.form)}'.`);
-    }
-    this.outputOrder = args.outputOrder ?? null;
-    if (this.outputOrder !== null) {
-      if (this.form === 'full') {
-        throw new BasisConfigError('outputOrder only applies to the shrunk form; fold it into A for full.');
-      }
-      const seen = new Set(this.outputOrder);
-      const isPermutation =
-        this.outputOrder.length === filters &&
-        seen.size === filters &&
-        this.outputOrder.every((t) => Number.isInteger(t) && t >= 0 && t < filters);
-      if (!isPermutation) {
-        throw new BasisConfigError(`outputOrder must be a permutation of 0..${filters - 1}.`);
-      }
-    }
-    this.seed = args.seed ?? null;
-    this.execution = args.execution ?? 'auto';
-    if (!['auto', 'factored', 'folded'].includes(this.execution)) {
-      throw new BasisConfigError(
-        `execution must be 'auto', 'factored' or 'folded', got '${this.execution}'.`,
-      );
-    }
+    this.useBias = checked.useBias;
+    this.activation = checked.activation;
+    this.form = checked.form;
+    this.outputOrder = checked.outputOrder;
+    this.seed = checked.seed;
+    this.execution = checked.execution;
   }
 
   /** Whether outputs need a 1×1 combination step (false only for shrunk m = C_out in identity order). */

@@ -16,6 +16,7 @@ import {
   type BasisForm,
   CHANNEL_MIX,
   type ClampActivation,
+  checkBasisArgs,
   type MixingConstants,
   mixingConstants,
 } from './basis-conv2d.js';
@@ -86,48 +87,15 @@ export class BasisDense extends layers.Layer implements CostAwareLayer, StockLow
 
   constructor(args: BasisDenseArgs) {
     super(args);
-    const { units, basisSize } = args;
-    if (!Number.isInteger(units) || units < 1) {
-      throw new BasisConfigError(`units must be a positive integer, got ${units}.`);
-    }
-    if (!Number.isInteger(basisSize) || basisSize < 1 || basisSize > units) {
-      throw new BasisConfigError(
-        `basisSize must be an integer in [1, units = ${units}], got ${basisSize}; lower the ratio or m.`,
-      );
-    }
-    this.units = units;
-    this.basisSize = basisSize;
-    this.useBias = args.useBias ?? true;
-    const activation = args.activation ?? 'linear';
-    if (!BASIS_DENSE_ACTIVATIONS.includes(activation)) {
-      throw new BasisConfigError(
-        `activation '${activation}' is not supported; use one of ${BASIS_DENSE_ACTIVATIONS.join(', ')} or a separate activation layer.`,
-      );
-    }
-    this.activation = activation;
-    this.form = args.form ?? 'shrunk';
-    if (this.form !== 'shrunk' && this.form !== 'full') {
-      throw new BasisConfigError(`form must be 'shrunk' or 'full', got '${String(this.form)}'.`);
-    }
-    this.outputOrder = args.outputOrder ?? null;
-    if (this.outputOrder !== null) {
-      if (this.form === 'full') {
-        throw new BasisConfigError('outputOrder only applies to the shrunk form; fold it into A for full.');
-      }
-      const seen = new Set(this.outputOrder);
-      const isPermutation =
-        this.outputOrder.length === units &&
-        seen.size === units &&
-        this.outputOrder.every((t) => Number.isInteger(t) && t >= 0 && t < units);
-      if (!isPermutation) throw new BasisConfigError(`outputOrder must be a permutation of 0..${units - 1}.`);
-    }
-    this.seed = args.seed ?? null;
-    this.execution = args.execution ?? 'auto';
-    if (!['auto', 'factored', 'folded'].includes(this.execution)) {
-      throw new BasisConfigError(
-        `execution must be 'auto', 'factored' or 'folded', got '${this.execution}'.`,
-      );
-    }
+    const checked = checkBasisArgs('units', args.units, args, BASIS_DENSE_ACTIVATIONS);
+    this.units = args.units;
+    this.basisSize = checked.basisSize;
+    this.useBias = checked.useBias;
+    this.activation = checked.activation;
+    this.form = checked.form;
+    this.outputOrder = checked.outputOrder;
+    this.seed = checked.seed;
+    this.execution = checked.execution;
   }
 
   /** Whether outputs need a combination step (false only for shrunk m = units in identity order). */
