@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findBundledSubset } from '@decompose/cifar10';
 import { StrategyError } from '@decompose/core';
@@ -236,9 +236,7 @@ describe('the catalogue of user mistakes and failing disks', () => {
 const execFileAsync = promisify(execFile);
 const sourceCli = fileURLToPath(new URL('./cli.ts', import.meta.url));
 // The engine's transpile-on-load hooks run the CLI from its TypeScript sources, as `docs/check-cli.mjs --source`.
-const sourceHooks = pathToFileURL(
-  fileURLToPath(new URL('../../../packages/engine/src/gradients/source-hooks.mjs', import.meta.url)),
-);
+const sourceHooks = new URL(import.meta.resolve('@decompose/engine/source-hooks'));
 const sourceNodeArgs = [
   '--conditions=@decompose/source',
   '--import',

@@ -46,3 +46,4 @@ export {
 } from './io/index.js';
 export { UnsupportedKernelInputError } from './kernels/index.js';
 export { addEngineKernel, engineKernelNames } from './kernels.js';
+export { type WorkerEntry, workerEntry } from './threads.js';

@@ -2,5 +2,5 @@
 // (start node with --conditions=@decompose/source so workspace packages resolve to their sources too).
 import { register } from 'node:module';
 
-register('../../engine/src/gradients/source-hooks.mjs', import.meta.url);
+register(import.meta.resolve('@decompose/engine/source-hooks'));
 await import('./epoch.ts');

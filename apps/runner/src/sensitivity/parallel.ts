@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { DecompositionStrategy } from '@decompose/core';
-import { BACKENDS, type BackendName } from '@decompose/engine';
+import { BACKENDS, type BackendName, workerEntry } from '@decompose/engine';
 import {
   type ScanCache,
   type ScanEntry,
@@ -49,17 +49,6 @@ export function interleaveLayers(layers: readonly string[], workers: number): st
   return groups;
 }
 
-/** The worker script: compiled `scan-worker.js` beside this module, or from sources under vitest. */
-function workerScript(): { url: URL; execArgv: string[] | undefined } {
-  if (import.meta.url.endsWith('.ts')) {
-    return {
-      url: new URL('./source-worker.mjs', import.meta.url),
-      execArgv: ['--conditions=@decompose/source'],
-    };
-  }
-  return { url: new URL('./scan-worker.js', import.meta.url), execArgv: undefined };
-}
-
 /** The model's topology and weights as `model.save` hands them to a save handler. */
 async function modelArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
   let saved: tf.io.ModelArtifacts | undefined;
@@ -89,8 +78,8 @@ class ScanWorker {
     setup: ScanWorkerSetup,
     onMessage: (message: Exclude<FromScanWorker, { type: 'done' | 'failed' }>) => void,
   ) {
-    const script = workerScript();
-    this.worker = new Worker(script.url, { workerData: setup, execArgv: script.execArgv });
+    const entry = workerEntry(new URL('./scan-worker.js', import.meta.url));
+    this.worker = new Worker(entry.url, { workerData: setup, execArgv: entry.execArgv, argv: entry.argv });
     this.result = new Promise((resolve, reject) => {
       const fail = (reason: string) => {
         if (this.finished) return;

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
 import type { PyJsonDict } from '@tensorflow/tfjs-layers/dist/keras_format/types.js';
 import type { BackendName } from '../backends.js';
+import { workerEntry } from '../threads.js';
 import {
   type BatchSlice,
   checkBatch,
@@ -33,21 +34,6 @@ export interface WorkerPoolSettings {
   backend: BackendName | undefined;
 }
 
-/**
- * The worker script: the compiled `worker.js` beside this module, or, when this module runs from its
- * TypeScript source (under vitest), an entry that transpiles the sources on load, with the workspace's
- * `@decompose/source` export condition so that setup modules resolve to sources too.
- */
-function workerScript(): { url: URL; execArgv: string[] | undefined } {
-  if (import.meta.url.endsWith('.ts')) {
-    return {
-      url: new URL('./source-worker.mjs', import.meta.url),
-      execArgv: ['--conditions=@decompose/source'],
-    };
-  }
-  return { url: new URL('./worker.js', import.meta.url), execArgv: undefined };
-}
-
 /** One worker thread with at most one request in flight; any failure rejects it and is reported once. */
 class WorkerHandle {
   readonly gradients: Float32Array;
@@ -65,8 +51,8 @@ class WorkerHandle {
   ) {
     this.gradients = new Float32Array(setup.gradients);
     this.statistics = new Float32Array(setup.statistics);
-    const script = workerScript();
-    this.worker = new Worker(script.url, { workerData: setup, execArgv: script.execArgv });
+    const entry = workerEntry(new URL('./worker.js', import.meta.url));
+    this.worker = new Worker(entry.url, { workerData: setup, execArgv: entry.execArgv, argv: entry.argv });
     // An idle worker does not keep the process alive (so a forgotten close() cannot hang the program);
     // a worker with a request in flight does.
     this.worker.unref();
