@@ -1,0 +1,18 @@
+/** Base class of every error this package throws, so callers can catch all pipeline problems at once. */
+export abstract class PipelineError extends Error {}
+
+/** Bytes handed to `unpackModel` or `unpackImageSet` are not what `packModel` or `packImageSet` wrote. */
+export class PackedFormatError extends PipelineError {
+  override readonly name = 'PackedFormatError';
+  constructor(
+    /** What was expected: `model` or `image set`. */
+    readonly kind: 'model' | 'image set',
+    /** What is wrong with the bytes. */
+    readonly problem: string,
+  ) {
+    super(
+      `These bytes are not a packed ${kind}: ${problem}. They must come from pack${kind === 'model' ? 'Model' : 'ImageSet'} ` +
+        'of this version of @decompose/pipeline; re-pack the source (a blob cut short or from another version reads so).',
+    );
+  }
+}
