@@ -36,6 +36,7 @@ import {
 } from '@decompose/cifar10';
 import { applyStrategy, reestimateBatchNorm } from '@decompose/core';
 import { type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
+import { calibrationSeenInTraining, holdOutSchema } from '@decompose/pipeline';
 import {
   accuracyDrop,
   type Budget,
@@ -337,16 +338,20 @@ async function testPlan(
  * Whether the model's `decompose train` run (summary.json next to the model folder) trained on any of the
  * calibration images; null when there is no summary to tell.
  */
-async function sawCalibration(modelDir: string, calibrationIndices: Uint32Array): Promise<boolean | null> {
+async function sawCalibration(
+  modelDir: string,
+  trainImages: Cifar10Images,
+  calibrationIndices: Uint32Array,
+): Promise<boolean | null> {
   const file = path.join(modelDir, '..', 'summary.json');
   if (!existsSync(file)) return null;
-  const summary = JSON.parse(await readFile(file, 'utf8')) as {
-    holdOut?: { from: number; indices: number[] } | null;
-  };
-  const holdOut = summary.holdOut;
-  if (!holdOut) return true;
-  const held = new Set(holdOut.indices);
-  return !calibrationIndices.every((i) => held.has(i));
+  const summary = JSON.parse(await readFile(file, 'utf8')) as { holdOut?: unknown };
+  // A hold-out of another shape says nothing was held out: every calibration image counts as seen.
+  const holdOut = holdOutSchema
+    .nullable()
+    .catch(null)
+    .parse(summary.holdOut ?? null);
+  return calibrationSeenInTraining(trainImages, holdOut, calibrationIndices) > 0;
 }
 
 function tableJson(scan: Scan) {
@@ -400,7 +405,7 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
   }
-  const saw = await sawCalibration(config.modelDir, split.calibrationIndices);
+  const saw = await sawCalibration(config.modelDir, dataset.train, split.calibrationIndices);
   log(
     `model ${config.modelDir}: ${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params; ` +
       `calibration ${split.calibration.count} images (halves ${halves.half_a.count} + ${halves.half_b.count}), ` +

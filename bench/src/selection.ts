@@ -27,6 +27,7 @@ import {
 } from '@decompose/cifar10';
 import { applyStrategy, costTable, reestimateBatchNorm } from '@decompose/core';
 import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
+import { calibrationSeenInTraining, holdOutSchema } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type Budget,
@@ -253,31 +254,19 @@ const summarySeconds = (epochs: readonly EpochMetrics[]) => ({
   epochSeconds: epochs.reduce((s, e) => s + e.seconds, 0),
 });
 
-/**
- * Whether a `decompose train` run trained on any of the calibration images: not when it held out (`--hold-out`)
- * a split of the same training images containing them all (train it with `--hold-out <calibration>
- * --hold-out-seed <seed>` and the same `--limit-train` to get exactly this benchmark's split).
- */
-function sawCalibration(
-  holdOut: { from: number; indices: number[] } | null | undefined,
-  split: { calibrationIndices: Uint32Array; trainIndices: Uint32Array },
-): boolean {
-  if (!holdOut || holdOut.from !== split.calibrationIndices.length + split.trainIndices.length) return true;
-  const held = new Set(holdOut.indices);
-  return !split.calibrationIndices.every((i) => held.has(i));
-}
-
 async function loadBaseline(
   config: Config,
   work: WorkDir,
-  split: { train: Cifar10Images; calibrationIndices: Uint32Array; trainIndices: Uint32Array },
+  split: { train: Cifar10Images; calibrationIndices: Uint32Array },
+  /** The training images the split was drawn from. */
+  source: Cifar10Images,
 ): Promise<Baseline> {
   const trainSplit = split.train;
   if (config.baselineDir !== null) {
     const summary = JSON.parse(await readFile(path.join(config.baselineDir, 'summary.json'), 'utf8')) as {
       epochs: EpochMetrics[];
       data: { train: number };
-      holdOut?: { from: number; indices: number[] } | null;
+      holdOut?: unknown;
     };
     const model = await tfl.loadLayersModel(fileSystem(path.join(config.baselineDir, 'model')));
     return {
@@ -286,7 +275,16 @@ async function loadBaseline(
       ...summarySeconds(summary.epochs),
       epochs: summary.epochs.length,
       trainImages: summary.data.train,
-      sawCalibration: sawCalibration(summary.holdOut, split),
+      // A summary of another shape (or none) says nothing held out: every calibration image counts as seen.
+      sawCalibration:
+        calibrationSeenInTraining(
+          source,
+          holdOutSchema
+            .nullable()
+            .catch(null)
+            .parse(summary.holdOut ?? null),
+          split.calibrationIndices,
+        ) > 0,
     };
   }
   const modelDir = work.file('baseline', 'model');
@@ -704,7 +702,7 @@ async function main(): Promise<void> {
   const { workDir: _w, out: _o, ...fingerprint } = config;
   const work = await WorkDir.open(config.workDir, fingerprint);
 
-  const baseline = await loadBaseline(config, work, split);
+  const baseline = await loadBaseline(config, work, split, fullTrain);
   const candidates = candidateLayers(baseline.model, basisStrategy);
   log(
     `baseline: ${baseline.source}, ${baseline.epochs} epochs, ${baseline.trainSeconds.toFixed(0)} s of training; ` +

@@ -16,3 +16,15 @@ export class PackedFormatError extends PipelineError {
     );
   }
 }
+
+/** A calibration split cannot be made or recreated as asked. */
+export class CalibrationError extends PipelineError {
+  override readonly name = 'CalibrationError';
+  constructor(
+    /** The flag or config field the request came from, e.g. `--calibration`. */
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
