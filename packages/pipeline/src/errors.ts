@@ -28,3 +28,23 @@ export class CalibrationError extends PipelineError {
     super(`${field}: ${problem}`);
   }
 }
+
+/** A strategy specifier names a plugin that does not give exactly one strategy. */
+export class StrategyChoiceError extends PipelineError {
+  override readonly name = 'StrategyChoiceError';
+  constructor(
+    /** The flag or config field the specifier came from, e.g. `--strategy`. */
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/** The `plugins.json` beside a saved model is not the list it must be. */
+export class PluginsFileError extends PipelineError {
+  override readonly name = 'PluginsFileError';
+  constructor(readonly file: string) {
+    super(`${file} must be JSON of the form { "plugins": ["<package or path>", ...] }; fix or delete it.`);
+  }
+}
