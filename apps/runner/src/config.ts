@@ -116,7 +116,7 @@ const workersFieldSchema = workersField().default(() => defaultWorkers());
 export const batchField = () => count('batch', LIMITS.batch);
 
 /** Where the images come from; shared by every command that reads data. */
-const dataFields = {
+export const dataFields = {
   /** A CIFAR-10 folder in the binary layout, or an image folder (`<dir>/<class>/*.png`); default the bundled subset. */
   data: z.string().min(1).optional(),
   /** `HxW` an image folder's images are resized to; default the model's input size. */

@@ -1,7 +1,6 @@
 import path from 'node:path';
-import { findBundledSubset, resolveCifar10Dir, TEST_FILE } from '@decompose/cifar10';
+import { CIFAR10_CLASS_NAMES, CIFAR10_IMAGE_SHAPE } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
-import { modelGeometry } from '@decompose/train';
 import {
   BUILT_PAGE_DIR,
   copyPage,
@@ -15,9 +14,9 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction, numberOption } from './command.js';
-import { wholeNumber } from './config.js';
+import { dataFields, wholeNumber } from './config.js';
+import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
-
 import { ConfigError } from './errors.js';
 import { loadModel } from './models.js';
 import type { Console } from './progress.js';
@@ -26,6 +25,9 @@ import { locateTrainedModel } from './sensitivity/index.js';
 /** Test images Node may classify for the comparison: one CIFAR-10 test batch. */
 const MAX_SAMPLES = 10_000;
 
+// The data flags of every command that reads images, less the training-set limit: the page shows test images only.
+const { data, inputSize, normalize, download, cacheDir, limitTest } = dataFields;
+
 /** `decompose web`. */
 export const webConfigSchema = z
   .strictObject({
@@ -33,8 +35,18 @@ export const webConfigSchema = z
     original: z.string().min(1, 'original is the folder holding the original model.json'),
     /** The compressed model, as `decompose compress` wrote it (`<out>/model` or `<out>`). */
     compressed: z.string().min(1, 'compressed is the folder holding the compressed model.json'),
-    /** A CIFAR-10 folder in the binary layout whose test batch the page classifies; default the bundled subset. */
-    data: z.string().min(1).optional(),
+    /**
+     * The images whose test split the page classifies: a CIFAR-10 folder in the binary layout (its test batch)
+     * or an image folder (`<dir>/<class>/*.png|jpg`, resized to `inputSize` or the model's input size and
+     * normalised with `normalize`); default the bundled CIFAR-10 subset.
+     */
+    data,
+    inputSize,
+    normalize,
+    download,
+    cacheDir,
+    /** Put only the first N test images in the page (spread over the classes for an image folder). */
+    limitTest,
     /** Test images Node classifies, for comparing with the page's predictions. */
     samples: wholeNumber('samples', 1, MAX_SAMPLES).default(32),
     out: z.string().min(1).default('runs/web'),
@@ -46,6 +58,10 @@ export const webConfigSchema = z
   .refine((config) => config.port === undefined || config.serve, {
     message: 'port is used only with serve; add --serve',
     path: ['port'],
+  })
+  .refine((config) => config.data === undefined || !config.download, {
+    message: 'give either data or download, not both',
+    path: ['download'],
   });
 /** A validated `decompose web` configuration, defaults filled in. */
 export type WebConfig = z.output<typeof webConfigSchema>;
@@ -112,9 +128,32 @@ export function checkCompressedFrom(original: tfl.LayersModel, compressed: tfl.L
   }
 }
 
+const shapeText = (shape: readonly (number | null)[]) => shape.map((d) => d ?? '?').join('×');
+
 /**
- * `decompose web`: fills `out` with the browser page, both models, the test images and Node's predictions for
- * the first `samples` of them (see `@decompose/web`), then serves it with `serve`.
+ * Without `--data` (or `--download`) the page gets CIFAR-10 test images: a model of other images or classes
+ * must be given its own, and this says how before any image is read.
+ *
+ * @throws ConfigError naming the model's input and classes and the flags to pass.
+ */
+function checkCifarDefault(config: WebConfig, model: tfl.LayersModel): void {
+  if (config.data !== undefined || config.download) return;
+  const input = model.inputs[0]?.shape.slice(1) ?? [];
+  const classes = model.outputs[0]?.shape.at(-1);
+  if (input.join() === CIFAR10_IMAGE_SHAPE.join() && classes === CIFAR10_CLASS_NAMES.length) return;
+  const [height, width] = input;
+  throw new ConfigError([
+    `--data: not given, so the page would show CIFAR-10's 32×32×3 test images of 10 classes, but --original takes ` +
+      `${shapeText(input)} images and gives ${classes ?? '?'} classes; pass your image folder, ` +
+      `--data <dir> (one subfolder per class, as the model was trained on), with --input-size ${height ?? 'H'}x${width ?? 'W'} ` +
+      "and the --normalize <mean,std> of its training (default ImageNet's)",
+  ]);
+}
+
+/**
+ * `decompose web`: fills `out` with the browser page, both models, the test images of `data` (CIFAR-10's or
+ * an image folder's, with their class names and normalisation) and Node's predictions for the first `samples`
+ * of them (see `@decompose/web`), then serves it with `serve`.
  */
 export async function runWeb(config: WebConfig, out: Console, options: WebOptions = {}): Promise<WebResult> {
   const originalDir = (await locateTrainedModel(config.original, '--original')).modelDir;
@@ -126,16 +165,17 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
   }
   const engine = await initEngine();
   for (const line of describeEngine(engine, out.verbose)) out.log(line);
-  const dataDir =
-    config.data === undefined ? findBundledSubset() : await resolveCifar10Dir({ dataDir: config.data });
   const original = await loadModel(originalDir);
   let compressed: tfl.LayersModel | null = null;
   try {
     compressed = await loadModel(compressedDir);
     checkCompressedFrom(original, compressed);
-    // The page feeds both models CIFAR-10 test images: one built for other images fails here, naming both.
-    modelGeometry(original);
-    modelGeometry(compressed);
+    checkCifarDefault(config, original);
+    // An image folder is resized to the model's input size unless --input-size says otherwise; prepareSite
+    // then checks both models against the images' shape and classes, naming both, before writing anything.
+    const data = await loadData(config, out, { modelInput: original.inputs[0]?.shape.slice(1) });
+    const images = data.test;
+    const imagesSource = data.kind === 'images' ? `${data.name}, test split` : `${data.name} ${data.dir}`;
     const [before, after] = [original.countParams(), compressed.countParams()];
     if (after > before) {
       out.warn(
@@ -148,7 +188,8 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
       dir: outDir,
       original,
       compressed,
-      testBatch: path.join(dataDir, TEST_FILE),
+      images,
+      imagesSource,
       sampleCount: config.samples,
     });
     await copyPage(outDir, options.pageDir ?? BUILT_PAGE_DIR);
@@ -160,8 +201,8 @@ export async function runWeb(config: WebConfig, out: Console, options: WebOption
       `compressed: ${compressedDir} (${after} parameters, ${models.compressed.weightBytes} weight bytes)`,
     );
     out.result(
-      `wrote the page, both models, ${path.join(dataDir, TEST_FILE)} and Node's predictions for ` +
-        `${predictions.sampleCount} images to ${outDir}`,
+      `wrote the page, both models, ${images.count} test images (${imagesSource}) and Node's predictions for ` +
+        `${predictions.sampleCount} of them to ${outDir}`,
     );
     if (!config.serve) {
       out.result(`view it: run this again with --serve, or serve ${outDir} with any static server`);
@@ -193,8 +234,19 @@ export function registerWebCommand(program: Command, deps: CommandDeps): Command
     )
     .option(
       '--data <dir>',
-      'CIFAR-10 folder whose test batch the page classifies (default: the bundled subset)',
+      'the test images: a CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (its test split; default: the bundled subset)',
     )
+    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 48x48 (default: the model's input size)")
+    .option(
+      '--normalize <mean,std>',
+      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] the page normalises with (default: CIFAR-10's, ImageNet's for an image folder)",
+    )
+    .option(
+      '--download',
+      'download the full CIFAR-10 set into the cache folder (once) and use its test batch',
+    )
+    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
+    .addOption(num('--limit-test <n>', 'put only the first n test images in the page'))
     .addOption(num('--samples <n>', 'test images Node classifies for the comparison (default 32)'))
     .option('--out <dir>', 'output folder: the page and its files (default runs/web)')
     .option('--serve', 'serve the folder on 127.0.0.1 after preparing it, until Ctrl-C')
@@ -206,6 +258,8 @@ export function registerWebCommand(program: Command, deps: CommandDeps): Command
         'Examples:',
         '  $ decompose web --original runs/r20/model --compressed runs/r20-basis --serve',
         '  $ decompose web --original runs/r20 --compressed runs/r20-svd/model --samples 64 --out runs/r20-svd/site',
+        '  $ decompose web --original runs/pets/model --compressed runs/pets-basis --data ~/pets --input-size 48x48 \\',
+        '      --normalize 0.485,0.456,0.406,0.229,0.224,0.225 --serve',
         '',
       ].join('\n'),
     );

@@ -1,4 +1,4 @@
-import { CHANNELS, IMAGE_SIZE, PIXELS_PER_IMAGE } from '@decompose/cifar10/browser';
+import type { ImageShape } from '@decompose/cifar10/browser';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 
@@ -13,40 +13,52 @@ export interface Predictions {
 /** Images per `predict` call: large enough to amortise the call, small enough for a browser tab. */
 export const PREDICT_BATCH = 32;
 
-function countImages(images: Float32Array): number {
-  if (images.length % PIXELS_PER_IMAGE !== 0) {
+const valuesPer = ([height, width, channels]: ImageShape) => height * width * channels;
+
+/** How many images of `shape` `images` holds. */
+export function countImages(images: Float32Array, shape: ImageShape): number {
+  const size = valuesPer(shape);
+  if (images.length % size !== 0) {
     throw new RangeError(
-      `images must hold whole 32×32×3 images, but its length ${images.length} is not a multiple of ${PIXELS_PER_IMAGE}`,
+      `images must hold whole ${shape.join('×')} images, but its length ${images.length} is not a multiple of ${size}`,
     );
   }
-  return images.length / PIXELS_PER_IMAGE;
+  return images.length / size;
 }
 
 /**
- * Classifies normalised NHWC images (`count × 32 × 32 × 3` floats) in one `predict` call, with a model whose
- * output is logits (as `@decompose/resnet` builds them): classes and softmax probabilities. Leaves no tensor.
+ * Classifies normalised NHWC images of `shape` (`count × height × width × channels` floats, the geometry of
+ * the site's `images.json`) in one `predict` call, with a model whose output is logits (as `@decompose/resnet`
+ * builds them): classes and softmax probabilities. Leaves no tensor.
  */
-export async function classifyBatch(model: LayersModel, images: Float32Array): Promise<Predictions> {
-  const count = countImages(images);
-  const probs = tf.tidy(() =>
-    tf.softmax(model.predict(tf.tensor4d(images, [count, IMAGE_SIZE, IMAGE_SIZE, CHANNELS])) as tf.Tensor),
-  );
+export async function classifyBatch(
+  model: LayersModel,
+  images: Float32Array,
+  shape: ImageShape,
+): Promise<Predictions> {
+  const count = countImages(images, shape);
+  const probs = tf.tidy(() => tf.softmax(model.predict(tf.tensor4d(images, [count, ...shape])) as tf.Tensor));
   const probabilities = (await probs.array()) as number[][];
   probs.dispose();
   return { classes: probabilities.map((row) => row.indexOf(Math.max(...row))), probabilities };
 }
 
-/** The images `[start, start + PREDICT_BATCH)` of `images` (fewer at the end). */
-export function batchAt(images: Float32Array, start: number): Float32Array {
-  return images.subarray(start * PIXELS_PER_IMAGE, (start + PREDICT_BATCH) * PIXELS_PER_IMAGE);
+/** The images `[start, start + PREDICT_BATCH)` of `images` of `shape` (fewer at the end). */
+export function batchAt(images: Float32Array, start: number, shape: ImageShape): Float32Array {
+  const size = valuesPer(shape);
+  return images.subarray(start * size, (start + PREDICT_BATCH) * size);
 }
 
-/** {@link classifyBatch} over any number of images, {@link PREDICT_BATCH} at a time. */
-export async function classify(model: LayersModel, images: Float32Array): Promise<Predictions> {
-  const count = countImages(images);
+/** {@link classifyBatch} over any number of images of `shape`, {@link PREDICT_BATCH} at a time. */
+export async function classify(
+  model: LayersModel,
+  images: Float32Array,
+  shape: ImageShape,
+): Promise<Predictions> {
+  const count = countImages(images, shape);
   const all: Predictions = { classes: [], probabilities: [] };
   for (let start = 0; start < count; start += PREDICT_BATCH) {
-    const { classes, probabilities } = await classifyBatch(model, batchAt(images, start));
+    const { classes, probabilities } = await classifyBatch(model, batchAt(images, start, shape), shape);
     all.classes.push(...classes);
     all.probabilities.push(...probabilities);
   }

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset, TEST_FILE, TRAIN_FILES } from '@decompose/cifar10';
-import { decodeBatch } from '@decompose/cifar10/browser';
-import { exportStock } from '@decompose/core';
+import { CIFAR10_CLASS_NAMES, decodeBatch, type ImageSet } from '@decompose/cifar10/browser';
+import { applyStrategy, exportStock } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
+import { svdStrategy } from '@decompose/svd';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { build, type PreviewServer, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import { createDemoModels } from './demo.js';
 import { type NodePredictions, prepareSite } from './prepare.js';
 import { type PageResults, RESULTS_PROPERTY } from './results.js';
 import { MODEL_PATHS, MODEL_SLOTS } from './site.js';
+import { SMALL_CLASSES, SMALL_SHAPE, smallClassifier, smallImageSet } from './test-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -43,23 +46,31 @@ const webDir = fileURLToPath(new URL('..', import.meta.url));
 const skipReason = `${CHROMIUM} is missing; install it with .ci/install-chromium.sh to run the browser test`;
 if (!hasChromium) console.warn(`SKIPPED the page in headless Chromium: ${skipReason}`);
 
-// The compressed model as compress writes it (BasisConv2D, SVD pairs), and its stock export (decompose export:
-// stock layers only, BatchNorm folded), which the page loads with nothing registered for it.
-for (const exported of [false, true]) {
-  const title = `the page in headless Chromium${exported ? ', compressed model exported to stock layers' : ''}`;
-  describe.skipIf(!hasChromium)(hasChromium ? title : `${title} (SKIPPED: ${skipReason})`, () => {
-    let work: string;
-    let server: PreviewServer | undefined;
-    let context: BrowserContext | undefined;
-    let node: NodePredictions;
-    let results: PageResults;
-    const pageErrors: string[] = [];
+/** What one run of the page is given, and what it must show. */
+interface PageCase {
+  title: string;
+  /** Fills `dataDir` with prepareSite and returns Node's predictions. */
+  prepare: (dataDir: string, work: string) => Promise<NodePredictions>;
+  /** The images the page classifies (it is asked for at most PAGE_IMAGES). */
+  imageCount: number;
+  imageShape: [number, number, number];
+  classNames: readonly string[];
+  /** BasisConv2D layers of the compressed model (undefined: none). */
+  basisLayers: number | undefined;
+  /** The compressed model has no BatchNorm left (an export with BatchNorm folded). */
+  folded: boolean;
+}
 
-    beforeAll(async () => {
-      work = await mkdtemp(join(tmpdir(), 'decompose-web-'));
-      const dataDir = join(work, 'data');
-      const siteDir = join(work, 'site');
-      await initEngine();
+/** The demo ResNet-20 pair on the bundled CIFAR-10 test batch, the compressed one exported or not. */
+function demoCase(exported: boolean): PageCase {
+  return {
+    title: `the page in headless Chromium${exported ? ', compressed model exported to stock layers' : ''}`,
+    imageCount: PAGE_IMAGES,
+    imageShape: [32, 32, 3],
+    classNames: CIFAR10_CLASS_NAMES,
+    basisLayers: exported ? undefined : 6,
+    folded: exported,
+    prepare: async (dataDir) => {
       const subset = findBundledSubset();
       const calibration = decodeBatch(await readFile(join(subset, TRAIN_FILES[0])), {
         limit: CALIBRATION_IMAGES,
@@ -71,9 +82,68 @@ for (const exported of [false, true]) {
         : demo.compressed;
       if (exported) demo.compressed.dispose();
       const testBatch = join(subset, TEST_FILE);
-      node = await prepareSite({ dir: dataDir, original, compressed, testBatch, sampleCount: SAMPLE_COUNT });
-      original.dispose();
-      compressed.dispose();
+      return prepareWith(dataDir, original, compressed, { testBatch });
+    },
+  };
+}
+
+/** Test images of the small image folder (24 a class × 20 % held out). */
+const SMALL_TEST_IMAGES = 3 * 8;
+
+/** A 24×24, three-class stock model and its SVD-compressed copy on a synthetic image folder. */
+const smallCase: PageCase = {
+  title: 'the page in headless Chromium, a 24×24 three-class model on an image folder',
+  imageCount: SMALL_TEST_IMAGES,
+  imageShape: [...SMALL_SHAPE],
+  classNames: SMALL_CLASSES,
+  basisLayers: undefined,
+  folded: false,
+  prepare: async (dataDir, work) => {
+    const images = await smallImageSet(join(work, 'shapes'), { perClass: 40 });
+    const original = smallClassifier(3);
+    const compressed = applyStrategy(original, svdStrategy, {
+      layers: 'conv2',
+      options: { ratio: 0.5 },
+    }).model;
+    return prepareWith(dataDir, original, compressed, { images, imagesSource: 'synthetic shapes' });
+  },
+};
+
+/** prepareSite on `dataDir`, then disposes both models. */
+async function prepareWith(
+  dataDir: string,
+  original: LayersModel,
+  compressed: LayersModel,
+  images: { testBatch: string } | { images: ImageSet; imagesSource: string },
+): Promise<NodePredictions> {
+  try {
+    return await prepareSite({ dir: dataDir, original, compressed, sampleCount: SAMPLE_COUNT, ...images });
+  } finally {
+    original.dispose();
+    compressed.dispose();
+  }
+}
+
+// The compressed model as compress writes it (BasisConv2D, SVD pairs), its stock export (decompose export:
+// stock layers only, BatchNorm folded), which the page loads with nothing registered for it, and a model
+// that is not CIFAR-10's at all, with its own image size, classes and normalisation.
+for (const pageCase of [demoCase(false), demoCase(true), smallCase]) {
+  const { title } = pageCase;
+  describe.skipIf(!hasChromium)(hasChromium ? title : `${title} (SKIPPED: ${skipReason})`, () => {
+    let work: string;
+    let server: PreviewServer | undefined;
+    let context: BrowserContext | undefined;
+    let node: NodePredictions;
+    let results: PageResults;
+    let gallery: string[];
+    const pageErrors: string[] = [];
+
+    beforeAll(async () => {
+      work = await mkdtemp(join(tmpdir(), 'decompose-web-'));
+      const dataDir = join(work, 'data');
+      const siteDir = join(work, 'site');
+      await initEngine();
+      node = await pageCase.prepare(dataDir, work);
 
       const configFile = join(webDir, 'vite.config.ts');
       await build({ configFile, publicDir: dataDir, logLevel: 'error', build: { outDir: siteDir } });
@@ -118,6 +188,7 @@ for (const exported of [false, true]) {
         (property) => (window as unknown as Record<string, PageResults>)[property]!,
         RESULTS_PROPERTY,
       );
+      gallery = await page.locator('#gallery figcaption strong').allTextContents();
       await page.screenshot({
         path: process.env.DECOMPOSE_WEB_SCREENSHOT ?? join(work, 'page.png'),
         fullPage: true,
@@ -134,15 +205,26 @@ for (const exported of [false, true]) {
       expect(results, `page errors: ${pageErrors.join('\n')}`).toMatchObject({ status: 'done' });
       if (results.status !== 'done') return;
       expect(results.backend).toBe('wasm');
-      expect(results.imageCount).toBe(PAGE_IMAGES);
+      expect(results.imageCount).toBe(pageCase.imageCount);
       const [original, compressed] = results.models;
       expect(original?.layerClasses.BasisConv2D).toBeUndefined();
-      expect(compressed?.layerClasses.BasisConv2D).toBe(exported ? undefined : 6);
-      if (exported) expect(compressed?.layerClasses.BatchNormalization).toBeUndefined();
+      expect(compressed?.layerClasses.BasisConv2D).toBe(pageCase.basisLayers);
+      if (pageCase.folded) expect(compressed?.layerClasses.BatchNormalization).toBeUndefined();
       expect(compressed!.weightBytes).toBeLessThan(original!.weightBytes);
       expect(pageErrors).toEqual([]);
-      // The class-mean head makes predictions depend on the image, so comparing classes means something.
-      expect(new Set(node.models.original.classes).size).toBeGreaterThan(2);
+      if (pageCase.classNames === CIFAR10_CLASS_NAMES) {
+        // The class-mean head makes predictions depend on the image, so comparing classes means something.
+        expect(new Set(node.models.original.classes).size).toBeGreaterThan(2);
+      }
+    });
+
+    it("reads the images' geometry and class names from images.json and labels the gallery with them", () => {
+      if (results.status !== 'done') throw new Error(`the page did not finish: ${JSON.stringify(results)}`);
+      expect(results.imageShape).toEqual(pageCase.imageShape);
+      expect(results.classNames).toEqual([...pageCase.classNames]);
+      expect(results.models[0]!.probabilities[0]).toHaveLength(pageCase.classNames.length);
+      expect(gallery.length).toBe(Math.min(10, pageCase.imageCount));
+      for (const label of gallery) expect(pageCase.classNames).toContain(label);
     });
 
     it.each(MODEL_SLOTS)('predicts what Node predicts with the %s model', (slot) => {

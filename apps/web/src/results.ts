@@ -28,7 +28,16 @@ export interface ModelResult {
 export type PageResults =
   | { status: 'running'; step: string }
   | { status: 'error'; error: string }
-  | { status: 'done'; backend: string; imageCount: number; models: ModelResult[] };
+  | {
+      status: 'done';
+      backend: string;
+      imageCount: number;
+      /** One image's `[height, width, channels]`, from `images.json`. */
+      imageShape: [number, number, number];
+      /** The class names the page labels images and predictions with, from `images.json`. */
+      classNames: string[];
+      models: ModelResult[];
+    };
 
 /** The `window` property the page reports on. */
 export const RESULTS_PROPERTY = '__decomposeResults';

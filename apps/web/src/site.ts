@@ -10,7 +10,12 @@ export const MODEL_PATHS: Readonly<Record<ModelSlot, string>> = {
   original: 'models/original/model.json',
   compressed: 'models/compressed/model.json',
 };
-/** The test images inside a prepared folder (a CIFAR-10 binary batch). */
-export const IMAGES_PATH = 'test_batch.bin';
+/**
+ * The test images' manifest inside a prepared folder (`SiteImagesManifest`: count, shape, labels, class
+ * names, normalisation); the page's default `images` URL.
+ */
+export const IMAGES_MANIFEST_PATH = 'images.json';
+/** The test images' pixels inside a prepared folder: uint8 NHWC, resized, not normalised. */
+export const IMAGES_PATH = 'images.bin';
 /** Node's predictions inside a prepared folder, for comparing with the page's. */
 export const NODE_PREDICTIONS_PATH = 'node-predictions.json';

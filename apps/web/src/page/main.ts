@@ -1,20 +1,16 @@
 // Registers the custom layer classes (BasisConv2D) that compressed models may use.
 import '../page-layers.js';
-import {
-  type Cifar10Images,
-  decodeBatch,
-  normalizeImages,
-  PIXELS_PER_IMAGE,
-} from '@decompose/cifar10/browser';
+import { classNamesOf, type ImageSet, imageShapeOf, normalizeImageSet } from '@decompose/cifar10/browser';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedSimdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
-import { batchAt, classifyBatch, PREDICT_BATCH, weightBytes } from '../classify.js';
+import { batchAt, classifyBatch, countImages, PREDICT_BATCH, weightBytes } from '../classify.js';
+import { firstImages, readSiteImages } from '../images-file.js';
 import { type ModelResult, type PageResults, RESULTS_PROPERTY } from '../results.js';
-import { IMAGES_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot } from '../site.js';
+import { IMAGES_MANIFEST_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot } from '../site.js';
 import { renderGallery, renderStatus, renderSummary } from './render.js';
 
 function report(results: PageResults): void {
@@ -35,10 +31,23 @@ function layerClasses(model: LayersModel): Record<string, number> {
   return counts;
 }
 
-async function fetchImages(url: string, limit: number): Promise<Cifar10Images> {
+async function fetchOk(url: string): Promise<Response> {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`Could not fetch the test images ${url}: HTTP ${response.status}`);
-  return decodeBatch(new Uint8Array(await response.arrayBuffer()), { source: url, limit });
+  return response;
+}
+
+/** The manifest at `url` (`images.json`) and the pixel file it names, checked against each other. */
+async function fetchImages(url: string, limit: number): Promise<{ images: ImageSet; source: string }> {
+  const manifest: unknown = await (await fetchOk(url)).json();
+  const file = (manifest as { file?: unknown }).file;
+  if (typeof file !== 'string') throw new Error(`The test images ${url} name no pixel file (file)`);
+  // The pixel file is relative to the manifest, so `?images=` may point anywhere.
+  const pixelsUrl = new URL(file, new URL(url, window.location.href)).href;
+  const pixels = new Uint8Array(await (await fetchOk(pixelsUrl)).arrayBuffer());
+  const images = firstImages(readSiteImages(manifest, pixels, url), limit);
+  const source = (manifest as { source?: unknown }).source;
+  return { images, source: typeof source === 'string' ? source : url };
 }
 
 interface LoadedModel {
@@ -58,20 +67,21 @@ function median(values: readonly number[]): number {
  * machine does slows them alike; time per image is the median over batches, after one warm-up batch each
  * (the first predict compiles and allocates).
  */
-async function compare(loaded: readonly LoadedModel[], images: Cifar10Images): Promise<ModelResult[]> {
-  const input = normalizeImages(images.images);
-  for (const { model } of loaded) await classifyBatch(model, batchAt(input, 0));
+async function compare(loaded: readonly LoadedModel[], images: ImageSet): Promise<ModelResult[]> {
+  const input = normalizeImageSet(images);
+  const shape = imageShapeOf(images);
+  for (const { model } of loaded) await classifyBatch(model, batchAt(input, 0, shape), shape);
   const runs = loaded.map(() => ({
     classes: [] as number[],
     probabilities: [] as number[][],
     ms: [] as number[],
   }));
   for (let start = 0; start < images.count; start += PREDICT_BATCH) {
-    const batch = batchAt(input, start);
-    const size = batch.length / PIXELS_PER_IMAGE;
+    const batch = batchAt(input, start, shape);
+    const size = countImages(batch, shape);
     for (const [index, { model }] of loaded.entries()) {
       const began = performance.now();
-      const { classes, probabilities } = await classifyBatch(model, batch);
+      const { classes, probabilities } = await classifyBatch(model, batch, shape);
       const run = runs[index]!;
       run.ms.push((performance.now() - began) / size);
       run.classes.push(...classes);
@@ -109,9 +119,9 @@ async function run(): Promise<void> {
     'tfjs-backend-wasm-threaded-simd.wasm': threadedSimdWasm,
   });
   if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend did not start.');
-  const imagesUrl = query.get('images') ?? IMAGES_PATH;
+  const imagesUrl = query.get('images') ?? IMAGES_MANIFEST_PATH;
   step(`Fetching ${imagesUrl}…`);
-  const images = await fetchImages(imagesUrl, limit);
+  const { images, source } = await fetchImages(imagesUrl, limit);
   const loaded: LoadedModel[] = [];
   for (const slot of MODEL_SLOTS) {
     const url = query.get(slot) ?? MODEL_PATHS[slot];
@@ -122,10 +132,20 @@ async function run(): Promise<void> {
   const models = await compare(loaded, images);
   for (const { model } of loaded) model.dispose();
   const backend = `${tf.getBackend()} (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})`;
-  renderStatus(`Done: ${images.count} CIFAR-10 test images on the ${backend} backend.`);
+  const [height, width] = imageShapeOf(images);
+  renderStatus(
+    `Done: ${images.count} test images (${height}×${width}, ${source}) on the ${backend} backend.`,
+  );
   renderSummary(models, images.count);
   renderGallery(images, models);
-  report({ status: 'done', backend: tf.getBackend(), imageCount: images.count, models });
+  report({
+    status: 'done',
+    backend: tf.getBackend(),
+    imageCount: images.count,
+    imageShape: [...imageShapeOf(images)],
+    classNames: [...classNamesOf(images)],
+    models,
+  });
 }
 
 run().catch((error: unknown) => {

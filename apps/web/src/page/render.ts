@@ -1,9 +1,4 @@
-import {
-  CIFAR10_CLASS_NAMES,
-  type Cifar10Images,
-  IMAGE_SIZE,
-  PIXELS_PER_IMAGE,
-} from '@decompose/cifar10/browser';
+import { classNamesOf, type ImageSet, imageShapeOf, valuesPerImage } from '@decompose/cifar10/browser';
 import { maxProbabilityDifference } from '../classify.js';
 import type { ModelResult } from '../results.js';
 
@@ -95,16 +90,19 @@ export function renderSummary(models: readonly ModelResult[], imageCount: number
   table.replaceChildren(head, body);
 }
 
-function drawImage(images: Cifar10Images, index: number): HTMLCanvasElement {
+function drawImage(images: ImageSet, index: number): HTMLCanvasElement {
+  const [height, width, channels] = imageShapeOf(images);
   const canvas = element('canvas');
-  canvas.width = IMAGE_SIZE;
-  canvas.height = IMAGE_SIZE;
+  canvas.width = width;
+  canvas.height = height;
   const context = canvas.getContext('2d');
   if (context === null) return canvas;
-  const picture = context.createImageData(IMAGE_SIZE, IMAGE_SIZE);
-  const start = index * PIXELS_PER_IMAGE;
-  for (let pixel = 0; pixel < IMAGE_SIZE * IMAGE_SIZE; pixel++) {
-    picture.data.set(images.images.subarray(start + pixel * 3, start + pixel * 3 + 3), pixel * 4);
+  const picture = context.createImageData(width, height);
+  const start = index * valuesPerImage(images);
+  for (let pixel = 0; pixel < height * width; pixel++) {
+    const at = start + pixel * channels;
+    // One channel is grey; of more, the first three are shown as RGB.
+    for (let c = 0; c < 3; c++) picture.data[pixel * 4 + c] = images.images[at + (channels < 3 ? 0 : c)]!;
     picture.data[pixel * 4 + 3] = 255;
   }
   context.putImageData(picture, 0, 0);
@@ -112,20 +110,21 @@ function drawImage(images: Cifar10Images, index: number): HTMLCanvasElement {
 }
 
 /** The first images with their true label and each model's prediction (green when right). */
-export function renderGallery(images: Cifar10Images, models: readonly ModelResult[]): void {
+export function renderGallery(images: ImageSet, models: readonly ModelResult[]): void {
   const gallery = byId('gallery');
+  const classNames = classNamesOf(images);
   const figures: HTMLElement[] = [];
   for (let index = 0; index < Math.min(GALLERY_SIZE, images.count); index++) {
     const label = images.labels[index]!;
     const caption = element('figcaption');
-    caption.append(element('strong', CIFAR10_CLASS_NAMES[label]));
+    caption.append(element('strong', classNames[label]));
     for (const model of models) {
       const predicted = model.classes[index]!;
       const line = element('div', undefined, predicted === label ? 'right' : 'wrong');
       const probability = model.probabilities[index]?.[predicted] ?? 0;
       line.append(
         element('span', model.slot),
-        element('span', `${CIFAR10_CLASS_NAMES[predicted]} ${percent(probability)}`),
+        element('span', `${classNames[predicted]} ${percent(probability)}`),
       );
       caption.append(line);
     }
