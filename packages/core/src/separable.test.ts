@@ -165,6 +165,22 @@ describe('SeparableConv2D', () => {
     original.dispose();
   });
 
+  it('refuses a dilated one: tfjs-layers’ DepthwiseConv2D, which would keep its depthwise step, ignores dilation', () => {
+    const image = input({ shape: [12, 12, 3] });
+    const layer = layers.separableConv2d({ name: 'sep', filters: 4, kernelSize: 3, dilationRate: 2 });
+    const original = functionalModel({ inputs: image, outputs: layer.apply(image) as SymbolicTensor });
+    const { strategy } = recordingConv2dIdentity();
+    const { model, skipped } = applyStrategy(original, strategy);
+    expect(skipped).toEqual([
+      {
+        layer: 'sep',
+        reason: expect.stringMatching(/^dilated separable convolution: .* ignores dilationRate$/),
+      },
+    ]);
+    model.dispose();
+    original.dispose();
+  });
+
   it('leaks no tensor, whether the rewrite succeeds or the strategy refuses a layer by name', () => {
     const original = separableModel();
     const { strategy } = recordingConv2dIdentity();

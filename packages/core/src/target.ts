@@ -247,8 +247,8 @@ export function targetShape(target: TargetLayer): ConvShape | null {
 /**
  * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it can: a
  * plain channels-last `Conv2D` (of any input size), a `Dense` with known input size, a channels-last `Conv1D`
- * with `same` or `valid` padding (rewritten as the Conv2D over a 1×L image it equals), or a channels-last
- * `SeparableConv2D` (its 1×1 pointwise step rewritten, its depthwise step kept). Strategies may use it for their
+ * with `same` or `valid` padding (rewritten as the Conv2D over a 1×L image it equals), or a channels-last,
+ * undilated `SeparableConv2D` (its 1×1 pointwise step rewritten, its depthwise step kept). Strategies may use it for their
  * own refusals.
  */
 export function unsupportedReason(target: TargetLayer): string | null {
@@ -256,7 +256,7 @@ export function unsupportedReason(target: TargetLayer): string | null {
     case 'DepthwiseConv2D':
       return 'depthwise convolution: each output channel has its own single k×k filter, so there is no cross-channel matrix to factor';
     case 'SeparableConv2D':
-      return target.layer.getConfig().dataFormat === 'channelsFirst' ? channelsFirstReason : null;
+      return separableReason(target.layer);
   }
   if (target.conv !== null || target.dense !== null) return null;
   switch (target.className) {
@@ -272,6 +272,17 @@ export function unsupportedReason(target: TargetLayer): string | null {
 
 const channelsFirstReason =
   'channelsFirst convolution: surgery and the strategies’ layers are channels-last; convert the model to channelsLast (dataFormat: "channelsLast", inputs NHWC)';
+
+/** Why surgery cannot keep a `SeparableConv2D`'s depthwise step as a stock `DepthwiseConv2D`, or null. */
+function separableReason(layer: Layer): string | null {
+  const config = layer.getConfig();
+  if (config.dataFormat === 'channelsFirst') return channelsFirstReason;
+  const dilation = [config.dilationRate].flat();
+  if (dilation.some((d) => d !== 1)) {
+    return 'dilated separable convolution: its depthwise step would be kept as a DepthwiseConv2D, and tfjs-layers’ DepthwiseConv2D ignores dilationRate';
+  }
+  return null;
+}
 
 /** Why a `Conv2D` or `Conv1D` has no `ConvShape` (see {@link convShape} and {@link conv1dShape}). */
 function convReason(layer: Layer): string {
