@@ -18,7 +18,14 @@ export function cloneLayer(layer: Layer): Layer {
     );
   }
   const [cls, fromConfig] = entry;
-  return fromConfig(cls, layer.getConfig()) as Layer;
+  const config = layer.getConfig();
+  // tfjs-layers' SeparableConv2D leaves its depthMultiplier out of its config, so a copy would get 1 and no
+  // longer fit its weights.
+  const { depthMultiplier } = layer as unknown as { depthMultiplier?: unknown };
+  if (typeof depthMultiplier === 'number' && config.depthMultiplier === undefined) {
+    config.depthMultiplier = depthMultiplier;
+  }
+  return fromConfig(cls, config) as Layer;
 }
 
 /** Deep copies of a layer's weights (new buffers, so nothing is shared with the layer's variables). */

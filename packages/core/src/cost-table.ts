@@ -8,7 +8,7 @@ import type {
   LayerCostFunction,
   Shape,
 } from './strategy.js';
-import { convShape, nodeInModel, placedLayers } from './target.js';
+import { conv1dShape, convShape, nodeInModel, placedLayers } from './target.js';
 
 /**
  * A layer that knows its own cost. Custom layers (e.g. a strategy's decomposed convolution) implement this
@@ -35,7 +35,7 @@ export interface CostTable {
   rows: CostRow[];
   total: LayerCost & { trainableParams: number };
   /**
-   * Layers with weights whose MACs are unknown (counted as 0): give them a cost function, or for a `Conv2D` over
+   * Layers with weights whose MACs are unknown (counted as 0): give them a cost function, or for a convolution over
    * an input of unknown spatial size (`[null, null, c]`), a fixed input shape.
    */
   uncosted: string[];
@@ -75,7 +75,10 @@ function denseCost(layer: Layer, context: LayerCostContext): LayerCost {
   return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
 }
 
-/** Kernel area, input channels and output pixels of a (depthwise or separable) convolution where it sits. */
+/**
+ * Kernel area, input channels and output pixels of a (depthwise or separable) convolution where it sits; null
+ * when the output's spatial size is unknown (per-image MACs are then unknown, as for a Conv2D).
+ */
 function convGeometry(layer: Layer, context: LayerCostContext) {
   const config = layer.getConfig();
   const size = config.kernelSize;
@@ -84,23 +87,31 @@ function convGeometry(layer: Layer, context: LayerCostContext) {
   const input = context.inputShapes[0] ?? [];
   const output = context.outputShapes[0] ?? [];
   const inChannels = Number((first ? input[1] : input[input.length - 1]) ?? 0);
-  const pixels = (first ? output.slice(2) : output.slice(1, -1)).reduce<number>((n, d) => n * (d ?? 1), 1);
-  return { area: kh * kw, inChannels, multiplier: Number(config.depthMultiplier ?? 1), pixels };
+  const spatial = first ? output.slice(2) : output.slice(1, -1);
+  if (spatial.some((d) => d === null)) return null;
+  const pixels = spatial.reduce<number>((n, d) => n * d!, 1);
+  // From the depthwise kernel [k_h, k_w, C_in, multiplier]: SeparableConv2D's config leaves depthMultiplier out.
+  const multiplier = layer.weights[0]?.shape[3] ?? 1;
+  return { area: kh * kw, inChannels, multiplier, pixels };
 }
 
 /**
  * DepthwiseConv2D: each of the C_in·multiplier outputs is one k×k filter over one input channel, so
  * k²·C_in·multiplier multiply-adds per output pixel; backward: input and weight gradients, as many again each.
  */
-function depthwiseCost(layer: Layer, context: LayerCostContext): LayerCost {
-  const { area, inChannels, multiplier, pixels } = convGeometry(layer, context);
+function depthwiseCost(layer: Layer, context: LayerCostContext): LayerCost | null {
+  const geometry = convGeometry(layer, context);
+  if (geometry === null) return null;
+  const { area, inChannels, multiplier, pixels } = geometry;
   const forwardMacs = area * inChannels * multiplier * pixels;
   return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
 }
 
 /** SeparableConv2D: the depthwise step, then a 1×1 pointwise convolution C_in·multiplier → filters. */
-function separableCost(layer: Layer, context: LayerCostContext): LayerCost {
-  const { area, inChannels, multiplier, pixels } = convGeometry(layer, context);
+function separableCost(layer: Layer, context: LayerCostContext): LayerCost | null {
+  const geometry = convGeometry(layer, context);
+  if (geometry === null) return null;
+  const { area, inChannels, multiplier, pixels } = geometry;
   const filters = Number(layer.getConfig().filters);
   const forwardMacs = (area + filters) * inChannels * multiplier * pixels;
   return { params: layer.countParams(), forwardMacs, backwardMacs: 2 * forwardMacs };
@@ -119,6 +130,11 @@ const builtin: Record<
   Conv2D: (layer, _context, model) => {
     const shape = convShape(layer, nodeInModel(model, layer));
     // Per-image MACs of a convolution over an input of unknown spatial size are unknown.
+    return shape === null || shape.perOutputPixel ? null : convCost(shape);
+  },
+  // Exactly the Conv2D over a 1×L image it equals (kernel 1×k).
+  Conv1D: (layer, _context, model) => {
+    const shape = conv1dShape(layer, nodeInModel(model, layer));
     return shape === null || shape.perOutputPixel ? null : convCost(shape);
   },
   Dense: denseCost,
@@ -147,8 +163,9 @@ function costOf(
 }
 
 /**
- * Parameters and per-image multiply-adds (forward, backward) of every layer with weights: `Conv2D`, `Dense`,
- * `DepthwiseConv2D`, `SeparableConv2D` and `BatchNormalization` built in; other classes through `options.layerCosts`, a `layerCost()` method on
+ * Parameters and per-image multiply-adds (forward, backward) of every layer with weights: `Conv2D`, `Conv1D`,
+ * `Dense`, `DepthwiseConv2D`, `SeparableConv2D` and `BatchNormalization` built in (a convolution over an input of
+ * unknown spatial size is listed in `uncosted`); other classes through `options.layerCosts`, a `layerCost()` method on
  * the layer (`CostAwareLayer`), the `layerCosts` of `options.strategies`, or `registerLayerCost`, in that
  * order; anything else is listed in `uncosted`. The layers of a nested sub-model (a `tf.sequential` or functional
  * model used as a layer) have rows of their own, named `<sub-model>/<layer>`.

@@ -175,9 +175,14 @@ describe('applyStrategy on a small residual model', () => {
     expect(byGlob.skipped).toEqual([
       {
         layer: 'stem.bn',
-        reason: 'the layer is a BatchNormalization, neither a plain channels-last Conv2D nor a Dense',
+        reason:
+          'the layer is a BatchNormalization, not a layer surgery rewrites (a channels-last Conv2D, Conv1D or SeparableConv2D, or a Dense)',
       },
-      { layer: 'stem.relu', reason: 'the layer is a ReLU, neither a plain channels-last Conv2D nor a Dense' },
+      {
+        layer: 'stem.relu',
+        reason:
+          'the layer is a ReLU, not a layer surgery rewrites (a channels-last Conv2D, Conv1D or SeparableConv2D, or a Dense)',
+      },
       { layer: 'down.proj', reason: '1×1 convolutions are already minimal' },
       { layer: 'down.frozen', reason: 'the layer is not trainable' },
     ]);

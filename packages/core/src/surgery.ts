@@ -1,13 +1,14 @@
 import { dispose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { carryOver } from './carry.js';
-import { convCost } from './cost.js';
+import { addCosts, convCost } from './cost.js';
 import {
   InvalidDecompositionError,
   NonFiniteWeightsError,
   SelectionError,
   UnknownLayerError,
   UnsupportedLayerError,
+  UnsupportedModelError,
 } from './errors.js';
 import { callLike, rebuildGraph } from './graph.js';
 import { parseStrategyOptions } from './options.js';
@@ -32,6 +33,7 @@ import {
   targetShape,
   unsupportedReason,
 } from './target.js';
+import { type Conv2DView, conv2dView, type StockPart } from './view.js';
 
 /** What to rewrite, with which options, and how to initialise the replacements. */
 export interface ApplyStrategyOptions {
@@ -96,7 +98,10 @@ export interface SurgeryResult<Options = unknown> {
 }
 
 interface PlannedRewrite<Options> {
+  /** What the strategy rewrites: the layer itself, or the stock Conv2D of its {@link Conv2DView}. */
   target: TargetLayer;
+  /** For a Conv1D or SeparableConv2D: the Conv2D the strategy sees and the stock layers around it (owned here). */
+  view?: Conv2DView;
   /** Where the layer sits (its path, the graph it is called in and the sub-models around it). */
   placed: PlacedLayer;
   /** The geometry the target is costed by (a Dense as the 1×1 convolution it equals). */
@@ -169,31 +174,51 @@ function planRewrites<Options>(
   };
   const plans = new Map<Layer, PlannedRewrite<Options>>();
   const skipped: SkippedLayer[] = [];
-  for (const { candidate, explicit } of selected) {
-    const { layer, placed, name } = candidate;
-    const target = describeLayer(model, placed);
-    const own = perLayer[name];
-    const options =
-      own === undefined
-        ? sharedOptions()
-        : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), name);
-    const refusal =
-      !explicit && !layer.trainable ? 'the layer is not trainable' : supportReason(strategy, target, options);
-    if (refusal !== null) {
-      if (explicit) throw new UnsupportedLayerError(name, strategy.name, refusal);
-      skipped.push({ layer: name, reason: refusal });
-      continue;
+  try {
+    for (const { candidate, explicit } of selected) {
+      const { layer, placed, name } = candidate;
+      const own = perLayer[name];
+      const options =
+        own === undefined
+          ? sharedOptions()
+          : parseStrategyOptions(strategy, rawOptionsFor(request.options ?? {}, own), name);
+      const described = describeLayer(model, placed);
+      // Core's reason first: it is the real one (e.g. a channelsFirst convolution, a causal Conv1D).
+      const reason =
+        !explicit && !layer.trainable ? 'the layer is not trainable' : unsupportedReason(described);
+      const view = reason === null ? conv2dView(placed, described) : null;
+      const target = view?.target ?? described;
+      let refusal = reason;
+      try {
+        if (refusal === null) refusal = supportReason(strategy, target, options);
+      } finally {
+        if (refusal !== null) view?.dispose();
+      }
+      if (refusal !== null) {
+        if (explicit) throw new UnsupportedLayerError(name, strategy.name, refusal);
+        skipped.push({ layer: name, reason: refusal });
+        continue;
+      }
+      plans.set(layer, {
+        target,
+        ...(view === null ? {} : { view }),
+        placed,
+        shape: targetShape(target)!,
+        options,
+        seed: layerSeed(request.seed ?? 0, name),
+      });
     }
-    plans.set(layer, {
-      target,
-      placed,
-      shape: targetShape(target)!,
-      options,
-      seed: layerSeed(request.seed ?? 0, name),
-    });
+    for (const layer of plans.keys()) checkFinite(layer);
+  } catch (error) {
+    disposeViews(plans);
+    throw error;
   }
-  for (const layer of plans.keys()) checkFinite(layer);
   return { plans, skipped };
+}
+
+/** Releases the stand-in Conv2D layers of the plans' views. */
+function disposeViews(plans: Map<Layer, PlannedRewrite<unknown>>): void {
+  for (const plan of plans.values()) plan.view?.dispose();
 }
 
 /** Throws {@link NonFiniteWeightsError} for the first weight of `layer` holding NaN or an infinity. */
@@ -212,17 +237,12 @@ function checkFinite(layer: Layer): void {
   }
 }
 
-/**
- * Why core (first: its reason is the real one, e.g. a channelsFirst convolution) or the strategy refuses the
- * layer, or null when it can be rewritten.
- */
+/** Why the strategy refuses `target` (which core accepts), or null when it can be rewritten. */
 function supportReason<Options>(
   strategy: DecompositionStrategy<Options>,
   target: TargetLayer,
   options: Options,
 ): string | null {
-  const reason = unsupportedReason(target);
-  if (reason !== null) return reason;
   const support = strategy.supports(target, options);
   return support.ok ? null : support.reason;
 }
@@ -268,29 +288,55 @@ function rebuild<Options>(
       const target = prefix === '' ? plan.target : { ...plan.target, name: layer.name };
       const decomposition = strategy.decompose(target, plan.options, { init, seed: plan.seed });
       // Before the replacements are built: regularisers and constraints are attached to weights at build time.
-      const notes = carryOver(layer, decomposition.layers);
+      // From what the strategy rewrote: the layer, or its view's Conv2D (which holds the original's settings).
+      const notes = carryOver(plan.target.layer, decomposition.layers);
       if (!layer.trainable) for (const replacement of decomposition.layers) replacement.trainable = false;
+      const stock = plan.view?.stockParts() ?? { before: [], after: [] };
+      const expected = plan.view?.outputShape ?? node.outputTensors[0]!.shape;
       let output: SymbolicTensor;
       try {
-        output = insertDecomposition(strategy, target, decomposition, layerInputs, node, taken, built);
+        const inputs = insertStock(stock.before, layerInputs, node, taken, built, layer.name);
+        const replaced = insertDecomposition(
+          strategy,
+          target,
+          decomposition,
+          inputs,
+          node,
+          taken,
+          built,
+          expected,
+        );
+        [output] = insertStock(stock.after, [replaced], node, taken, built, layer.name) as [SymbolicTensor];
       } finally {
-        dispose((decomposition.weights ?? []).flat());
+        dispose(
+          [
+            ...(decomposition.weights ?? []),
+            ...[...stock.before, ...stock.after].map((p) => p.weights),
+          ].flat(),
+        );
       }
+      if (plan.view?.note !== undefined) notes.push(plan.view.note);
       if (plan.shape.perOutputPixel) {
         notes.push(
           'the spatial size of its input is unknown, so `before` and `after` count MACs per output pixel, not per image',
         );
       }
+      const kept = plan.view?.keptCost ?? { params: 0, forwardMacs: 0, backwardMacs: 0 };
+      const names = (parts: readonly { name: string }[]) => parts.map((l) => `${prefix}${l.name}`);
       report.push({
         layer: plan.target.name,
-        className: plan.target.className,
-        replacements: decomposition.layers.map((l) => `${prefix}${l.name}`),
+        className: plan.placed.layer.getClassName(),
+        replacements: [
+          ...names(stock.before.map((p) => p.layer)),
+          ...names(decomposition.layers),
+          ...names(stock.after.map((p) => p.layer)),
+        ],
         options: plan.options,
         seed: plan.seed,
         ...(decomposition.info === undefined ? {} : { info: decomposition.info }),
         ...(notes.length === 0 ? {} : { notes }),
-        before: convCost(plan.shape),
-        after: decomposition.cost ?? strategy.cost(plan.shape, plan.options),
+        before: addCosts(kept, convCost(plan.shape)),
+        after: addCosts(kept, decomposition.cost ?? strategy.cost(plan.shape, plan.options)),
       });
       return [output];
     });
@@ -298,7 +344,38 @@ function rebuild<Options>(
   return { model: rebuildLevel(model, ''), report };
 }
 
-/** Applies the decomposition's layers in sequence, checks names and shapes, and sets their initial weights. */
+/**
+ * Applies the stock layers of a {@link Conv2DView} (before or after the strategy's) in sequence, under names not
+ * in use, and sets their weights.
+ */
+function insertStock(
+  parts: readonly StockPart[],
+  inputs: SymbolicTensor[],
+  node: GraphNode,
+  taken: Set<string>,
+  built: Layer[],
+  layerName: string,
+): SymbolicTensor[] {
+  let current = inputs;
+  for (const { layer, weights } of parts) {
+    if (taken.has(layer.name)) {
+      throw new UnsupportedModelError(
+        layerName,
+        `surgery names the ${layer.getClassName()} it puts in its place '${layer.name}', which the model already uses; rename that layer`,
+      );
+    }
+    taken.add(layer.name);
+    current = callLike(layer, node, current);
+    built.push(layer);
+    if (weights.length > 0) layer.setWeights(weights);
+  }
+  return current;
+}
+
+/**
+ * Applies the decomposition's layers in sequence, checks names and that they give `expected` (the layer's output
+ * shape, or that of its view's Conv2D), and sets their initial weights.
+ */
 function insertDecomposition<Options>(
   strategy: DecompositionStrategy<Options>,
   target: TargetLayer,
@@ -307,6 +384,7 @@ function insertDecomposition<Options>(
   node: GraphNode,
   taken: Set<string>,
   built: Layer[],
+  expected: readonly (number | null)[],
 ): SymbolicTensor {
   const invalid = (reason: string) => new InvalidDecompositionError(strategy.name, target.name, reason);
   if (decomposition.layers.length === 0) throw invalid('it has no layers');
@@ -337,7 +415,6 @@ function insertDecomposition<Options>(
       throw invalid(`the weights of '${replacement.name}' do not fit it (${(error as Error).message})`);
     }
   }
-  const expected = node.outputTensors[0]!.shape;
   if (current.length !== 1 || !sameShape(current[0]!.shape, expected)) {
     throw invalid(
       `its output shape ${JSON.stringify(current.map((t) => t.shape))} differs from the layer's ${JSON.stringify(expected)}`,
@@ -364,5 +441,9 @@ export function applyStrategy<Options>(
 ): SurgeryResult<Options> {
   model = graphOf(model);
   const { plans, skipped } = planRewrites(model, strategy, request);
-  return { ...rebuild(model, strategy, plans, request.init ?? 'trained'), skipped };
+  try {
+    return { ...rebuild(model, strategy, plans, request.init ?? 'trained'), skipped };
+  } finally {
+    disposeViews(plans);
+  }
 }

@@ -55,7 +55,7 @@ it('describes a convolution with its geometry in the model, weights and activati
   const pool = describeLayer(model, 'pool');
   expect(pool).toMatchObject({ dense: null, denseKernel: null, kernel: null });
   expect(unsupportedReason(pool)).toMatch(
-    /GlobalAveragePooling2D, neither a plain channels-last Conv2D nor a Dense/,
+    /GlobalAveragePooling2D, not a layer surgery rewrites \(a channels-last Conv2D, Conv1D or SeparableConv2D, or a Dense\)/,
   );
   expect(() => describeLayer(model, 'block.conv')).toThrow(UnknownLayerError);
   model.dispose();

@@ -167,6 +167,38 @@ export function convShape(layer: Layer, node: GraphNode): ConvShape | null {
 }
 
 /**
+ * Geometry of a channels-last `Conv1D` as the Conv2D over a 1×L image it equals (kernel 1×k, strides 1×s, dilation
+ * 1×d), so that `convCost` and a strategy's `cost(shape, options)` cost it exactly; null for other classes, `causal`
+ * padding, channels-first data or unknown input channels. An input of unknown length gives one output position's
+ * shape, flagged `perOutputPixel`, as {@link convShape} does.
+ */
+export function conv1dShape(layer: Layer, node: GraphNode): ConvShape | null {
+  if (layer.getClassName() !== 'Conv1D') return null;
+  const config = layer.getConfig();
+  if (config.dataFormat === 'channelsFirst') return null;
+  const [, length, inChannels] = node.inputTensors[0]?.shape ?? [];
+  if (typeof inChannels !== 'number') return null;
+  const padding = config.padding;
+  if (padding !== 'same' && padding !== 'valid') return null;
+  const single = (value: unknown, what: string) => pair([value].flat()[0], what, layer.name);
+  const [, stride] = single(config.strides, 'strides');
+  const outLength = node.outputTensors[0]?.shape[1];
+  const known = typeof length === 'number' && typeof outLength === 'number';
+  return {
+    kernelSize: [1, single(config.kernelSize, 'kernelSize')[1]],
+    inChannels,
+    outChannels: Number(config.filters),
+    strides: [1, stride],
+    dilation: [1, single(config.dilationRate, 'dilationRate')[1]],
+    padding,
+    useBias: config.useBias === true,
+    inputSize: known ? [1, length] : [1, stride],
+    outputSize: known ? [1, outLength] : [1, 1],
+    ...(known ? {} : { perOutputPixel: true }),
+  };
+}
+
+/**
  * Geometry of a `Dense` layer from its config and the shape of its call in the model; null for other classes or
  * an input whose size is not fully known (besides the batch).
  */
@@ -213,32 +245,51 @@ export function targetShape(target: TargetLayer): ConvShape | null {
 }
 
 /**
- * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it is a
- * plain channels-last `Conv2D` (of any input size) or a `Dense` with known input size. Strategies may use it for their own refusals.
+ * Why surgery cannot rewrite `target` whatever the strategy (shown to users verbatim), or null when it can: a
+ * plain channels-last `Conv2D` (of any input size), a `Dense` with known input size, a channels-last `Conv1D`
+ * with `same` or `valid` padding (rewritten as the Conv2D over a 1×L image it equals), or a channels-last,
+ * undilated `SeparableConv2D` (its 1×1 pointwise step rewritten, its depthwise step kept). Strategies may use it for their
+ * own refusals.
  */
 export function unsupportedReason(target: TargetLayer): string | null {
   switch (target.className) {
     case 'DepthwiseConv2D':
       return 'depthwise convolution: each output channel has its own single k×k filter, so there is no cross-channel matrix to factor';
     case 'SeparableConv2D':
-      return 'separable convolution: it is already factored (a depthwise k×k step, then a 1×1 pointwise step)';
+      return separableReason(target.layer);
   }
   if (target.conv !== null || target.dense !== null) return null;
   switch (target.className) {
     case 'Conv2D':
-      return conv2dReason(target.layer);
+    case 'Conv1D':
+      return convReason(target.layer);
     case 'Dense':
       return 'the Dense layer’s input size is unknown; give the model a fixed input shape';
     default:
-      return `the layer is a ${target.className}, neither a plain channels-last Conv2D nor a Dense`;
+      return `the layer is a ${target.className}, not a layer surgery rewrites (a channels-last Conv2D, Conv1D or SeparableConv2D, or a Dense)`;
   }
 }
 
-/** Why a `Conv2D` has no `ConvShape` (see {@link convShape}). */
-function conv2dReason(layer: Layer): string {
+const channelsFirstReason =
+  'channelsFirst convolution: surgery and the strategies’ layers are channels-last; convert the model to channelsLast (dataFormat: "channelsLast", inputs NHWC)';
+
+/** Why surgery cannot keep a `SeparableConv2D`'s depthwise step as a stock `DepthwiseConv2D`, or null. */
+function separableReason(layer: Layer): string | null {
   const config = layer.getConfig();
-  if (config.dataFormat === 'channelsFirst') {
-    return 'channelsFirst convolution: surgery and the strategies’ layers are channels-last; convert the model to channelsLast (dataFormat: "channelsLast", inputs NHWC)';
+  if (config.dataFormat === 'channelsFirst') return channelsFirstReason;
+  const dilation = [config.dilationRate].flat();
+  if (dilation.some((d) => d !== 1)) {
+    return 'dilated separable convolution: its depthwise step would be kept as a DepthwiseConv2D, and tfjs-layers’ DepthwiseConv2D ignores dilationRate';
+  }
+  return null;
+}
+
+/** Why a `Conv2D` or `Conv1D` has no `ConvShape` (see {@link convShape} and {@link conv1dShape}). */
+function convReason(layer: Layer): string {
+  const config = layer.getConfig();
+  if (config.dataFormat === 'channelsFirst') return channelsFirstReason;
+  if (config.padding === 'causal') {
+    return 'causal padding: it pads the sequence on the left only, which the same/valid padding of the Conv2D surgery rewrites it as cannot express';
   }
   if (config.padding !== 'same' && config.padding !== 'valid') {
     return `its padding '${String(config.padding)}' is neither 'same' nor 'valid'`;
@@ -247,10 +298,12 @@ function conv2dReason(layer: Layer): string {
 }
 
 /**
- * Describes a layer of `model` as surgery offers it to a strategy: class, convolution or Dense geometry (with
- * the sizes of its input and output in this model), trained kernel and bias, fused activation. A layer of a
- * nested sub-model is named by its path, `<sub-model>/<layer>` (see {@link placedLayers}). The tensors are the
- * layer's own weights: read them, never dispose them.
+ * Describes a layer of `model`: class, convolution or Dense geometry (with the sizes of its input and output in
+ * this model), trained kernel and bias, fused activation. A layer of a nested sub-model is named by its path,
+ * `<sub-model>/<layer>` (see {@link placedLayers}). The tensors are the layer's own weights: read them, never
+ * dispose them. A `Conv1D` is described with the geometry of the Conv2D it equals ({@link conv1dShape}) and no
+ * `kernel` (its own is 3-D), a `SeparableConv2D` with no geometry; surgery offers a strategy either as a stock
+ * `Conv2D` of its own (see `conv2dView`), which is what `strategy.supports` and `decompose` receive.
  */
 export function describeLayer(model: LayersModel, layerOrName: Layer | string | PlacedLayer): TargetLayer {
   const placed =
@@ -261,7 +314,7 @@ export function describeLayer(model: LayersModel, layerOrName: Layer | string | 
         : (placedLayers(model).find((p) => p.layer === layerOrName) ?? findPlaced(model, layerOrName.name));
   const { layer, graph } = placed;
   const node = nodeInModel(graph, layer);
-  const conv = convShape(layer, node);
+  const conv = convShape(layer, node) ?? conv1dShape(layer, node);
   const dense = conv === null ? denseShape(layer, node) : null;
   const weights = conv === null && dense === null ? [] : layer.getWeights();
   const activation = layer.getConfig().activation;
@@ -271,7 +324,8 @@ export function describeLayer(model: LayersModel, layerOrName: Layer | string | 
     className: layer.getClassName(),
     layer,
     conv,
-    kernel: conv === null ? null : (weights[0] as Tensor4D),
+    // A Conv1D's own kernel is 3-D; surgery hands strategies the 4-D kernel of the Conv2D it equals.
+    kernel: conv === null || layer.getClassName() !== 'Conv2D' ? null : (weights[0] as Tensor4D),
     dense,
     denseKernel: dense === null ? null : (weights[0] as Tensor2D),
     bias: useBias ? (weights[1] as Tensor1D) : null,

@@ -2,7 +2,14 @@
 // model built from a Decomposition, and a relative difference. Exported as `@decompose/core/testing`.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { input, type LayersModel, layers, model } from '@tensorflow/tfjs-layers';
+import {
+  initializers,
+  input,
+  type LayersModel,
+  layers,
+  model,
+  type SymbolicTensor,
+} from '@tensorflow/tfjs-layers';
 import type { ConvShape, Decomposition, TargetLayer } from './strategy.js';
 import { describeLayer } from './target.js';
 
@@ -123,4 +130,67 @@ export function sameConvShape(
 export function heScaleRatio(values: number[], fanIn: number): number {
   const std = Math.sqrt(values.reduce((sum, v) => sum + v * v, 0) / values.length);
   return std / Math.sqrt(2 / fanIn);
+}
+
+/** Seeded kernel and (non-zero) bias initialisers, so a test model's layers have weights worth comparing. */
+function seededWeights(seed: number) {
+  return {
+    kernelInitializer: initializers.glorotNormal({ seed }),
+    biasInitializer: initializers.randomNormal({ mean: 0, stddev: 0.1, seed: seed + 1 }),
+  };
+}
+
+/**
+ * A functional model `[12, 12, 4]` image → `sep1` (SeparableConv2D 3×3, depth multiplier 1, 8 filters, same, relu)
+ * → `sep2` (3×3, depth multiplier 2, stride 2, 12 filters, same, relu) → `sep3` (3×3, depth multiplier 2, valid,
+ * 6 filters, linear) with seeded weights and biases: what surgery's SeparableConv2D support is tested on.
+ */
+export function separableModel(seed = 1): LayersModel {
+  const x = input({ shape: [12, 12, 4], name: 'image' });
+  const separable = (name: string, i: number, args: Parameters<typeof layers.separableConv2d>[0]) => {
+    const { kernelInitializer, biasInitializer } = seededWeights(seed + 10 * i);
+    return layers.separableConv2d({
+      name,
+      depthwiseInitializer: kernelInitializer,
+      pointwiseInitializer: initializers.glorotNormal({ seed: seed + 10 * i + 2 }),
+      biasInitializer,
+      ...args,
+    });
+  };
+  let h = separable('sep1', 1, { filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(x);
+  h = separable('sep2', 2, {
+    filters: 12,
+    kernelSize: 3,
+    strides: 2,
+    depthMultiplier: 2,
+    padding: 'same',
+    activation: 'relu',
+  }).apply(h);
+  h = separable('sep3', 3, { filters: 6, kernelSize: 3, depthMultiplier: 2, padding: 'valid' }).apply(h);
+  return model({ inputs: x, outputs: h as SymbolicTensor, name: 'separable' });
+}
+
+/**
+ * A functional model over sequences `[32, 4]` (or of unknown length with `length: null`) → `c1` (Conv1D k=3, 8
+ * filters, same, relu) → `c2` (k=3, stride 2, 8 filters, valid) → `c3` (k=3, dilation 2, 6 filters, same, relu),
+ * and with `causal` a last `c4` (k=2, causal padding), with seeded weights and biases.
+ */
+export function conv1dModel(
+  options: { seed?: number; length?: number | null; causal?: boolean } = {},
+): LayersModel {
+  const seed = options.seed ?? 1;
+  const x = input({ shape: [options.length === undefined ? 32 : options.length, 4], name: 'sequence' });
+  const conv = (name: string, i: number, args: Parameters<typeof layers.conv1d>[0]) =>
+    layers.conv1d({ name, ...seededWeights(seed + 10 * i), ...args });
+  let h = conv('c1', 1, { filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(x);
+  h = conv('c2', 2, { filters: 8, kernelSize: 3, strides: 2, padding: 'valid' }).apply(h);
+  h = conv('c3', 3, {
+    filters: 6,
+    kernelSize: 3,
+    dilationRate: 2,
+    padding: 'same',
+    activation: 'relu',
+  }).apply(h);
+  if (options.causal === true) h = conv('c4', 4, { filters: 6, kernelSize: 2, padding: 'causal' }).apply(h);
+  return model({ inputs: x, outputs: h as SymbolicTensor, name: 'sequence-model' });
 }
