@@ -69,7 +69,10 @@ export {
   applyStrategy,
   type LayerReplacement,
   layerSeed,
+  type PlannedLayer,
+  planStrategy,
   type SkippedLayer,
+  type StrategyPlan,
   type SurgeryResult,
 } from './surgery.js';
 export {

@@ -423,6 +423,56 @@ function insertDecomposition<Options>(
   return current[0]!;
 }
 
+/** A layer surgery would rewrite, as {@link planStrategy} tells it. */
+export interface PlannedLayer<Options = unknown> {
+  /** Its name in the model (`<sub-model>/<layer>` inside a nested one). */
+  layer: string;
+  /** Its class name, e.g. `Conv2D` or `SeparableConv2D`. */
+  className: string;
+  /** The parsed options it would be rewritten with. */
+  options: Options;
+  /** Its cost now: what `before` of its {@link LayerReplacement} would say. */
+  before: LayerCost;
+  /** The replacement's cost when the strategy's `cost(shape, options)` can tell it without the weights. */
+  after: LayerCost;
+}
+
+/** What {@link applyStrategy} would rewrite and skip, without building anything. */
+export interface StrategyPlan<Options = unknown> {
+  rewrites: PlannedLayer<Options>[];
+  skipped: SkippedLayer[];
+}
+
+/**
+ * What `applyStrategy(model, strategy, request)` would do, without building any layer: the layers it would
+ * rewrite (with their options and costs) and those it would skip (with the reason). The same selection, the
+ * same checks, the same errors (an exactly named layer the strategy cannot rewrite is an
+ * `UnsupportedLayerError`); so a sensitivity scan's candidates are exactly the layers surgery rewrites,
+ * whatever their class (a Conv1D or SeparableConv2D included, seen through the Conv2D they equal or contain).
+ */
+export function planStrategy<Options>(
+  model: LayersModel,
+  strategy: DecompositionStrategy<Options>,
+  request: ApplyStrategyOptions = {},
+): StrategyPlan<Options> {
+  const { plans, skipped } = planRewrites(graphOf(model), strategy, request);
+  try {
+    const rewrites = [...plans.values()].map((plan) => {
+      const kept = plan.view?.keptCost ?? { params: 0, forwardMacs: 0, backwardMacs: 0 };
+      return {
+        layer: plan.target.name,
+        className: plan.placed.layer.getClassName(),
+        options: plan.options,
+        before: addCosts(kept, convCost(plan.shape)),
+        after: addCosts(kept, strategy.cost(plan.shape, plan.options)),
+      };
+    });
+    return { rewrites, skipped };
+  } finally {
+    disposeViews(plans);
+  }
+}
+
 /**
  * Rewrites the selected `Conv2D` and `Dense` layers of a model with `strategy` (by default every layer the
  * strategy supports), returning a new model; every
