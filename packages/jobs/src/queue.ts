@@ -1,0 +1,269 @@
+import { type Job, Queue, QueueEvents } from 'bullmq';
+import { redisBlobStore } from './blobs.js';
+import { type CatalogueRef, loadCatalogue } from './catalogue.js';
+import { ExecutorClosedError, JobsOptionError, RedisUnreachableError } from './errors.js';
+import { decodeFailure, type Executor, failureOf, type RunOptions, type UnitOutcome } from './executor.js';
+import { createRedis, DEFAULT_CONNECT_TIMEOUT_MS, probeRedis, redactUrl } from './redis.js';
+import {
+  checkResult,
+  type JsonValue,
+  type PreparedUnit,
+  prepareUnit,
+  type ResultOf,
+  type Unit,
+  type UnitProgress,
+} from './unit.js';
+
+/** What a job carries: the unit, prepared (its input parsed and in JSON form). */
+export interface JobData {
+  kind: string;
+  version: string;
+  input: JsonValue;
+}
+
+/** Options of {@link queueExecutor}. */
+export interface QueueExecutorOptions {
+  /** `redis://HOST:PORT[/DB]` (`rediss://` for TLS; a password as `redis://:PASSWORD@HOST:PORT`). */
+  url: string;
+  /** The BullMQ queue's name; workers started with {@link runQueueWorker} on the same name run its units. */
+  queue: string;
+  /** When given, units whose kind (or version) is not in it are reported before anything is enqueued. */
+  catalogue?: CatalogueRef;
+  /** Tries per unit before it fails for good (≥ 2; default 3). A worker killed mid-job does not use up a try. */
+  attempts?: number;
+  /** The first retry's delay; later ones double it (ms, default 1000). */
+  backoffMs?: number;
+  /** How long the first connection may take before {@link RedisUnreachableError} (ms, default 3000). */
+  connectTimeoutMs?: number;
+  /** Job states are also polled this often, a safety net under the event stream (ms, default 2000). */
+  pollIntervalMs?: number;
+  /** The largest blob the store takes (default and cap: 512 MB, Redis's string limit). */
+  maxBlobBytes?: number;
+  /** A run rejects with {@link RedisUnreachableError} when Redis stops answering for this long (ms, default 30000). */
+  redisDownTimeoutMs?: number;
+}
+
+/** Where a queue's blobs live in Redis: one string per blob under this prefix. */
+export function blobPrefix(queue: string): string {
+  return `decompose-jobs:${queue}:blob:`;
+}
+
+/** BullMQ's limit, and ours: the queue name is part of every key. */
+function checkQueueName(queue: string): void {
+  if (!/^[\w.-]+$/.test(queue)) {
+    throw new JobsOptionError(
+      'queue',
+      `'${queue}' must be letters, digits, '_', '.' or '-' (it is part of Redis keys)`,
+    );
+  }
+}
+
+/**
+ * The queue back end: enqueues units as BullMQ jobs whose ids are the units' identities, and follows them
+ * through BullMQ's event stream until each completes or fails for good. Units already in the queue are not
+ * added again: completed ones return their stored result without running, active and waiting ones are
+ * awaited, failed ones are retried. Throws {@link RedisUnreachableError} (before writing anything) when Redis
+ * does not answer within `connectTimeoutMs`.
+ */
+export async function queueExecutor(options: QueueExecutorOptions): Promise<Executor> {
+  const { url, queue: name } = options;
+  checkQueueName(name);
+  const attempts = options.attempts ?? 3;
+  if (!Number.isInteger(attempts) || attempts < 2) {
+    throw new JobsOptionError(
+      'attempts',
+      `must be a whole number ≥ 2 (a retry survives a flaky worker), not ${attempts}`,
+    );
+  }
+  const catalogue = options.catalogue === undefined ? undefined : await loadCatalogue(options.catalogue);
+  await probeRedis(url, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+
+  let lastRedisError: Error | undefined;
+  const onError = (error: Error) => {
+    lastRedisError = error;
+  };
+  const client = createRedis(url, { blocking: false, onError });
+  const eventsClient = createRedis(url, { blocking: true, onError });
+  const queue = new Queue<JobData, JsonValue>(name, { connection: client });
+  queue.on('error', onError);
+  // Start reading events after the stream's last entry as it is now, so that no event of a job added from here
+  // on is missed, however late the blocking read starts.
+  const [last] = (await client.xrevrange(queue.toKey('events'), '+', '-', 'COUNT', 1)) as [
+    string,
+    string[],
+  ][];
+  const events = new QueueEvents(name, { connection: eventsClient, lastEventId: last?.[0] ?? '0-0' });
+  events.on('error', onError);
+  await events.waitUntilReady();
+  const blobs = redisBlobStore(client, {
+    prefix: blobPrefix(name),
+    ...(options.maxBlobBytes === undefined ? {} : { maxBytes: options.maxBlobBytes }),
+  });
+  const pollIntervalMs = options.pollIntervalMs ?? 2_000;
+  const redisDownTimeoutMs = options.redisDownTimeoutMs ?? 30_000;
+  let closed = false;
+
+  /** One run's bookkeeping of a job: the units (positions) waiting on it. */
+  interface Followed {
+    prepared: PreparedUnit;
+    indices: number[];
+    settled: boolean;
+  }
+
+  async function run<U extends Unit>(units: readonly U[], runOptions: RunOptions<U> = {}) {
+    if (closed) throw new ExecutorClosedError();
+    const { onProgress, onResult, signal } = runOptions;
+    signal?.throwIfAborted();
+    const outcomes = new Array<UnitOutcome<ResultOf<U>>>(units.length);
+    const followed = new Map<string, Followed>();
+    let open = 0;
+    let finish: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const report = (index: number, outcome: UnitOutcome<ResultOf<U>>) => {
+      outcomes[index] = outcome;
+      onResult?.(index, outcome, units[index]!);
+    };
+
+    units.forEach((unit, index) => {
+      try {
+        const prepared = prepareUnit(unit);
+        catalogue?.get(prepared.kind, prepared.version);
+        const entry = followed.get(prepared.id);
+        if (entry) entry.indices.push(index);
+        else {
+          followed.set(prepared.id, { prepared, indices: [index], settled: false });
+          open++;
+        }
+      } catch (error) {
+        report(index, { ok: false, error: failureOf(error) });
+      }
+    });
+
+    const settle = (id: string, outcome: (unit: U) => UnitOutcome<ResultOf<U>>) => {
+      const entry = followed.get(id);
+      if (!entry || entry.settled) return;
+      entry.settled = true;
+      for (const index of entry.indices) report(index, outcome(units[index]!));
+      if (--open === 0) finish();
+    };
+    /** Settles a job that has finished for good; leaves the others (waiting, active, retrying) alone. */
+    const settleFinished = async (job: Job<JobData, JsonValue> | undefined, id: string) => {
+      if (!job) return;
+      const state = await job.getState();
+      if (state === 'completed') {
+        settle(id, (unit) => {
+          try {
+            return { ok: true, result: checkResult(unit.kind, job.returnvalue) as ResultOf<U> };
+          } catch (error) {
+            return { ok: false, error: failureOf(error) };
+          }
+        });
+      } else if (state === 'failed') {
+        const failure = decodeFailure(job.failedReason);
+        settle(id, () => ({ ok: false, error: failure }));
+      }
+    };
+
+    const onCompletedOrFailed = ({ jobId }: { jobId: string }) => {
+      if (followed.has(jobId)) void queue.getJob(jobId).then((job) => settleFinished(job, jobId), onError);
+    };
+    const onJobProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
+      const entry = followed.get(jobId);
+      if (!entry || entry.settled) return;
+      for (const index of entry.indices) onProgress?.(index, data as UnitProgress, units[index]!);
+    };
+    events.on('completed', onCompletedOrFailed);
+    events.on('failed', onCompletedOrFailed);
+    events.on('progress', onJobProgress);
+    let aborted: (reason: unknown) => void = () => {};
+    const abortedPromise = new Promise<never>((_resolve, reject) => {
+      aborted = reject;
+    });
+    const abort = () => aborted(signal?.reason);
+    signal?.addEventListener('abort', abort, { once: true });
+    let poll: NodeJS.Timeout | undefined;
+
+    try {
+      if (open === 0) return outcomes;
+      // Re-attach: jobs that exist are taken as they are (a failed one is retried: running the same units again
+      // asks for them again); only the missing ones are added, in one atomic MULTI.
+      const missing: Followed[] = [];
+      await Promise.all(
+        [...followed].map(async ([id, entry]) => {
+          const job = await queue.getJob(id);
+          if (job === undefined) missing.push(entry);
+          else if ((await job.getState()) === 'failed')
+            await job.retry('failed', { resetAttemptsMade: true });
+          else await settleFinished(job, id);
+        }),
+      ).catch(redisFailure);
+      await queue
+        .addBulk(
+          missing.map(({ prepared }) => ({
+            name: prepared.kind,
+            data: { kind: prepared.kind, version: prepared.version, input: prepared.input },
+            opts: {
+              jobId: prepared.id,
+              attempts,
+              backoff: { type: 'exponential', delay: options.backoffMs ?? 1_000 },
+              // Kept, so that a restarted coordinator finds the results instead of running the units again.
+              removeOnComplete: false,
+              removeOnFail: false,
+            },
+          })),
+        )
+        .catch(redisFailure);
+      const pollOnce = async () => {
+        for (const [id, entry] of followed) {
+          if (!entry.settled) await settleFinished(await queue.getJob(id), id);
+        }
+      };
+      // The poll also watches Redis: when it keeps failing, the run ends with an error instead of waiting forever.
+      let failingSince: number | undefined;
+      poll = setInterval(() => {
+        pollOnce().then(
+          () => {
+            failingSince = undefined;
+          },
+          (error: Error) => {
+            failingSince ??= Date.now();
+            if (Date.now() - failingSince >= redisDownTimeoutMs) {
+              aborted(new RedisUnreachableError(redactUrl(url), `it stopped answering (${error.message})`));
+            }
+          },
+        );
+      }, pollIntervalMs);
+      await pollOnce().catch(redisFailure);
+      await Promise.race([done, abortedPromise]);
+      return outcomes;
+    } finally {
+      clearInterval(poll);
+      signal?.removeEventListener('abort', abort);
+      events.off('completed', onCompletedOrFailed);
+      events.off('failed', onCompletedOrFailed);
+      events.off('progress', onJobProgress);
+    }
+  }
+
+  function redisFailure(error: unknown): never {
+    throw new RedisUnreachableError(
+      redactUrl(url),
+      (error as Error).message ?? lastRedisError?.message ?? 'unknown',
+    );
+  }
+
+  return {
+    blobs,
+    run,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await events.close();
+      await queue.close();
+      client.disconnect();
+      eventsClient.disconnect();
+    },
+  };
+}
