@@ -116,7 +116,7 @@ const workersFieldSchema = workersField().default(() => defaultWorkers());
 export const batchField = () => count('batch', LIMITS.batch);
 
 /** Where the images come from; shared by every command that reads data. */
-const dataFields = {
+export const dataFields = {
   /** A CIFAR-10 folder in the binary layout, or an image folder (`<dir>/<class>/*.png`); default the bundled subset. */
   data: z.string().min(1).optional(),
   /** `HxW` an image folder's images are resized to; default the model's input size. */
@@ -136,6 +136,14 @@ const dataFields = {
         '(e.g. 0.485,0.456,0.406,0.229,0.224,0.225, or 0,1 for pixels in [0, 1])',
     )
     .optional(),
+  /** Share of each class an image folder without train/ and test/ holds out as its test split; default 0.2. */
+  testFraction: bounded(
+    'testFraction',
+    { min: 0, max: 1, minOpen: true, maxOpen: true },
+    'e.g. 0.2',
+  ).optional(),
+  /** Seed of that split; default 0. */
+  splitSeed: seedField('splitSeed').optional(),
   /** Download the full CIFAR-10 set into `cacheDir` (once) and use it. */
   download: z.boolean().default(false),
   cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),
