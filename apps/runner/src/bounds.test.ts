@@ -20,7 +20,13 @@ const HUGE = '3000000000000';
 const WHOLE = [HUGE, '-1', '2.5'];
 const REAL = ['1e9', '-1'];
 
-const dataFlags = { '--limit-train': WHOLE, '--limit-test': WHOLE };
+const dataFlags = {
+  '--limit-train': WHOLE,
+  '--limit-test': WHOLE,
+  // A share of each class: both ends open (a test set of none or of all the images is no split).
+  '--test-fraction': ['0', '1', '-0.5', '1.5'],
+  '--split-seed': WHOLE,
+};
 const sgdFlags = {
   '--batch': WHOLE,
   '--lr': REAL,
@@ -122,6 +128,8 @@ describe('numeric bounds', () => {
     { field: 'baseline.workers', fields: { baseline: { workers: 1000 } } },
     { field: 'measure.steps', fields: { measure: { steps: Number(HUGE) } } },
     { field: 'limitTrain', fields: { limitTrain: -1 } },
+    { field: 'testFraction', fields: { testFraction: 1 } },
+    { field: 'splitSeed', fields: { splitSeed: 2.5 } },
     { field: 'arms.0.select.calibration', select: { calibration: Number(HUGE) } },
     { field: 'arms.0.select.fineTuneSteps', select: { fineTuneSteps: 2.5 } },
   ])(

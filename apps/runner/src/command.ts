@@ -63,7 +63,10 @@ export function numberOption(flags: string, description: string): Option {
   return new Option(flags, description).argParser(numberArg);
 }
 
-/** The data flags of every command that reads images: `--data`, its image-folder settings, the download, the limits. */
+/**
+ * The data flags of every command that reads images: `--data`, its image-folder settings (size, normalisation,
+ * test split), the download, the limits.
+ */
 export function addDataOptions(command: Command): Command {
   return command
     .option(
@@ -74,6 +77,18 @@ export function addDataOptions(command: Command): Command {
     .option(
       '--normalize <mean,std>',
       "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] (default: CIFAR-10's, ImageNet's for an image folder)",
+    )
+    .addOption(
+      numberOption(
+        '--test-fraction <f>',
+        'image folder without train/ and test/: share of each class held out as the test set, in (0, 1) (default 0.2)',
+      ),
+    )
+    .addOption(
+      numberOption(
+        '--split-seed <n>',
+        'image folder without train/ and test/: seed of that split (default 0)',
+      ),
     )
     .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
     .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')

@@ -136,6 +136,14 @@ export const dataFields = {
         '(e.g. 0.485,0.456,0.406,0.229,0.224,0.225, or 0,1 for pixels in [0, 1])',
     )
     .optional(),
+  /** Share of each class an image folder without train/ and test/ holds out as its test split; default 0.2. */
+  testFraction: bounded(
+    'testFraction',
+    { min: 0, max: 1, minOpen: true, maxOpen: true },
+    'e.g. 0.2',
+  ).optional(),
+  /** Seed of that split; default 0. */
+  splitSeed: seedField('splitSeed').optional(),
   /** Download the full CIFAR-10 set into `cacheDir` (once) and use it. */
   download: z.boolean().default(false),
   cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),

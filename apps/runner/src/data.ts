@@ -14,7 +14,14 @@ import {
   TEST_FILE,
   TRAIN_FILES,
 } from '@decompose/cifar10';
-import { IMAGENET_MEAN, IMAGENET_STD, isImageFolder, readImageFolder } from '@decompose/images';
+import {
+  DEFAULT_SPLIT_SEED,
+  DEFAULT_TEST_FRACTION,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  imageFolderLayout,
+  readImageFolder,
+} from '@decompose/images';
 import { ConfigError, DataLayoutError } from './errors.js';
 import type { Console } from './progress.js';
 
@@ -29,6 +36,17 @@ export interface DataSource {
   inputSize?: string;
   /** `mean,std` or six numbers (R, G, B means, then stds), pixels in [0, 1]. */
   normalize?: string;
+  /** Share of each class an image folder without train/ and test/ holds out as the test split. */
+  testFraction?: number;
+  /** Seed of that split. */
+  splitSeed?: number;
+}
+
+/** How the test images were split off an image folder without train/ and test/. */
+export interface TestSplit {
+  /** Share of each class held out. */
+  fraction: number;
+  seed: number;
 }
 
 /** What the command knows of the model before the data is read. */
@@ -47,6 +65,29 @@ export interface LoadedData {
   train: Cifar10Images;
   test: Cifar10Images;
   classNames: readonly string[];
+  /** The split of the test images off the training images; null when the data came with its own test set. */
+  testSplit: TestSplit | null;
+}
+
+/** `a seeded 20% of each class (seed 0)`: a {@link TestSplit} in words, for logs and reports. */
+export function describeTestSplit(split: TestSplit): string {
+  return `a seeded ${+(100 * split.fraction).toFixed(2)}% of each class (seed ${split.seed})`;
+}
+
+/** Where a run's images came from, as its summary or results JSON records it. */
+export interface DataRecord {
+  dir: string;
+  kind: LoadedData['kind'];
+  /** Images trained on and tested on. */
+  train: number;
+  test: number;
+  /** See {@link LoadedData.testSplit}. */
+  testSplit: TestSplit | null;
+}
+
+/** The {@link DataRecord} of `data`; `train` defaults to its training images (less a hold-out, say). */
+export function dataRecord(data: LoadedData, train: number = data.train.count): DataRecord {
+  return { dir: data.dir, kind: data.kind, train, test: data.test.count, testSplit: data.testSplit };
 }
 
 /** Largest side `--input-size` accepts. */
@@ -102,13 +143,38 @@ function modelSize(modelInput: readonly (number | null)[] | undefined): [number,
   return typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
 }
 
+/** The split flags given (`--test-fraction`, `--split-seed`), for refusing them where they do not apply. */
+function splitFlags(source: DataSource): string[] {
+  return [
+    ...(source.testFraction === undefined ? [] : [`--test-fraction ${source.testFraction}`]),
+    ...(source.splitSeed === undefined ? [] : [`--split-seed ${source.splitSeed}`]),
+  ];
+}
+
 async function loadImageFolder(
   dir: string,
+  layout: 'split' | 'single',
   source: DataSource,
   normalize: { mean: number[]; std: number[] } | null,
   hints: DataHints,
   out: Console,
 ): Promise<LoadedData> {
+  const flags = splitFlags(source);
+  // Silently ignoring them would leave the user believing the test set is the split they asked for.
+  if (layout === 'split' && flags.length > 0) {
+    throw new ConfigError([
+      `${flags.join(', ')}: ${dir} has train/ and test/ subfolders, which are used as they are; drop ` +
+        `${flags.length === 1 ? 'the flag' : 'the flags'} (testFraction, splitSeed), or point --data at a ` +
+        'folder of class subfolders only to have its test images split off',
+    ]);
+  }
+  const testSplit =
+    layout === 'single'
+      ? {
+          fraction: source.testFraction ?? DEFAULT_TEST_FRACTION,
+          seed: source.splitSeed ?? DEFAULT_SPLIT_SEED,
+        }
+      : null;
   const size =
     source.inputSize !== undefined ? parseInputSize(source.inputSize)! : modelSize(hints.modelInput);
   const bar = out.progress('read images', 100);
@@ -116,15 +182,17 @@ async function loadImageFolder(
     size,
     mean: normalize?.mean ?? IMAGENET_MEAN,
     std: normalize?.std ?? IMAGENET_STD,
+    ...(testSplit === null ? {} : { testFraction: testSplit.fraction, seed: testSplit.seed }),
     onProgress: (done, total) => bar.update(Math.floor((100 * done) / total)),
   });
   bar.stop();
   const train = spreadImages(folder.train, source.limitTrain);
   const test = spreadImages(folder.test, source.limitTest);
   const [height, width] = folder.shape;
+  const split = testSplit === null ? '' : `, test = ${describeTestSplit(testSplit)}`;
   out.log(
     `data: image folder ${dir} (${folder.classNames.length} classes, ${height}×${width}, ` +
-      `${train.count} train, ${test.count} test images${folder.layout === 'single' ? ', test = a seeded 20% of each class' : ''})`,
+      `${train.count} train, ${test.count} test images${split})`,
   );
   return {
     dir,
@@ -133,6 +201,7 @@ async function loadImageFolder(
     train,
     test,
     classNames: folder.classNames,
+    testSplit,
   };
 }
 
@@ -141,9 +210,11 @@ async function loadImageFolder(
  * CIFAR-10 set downloaded into the cache (`--download`), else the bundled subset; `limitTrain`/`limitTest` keep
  * only the first images of each split (spread over the classes for an image folder). An image folder is resized
  * to `--input-size`, else to the model's input size (`hints`), and normalised with `--normalize` (default
- * ImageNet's); CIFAR-10 with `--normalize` or its own statistics.
+ * ImageNet's); CIFAR-10 with `--normalize` or its own statistics. A folder of class subfolders only has its
+ * test images split off per class (`--test-fraction`, default 20 %, `--split-seed`, default 0).
  *
- * @throws DataLayoutError if `--data` is neither layout; ConfigError for `--input-size` with CIFAR-10.
+ * @throws DataLayoutError if `--data` is neither layout; ConfigError for `--input-size` with CIFAR-10, and for
+ *   `--test-fraction` or `--split-seed` with data that has its own test set (CIFAR-10, train/ and test/).
  */
 export async function loadData(source: DataSource, out: Console, hints: DataHints = {}): Promise<LoadedData> {
   const normalize = source.normalize === undefined ? null : parseNormalize(source.normalize);
@@ -151,7 +222,8 @@ export async function loadData(source: DataSource, out: Console, hints: DataHint
   if (source.data !== undefined) {
     const resolved = path.resolve(source.data);
     if (!looksLikeCifar10(resolved)) {
-      if (await isImageFolder(resolved)) return loadImageFolder(resolved, source, normalize, hints, out);
+      const layout = await imageFolderLayout(resolved);
+      if (layout !== null) return loadImageFolder(resolved, layout, source, normalize, hints, out);
       if (existsSync(resolved)) throw new DataLayoutError(resolved);
     }
     dir = await resolveCifar10Dir({ dataDir: source.data });
@@ -172,6 +244,13 @@ export async function loadData(source: DataSource, out: Console, hints: DataHint
         'resized: drop --input-size, or pass an image folder as --data',
     ]);
   }
+  const flags = splitFlags(source);
+  if (flags.length > 0) {
+    throw new ConfigError([
+      `${flags.join(', ')}: CIFAR-10 (${dir}) has its own test set; they split an image folder of class ` +
+        'subfolders only: drop them, or pass such a folder as --data',
+    ]);
+  }
   const dataset: Cifar10Dataset = await readCifar10(dir);
   const normalized = (set: Cifar10Images): Cifar10Images =>
     normalize &&
@@ -181,5 +260,13 @@ export async function loadData(source: DataSource, out: Console, hints: DataHint
   const train = normalized(firstImages(dataset.train, source.limitTrain));
   const test = normalized(firstImages(dataset.test, source.limitTest));
   out.log(`data: ${dir} (${train.count} train, ${test.count} test images)`);
-  return { dir, kind: 'cifar10', name: 'CIFAR-10', train, test, classNames: dataset.classNames };
+  return {
+    dir,
+    kind: 'cifar10',
+    name: 'CIFAR-10',
+    train,
+    test,
+    classNames: dataset.classNames,
+    testSplit: null,
+  };
 }

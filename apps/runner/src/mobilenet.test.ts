@@ -118,7 +118,7 @@ describe('a MobileNetV2-style model of stock layers and an image folder, end to 
     );
   });
 
-  it('sensitivity scans its convolutions on the image folder', async () => {
+  it('sensitivity scans its convolutions and its Dense head on the image folder', async () => {
     const out = path.join(dir, 'scan');
     const { code, err } = await cli(
       'sensitivity',
@@ -129,6 +129,9 @@ describe('a MobileNetV2-style model of stock layers and an image folder, end to 
     expect(code).toBe(0);
     const table = await readJson<{ entries: { layer: string }[] }>(path.join(out, 'sensitivity.json'));
     expect(table.entries.map((e) => e.layer)).toContain('block_2_project');
+    // The default candidates are applyStrategy's: the Dense head too, not only the convolutions.
+    expect(table.entries.map((e) => e.layer)).toContain('logits');
+    expect(await readFile(path.join(out, 'sensitivity.csv'), 'utf8')).toMatch(/^logits,/m);
   });
 
   it.each(['basis', 'svd'])(

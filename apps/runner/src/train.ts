@@ -17,7 +17,7 @@ import {
 } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkTrainingBatch, type TrainConfig } from './config.js';
-import { loadData } from './data.js';
+import { type DataRecord, dataRecord, loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
 import { asOutputError, ensureDirectory, writeJsonAtomic } from './files.js';
@@ -40,7 +40,7 @@ export interface TrainSummary {
   config: TrainConfig & { out: string };
   backend: EngineInfo;
   /** Images read; `train` counts those trained on (without the hold-out). */
-  data: { dir: string; train: number; test: number };
+  data: DataRecord;
   /**
    * The calibration split kept out of training (`--hold-out`), enough to recreate it: `decompose sensitivity`
    * measures on exactly these images by default. Null when nothing was held out.
@@ -253,7 +253,7 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
       const summary: TrainSummary = {
         config: { ...config, out: outDir },
         backend: engine,
-        data: { dir: data.dir, train: trainData.count, test: data.test.count },
+        data: dataRecord(data, trainData.count),
         holdOut: held?.record ?? null,
         epochs,
         resumedFrom: result.startEpoch,

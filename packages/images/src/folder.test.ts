@@ -11,7 +11,7 @@ import {
   ImageFolderNotFoundError,
   ImageFolderOptionError,
 } from './errors.js';
-import { IMAGENET_MEAN, isImageFolder, readImageFolder } from './folder.js';
+import { IMAGENET_MEAN, imageFolderLayout, isImageFolder, readImageFolder } from './folder.js';
 import { resizeBilinearRgb } from './resize.js';
 import { writeSyntheticImageFolder } from './synthetic.js';
 
@@ -40,6 +40,7 @@ describe('readImageFolder', () => {
     await writeSyntheticImageFolder(dir, { classes: ['dog', 'cat', 'bird'], perClass: 5, size: [20, 24] });
     await writeFile(path.join(dir, 'cat', 'notes.txt'), 'not an image');
     expect(await isImageFolder(dir)).toBe(true);
+    expect(await imageFolderLayout(dir)).toBe('single');
     const folder = await readImageFolder(dir, { size: [8, 12], testFraction: 0.2, seed: 3 });
     expect(folder.layout).toBe('single');
     expect(folder.classNames).toEqual(['bird', 'cat', 'dog']);
@@ -56,11 +57,17 @@ describe('readImageFolder', () => {
     expect(firstBird[2]).toBeGreaterThan(firstBird[0]! + 60);
     const again = await readImageFolder(dir, { size: [8, 12], testFraction: 0.2, seed: 3 });
     expect(again.test.images).toEqual(folder.test.images);
+    // The split follows testFraction and seed: 2 of each class's 5 at 0.4, other images with another seed.
+    const wider = await readImageFolder(dir, { size: [8, 12], testFraction: 0.4, seed: 3 });
+    expect([wider.train.count, wider.test.count]).toEqual([9, 6]);
+    const reseeded = await readImageFolder(dir, { size: [8, 12], testFraction: 0.2, seed: 4 });
+    expect(reseeded.test.images).not.toEqual(folder.test.images);
   });
 
   it('defaults the size to the first image and reads train/ and test/ as the splits', async () => {
     const dir = await fresh('split');
     await writeSyntheticImageFolder(dir, { perClass: 2, size: [10, 6], split: true });
+    expect(await imageFolderLayout(dir)).toBe('split');
     const folder = await readImageFolder(dir);
     expect(folder.layout).toBe('split');
     expect(folder.shape).toEqual([10, 6, 3]);
@@ -87,6 +94,8 @@ describe('readImageFolder', () => {
     await expect(readImageFolder(path.join(root, 'nowhere'))).rejects.toThrow(ImageFolderNotFoundError);
     const empty = await fresh('empty');
     expect(await isImageFolder(empty)).toBe(false);
+    expect(await imageFolderLayout(empty)).toBeNull();
+    expect(await imageFolderLayout(path.join(root, 'nowhere'))).toBeNull();
     await expect(readImageFolder(empty)).rejects.toThrow(ImageFolderEmptyError);
     await expect(readImageFolder(empty)).rejects.toThrow(/holds no class subfolders/);
     const emptyClass = await fresh('empty-class');

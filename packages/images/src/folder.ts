@@ -21,13 +21,21 @@ export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'] as const;
 /** Most classes an image folder may hold (labels are bytes). */
 export const MAX_CLASSES = 256;
 
+/** Share of each class {@link readImageFolder} holds out as the test split unless told otherwise. */
+export const DEFAULT_TEST_FRACTION = 0.2;
+/** Seed of that split unless told otherwise. */
+export const DEFAULT_SPLIT_SEED = 0;
+
 /** Options of {@link readImageFolder}. */
 export interface ImageFolderOptions {
   /** `[height, width]` every image is resized to; default the size of the first image read. */
   readonly size?: readonly [number, number];
-  /** Share of each class held out as the test split when the folder has no train/ and test/ (default 0.2). */
+  /**
+   * Share of each class held out as the test split when the folder has no train/ and test/, in (0, 1)
+   * (default {@link DEFAULT_TEST_FRACTION}).
+   */
   readonly testFraction?: number;
-  /** Seed of that split (default 0). */
+  /** Seed of that split (default {@link DEFAULT_SPLIT_SEED}). */
   readonly seed?: number;
   /** Per-channel mean the sets are normalised with (default {@link IMAGENET_MEAN}). */
   readonly mean?: readonly number[];
@@ -96,22 +104,31 @@ async function listClasses(dir: string): Promise<{ classNames: string[]; files: 
 }
 
 /**
- * Whether `dir` is laid out as an image folder: it has train/ and test/ subfolders, or a subfolder holding
- * a PNG or JPEG file. Cheap (lists folders, reads no image); for telling it from other layouts.
+ * How `dir` is laid out as an image folder: `split` when it has train/ and test/ subfolders (used as they are,
+ * so `testFraction` and `seed` do not apply), `single` when a subfolder holds a PNG or JPEG file, null when it
+ * is neither (or not a folder). Cheap (lists folders, reads no image).
  */
-export async function isImageFolder(dir: string): Promise<boolean> {
-  if (!(await isDirectory(dir))) return false;
+export async function imageFolderLayout(dir: string): Promise<ImageFolder['layout'] | null> {
+  if (!(await isDirectory(dir))) return null;
   const folders = await subfolders(dir);
-  if (folders.includes('train') && folders.includes('test')) return true;
+  if (folders.includes('train') && folders.includes('test')) return 'split';
   for (const name of folders) {
     const entries = await readdir(path.join(dir, name));
-    if (entries.some(isImageFile)) return true;
+    if (entries.some(isImageFile)) return 'single';
   }
-  return false;
+  return null;
+}
+
+/**
+ * Whether `dir` is laid out as an image folder (see {@link imageFolderLayout}): for telling it from other
+ * layouts.
+ */
+export async function isImageFolder(dir: string): Promise<boolean> {
+  return (await imageFolderLayout(dir)) !== null;
 }
 
 function checkOptions(dir: string, options: ImageFolderOptions): void {
-  const { size, testFraction = 0.2, mean = IMAGENET_MEAN, std = IMAGENET_STD } = options;
+  const { size, testFraction = DEFAULT_TEST_FRACTION, mean = IMAGENET_MEAN, std = IMAGENET_STD } = options;
   if (size && !(size.length === 2 && size.every((s) => Number.isInteger(s) && s >= 1 && s <= 4096))) {
     throw new ImageFolderOptionError(
       dir,
@@ -145,7 +162,12 @@ function checkOptions(dir: string, options: ImageFolderOptions): void {
 export async function readImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
   if (!(await isDirectory(dir))) throw new ImageFolderNotFoundError(dir);
   checkOptions(dir, options);
-  const { testFraction = 0.2, seed = 0, mean = IMAGENET_MEAN, std = IMAGENET_STD } = options;
+  const {
+    testFraction = DEFAULT_TEST_FRACTION,
+    seed = DEFAULT_SPLIT_SEED,
+    mean = IMAGENET_MEAN,
+    std = IMAGENET_STD,
+  } = options;
   const top = await subfolders(dir);
   const split = top.includes('train') && top.includes('test');
   const parts = split

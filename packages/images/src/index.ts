@@ -10,11 +10,14 @@ export {
   ImagesError,
 } from './errors.js';
 export {
+  DEFAULT_SPLIT_SEED,
+  DEFAULT_TEST_FRACTION,
   IMAGE_EXTENSIONS,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type ImageFolder,
   type ImageFolderOptions,
+  imageFolderLayout,
   isImageFolder,
   MAX_CLASSES,
   readImageFolder,

@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset } from '@decompose/cifar10';
-import { costTable } from '@decompose/core';
+import { costTable, listTargets } from '@decompose/core';
+import { initEngine } from '@decompose/engine';
+import { createCifarResNet } from '@decompose/resnet';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readConfigFile } from '../files.js';
 import { BUILT_IN_STRATEGIES, loadModel } from '../models.js';
+import { scanLayers } from '../sensitivity/scan.js';
 import { registerCompareCommand } from './command.js';
 import { compareConfigSchema } from './config.js';
 import { DEMO_PRESET } from './demo.js';
@@ -211,6 +214,25 @@ describe('decompose compare', () => {
     expect(refusedArm.err[0]).toMatch(
       /'arms\.0' \(basis-selected\): .* holds a result made with other settings/,
     );
+  });
+
+  it("pins the demo's scan to every convolution, as its other arms (not the Dense head)", async () => {
+    await initEngine();
+    const preset = compareConfigSchema.parse(DEMO_PRESET);
+    const [scanned, ...others] = preset.arms;
+    const model = createCifarResNet({ arch: preset.baseline.model, seed: 0 });
+    try {
+      const basis = BUILT_IN_STRATEGIES.find((s) => s.name === 'basis')!;
+      const candidates = scanLayers(model, basis, scanned!.select!.ratios, {}, scanned!.layers, 'layers');
+      const convolutions = listTargets(model)
+        .filter((t) => t.conv !== null)
+        .map((t) => t.name);
+      expect(candidates).toEqual(convolutions);
+      expect(candidates).toHaveLength(19);
+      for (const arm of others) expect(arm.layers).toEqual(scanned!.layers);
+    } finally {
+      model.dispose();
+    }
   });
 
   it('accepts the example config', async () => {

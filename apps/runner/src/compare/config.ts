@@ -4,6 +4,7 @@ import {
   batchField,
   bnImagesFieldSchema,
   compressConfigSchema,
+  dataFields,
   LIMITS,
   trainConfigSchema,
   wholeNumber,
@@ -72,8 +73,8 @@ export const armSchema = z.strictObject({
   /** The strategy's options for every rewritten layer (a selection's per-layer ratio overrides its ratio). */
   options: z.record(z.string(), z.unknown()).default({}),
   /**
-   * Layer names or globs to rewrite (with `select`: the candidates of the scan, default every convolution);
-   * default every layer the strategy supports (convolutions and Dense layers), as for `applyStrategy`.
+   * Layer names or globs to rewrite (with `select`: the candidates of the scan); default every layer the
+   * strategy supports (convolutions and Dense layers), as for `applyStrategy`, with `select` or without.
    */
   layers: layersFieldSchema.optional(),
   select: armSelectSchema.optional(),
@@ -89,11 +90,8 @@ export const compareConfigSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'run must be letters, digits, ".", "_" or "-"')
       .default('compare'),
     reportDir: z.string().min(1).default('reports'),
-    data: shared.data,
-    download: shared.download,
-    cacheDir: shared.cacheDir,
-    limitTrain: shared.limitTrain,
-    limitTest: shared.limitTest,
+    /** The images, as for the other commands: CIFAR-10 or an image folder (its size, normalisation, test split). */
+    ...dataFields,
     baseline: baselineSchema.default(baselineSchema.parse({})),
     fineTune: recipeSchema.default(recipeSchema.parse({})),
     /** Timed throughput steps (after one warm-up) and their batch. */

@@ -27,6 +27,8 @@ export const DEMO_PRESET = {
       name: 'basis-selected',
       strategy: 'basis',
       select: { budget: 'params:0.4', selector: 'greedy', ratios: [0.25, 0.5, 0.75], calibration: 500 },
+      // The scan's candidates: every convolution, as the arms below (the default would add the Dense head).
+      layers: CONVOLUTIONS,
     },
     // Every convolution, not the default (every layer the strategy supports): Tucker has no Dense
     // rewrite, so the arms compare the same layers, and the 10-logit head stays dense.

@@ -1,9 +1,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type Cifar10Images, createBatchStream, NUM_CLASSES } from '@decompose/cifar10';
+import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
 import { costTable, type DecompositionStrategy, foldBatchNorm } from '@decompose/core';
 import { createGradientComputer } from '@decompose/engine';
-import { evaluate } from '@decompose/train';
+import { evaluate, modelGeometry } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
@@ -38,6 +38,9 @@ export async function measureModel(
   test: Cifar10Images,
   options: { evalBatch: number; batch: number; steps: number; strategies: readonly DecompositionStrategy[] },
 ): Promise<ModelMeasurement> {
+  // Of the test images' shape and classes (an image folder's, not only CIFAR-10's); a model built for other
+  // images is refused here, naming both.
+  const { exampleShape, numClasses } = modelGeometry(model, test);
   const { accuracy, loss } = await evaluate(model, test, options.evalBatch);
   const cost = costTable(model, { strategies: options.strategies }).total;
   const [first] = createBatchStream(test, { batchSize: options.batch, shuffle: false }).epoch(0);
@@ -45,7 +48,7 @@ export async function measureModel(
   const batch = { images: first.images.slice(), labels: first.labels.slice(), count: first.count };
   // Gradient steps update BatchNorm's moving statistics: keep a copy of the weights to put back.
   const weights = model.getWeights().map((w) => w.clone());
-  const computer = await createGradientComputer({ model, workers: 0, numClasses: NUM_CLASSES });
+  const computer = await createGradientComputer({ model, workers: 0, numClasses });
   let trainSeconds: number;
   try {
     trainSeconds = await timedSeconds(async () => {
@@ -56,7 +59,8 @@ export async function measureModel(
     model.setWeights(weights);
     tf.dispose(weights);
   }
-  const input = tf.tensor4d(batch.images, [batch.count, 32, 32, 3]);
+  const [height, width, channels] = exampleShape as [number, number, number];
+  const input = tf.tensor4d(batch.images, [batch.count, height, width, channels]);
   // Inference as deployed: BatchNorms folded into the convolutions before them.
   const inference = foldBatchNorm(model);
   const evalSeconds = await timedSeconds(async () => {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { renderChart } from '../charts.js';
+import { describeTestSplit } from '../data.js';
 import { skipReason } from '../engine-report.js';
 import { writeAtomic } from '../files.js';
 import type { Console } from '../progress.js';
@@ -187,6 +188,11 @@ function codeBlock(value: unknown): string[] {
   return ['```json', JSON.stringify(value, null, 2), '```'];
 }
 
+/** How the test images were split off an image folder, for the report; empty when the data had its own. */
+function testSplitNote(split: CompareResults['data']['testSplit'] | undefined): string {
+  return split ? ` (test images: ${describeTestSplit(split)})` : '';
+}
+
 /** `report.md`: leaderboard, charts, selections, recipe, machine and the wall-clock of every phase. */
 export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<string, string>): string {
   const m = results.machine;
@@ -196,7 +202,7 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
     '',
     `Generated ${results.createdAt} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), backend **${m.backend}** ` +
       `(${m.engine.threads} thread${m.engine.threads === 1 ? '' : 's'}), Node ${m.node}. Data: ${results.data.train} training and ${results.data.test} ` +
-      `test images from \`${results.data.dir}\`.`,
+      `test images from \`${results.data.dir}\`${testSplitNote(results.data.testSplit)}.`,
     '',
     '## Leaderboard',
     '',

@@ -1,6 +1,7 @@
 import type { LayerCost, SkippedLayer } from '@decompose/core';
 import type { Selection, SensitivityTable } from '@decompose/sensitivity';
 import type { EpochMetrics } from '@decompose/train';
+import type { DataRecord } from '../data.js';
 import type { MachineInfo } from '../report/machine.js';
 import type { ArmConfig, BaselineConfig, Recipe } from './config.js';
 import type { ModelMeasurement } from './measure.js';
@@ -98,7 +99,8 @@ export interface CompareResults {
   createdAt: string;
   reportDir: string;
   machine: MachineInfo;
-  data: { dir: string; train: number; test: number };
+  /** Where the images came from (`train`: every training image, calibration splits included). */
+  data: DataRecord;
   recipe: { baseline: BaselineConfig; fineTune: Recipe; measure: { batch: number; steps: number } };
   baseline: BaselineResult;
   arms: ArmRow[];

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Cifar10Images } from '@decompose/cifar10';
+import { CIFAR10_IMAGE_SHAPE, type Cifar10Images } from '@decompose/cifar10';
 import {
   applyStrategy,
   type DecompositionStrategy,
@@ -11,11 +11,11 @@ import {
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
-import { evaluate, readMetrics, train } from '@decompose/train';
+import { evaluate, modelGeometry, readMetrics, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeReestimation, reestimateOnTrainingImages } from '../batch-norm.js';
 import { checkTrainingBatch } from '../config.js';
-import { loadData } from '../data.js';
+import { dataRecord, type LoadedData, loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
@@ -25,6 +25,7 @@ import {
   loadModel,
   modelPlugins,
   type ResolvedStrategy,
+  readModelInputShape,
   resolveStrategy,
   saveModel,
 } from '../models.js';
@@ -32,8 +33,8 @@ import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
 import { formatSelection } from '../report/selection.js';
 import { calibrationSplit, select } from '../sensitivity/command.js';
-import { matchConvolutions, runScan, scanWorkerCount, weightsFingerprint } from '../sensitivity/scan.js';
-import { locateTrainedModel } from '../sensitivity/trained.js';
+import { matchLayers, runScan, scanWorkerCount, weightsFingerprint } from '../sensitivity/scan.js';
+import { locateTrainedModel, type TrainedModel } from '../sensitivity/trained.js';
 import { percent, trainOptions } from '../train.js';
 import { type ArmConfig, type CompareConfig, calibrationCount, type Recipe } from './config.js';
 import { measureModel, weightBytes } from './measure.js';
@@ -76,20 +77,31 @@ interface Context {
   seed: number;
 }
 
-/** The baseline model: loaded from `baseline.modelDir`, or trained (resumably) into `<report>/baseline/`. */
+/**
+ * The baseline model: loaded from `trained` (`baseline.modelDir`, located before the data is read, which follows
+ * its input size), or, when null, trained (resumably) into `<report>/baseline/`.
+ */
 async function prepareBaseline(
   config: CompareConfig,
+  trained: TrainedModel | null,
   reportDir: string,
-  data: { train: Cifar10Images; test: Cifar10Images },
+  data: LoadedData,
   out: Console,
   phases: Phase[],
 ): Promise<{ model: tfl.LayersModel; modelDir: string; seed: number; trainedHere: boolean }> {
   const b = config.baseline;
-  if (b.modelDir !== undefined) {
-    const trained = await locateTrainedModel(b.modelDir, "'baseline.modelDir'");
+  if (trained !== null) {
     const seed = trained.trainingSeed ?? b.seed;
     out.log(`baseline: ${trained.modelDir} (calibration seed ${seed})`);
-    return { model: await loadModel(trained.modelDir), modelDir: trained.modelDir, seed, trainedHere: false };
+    const model = await loadModel(trained.modelDir);
+    try {
+      // A model built for other images than the data's is refused before any arm, naming both.
+      modelGeometry(model, data.test, data.name);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return { model, modelDir: trained.modelDir, seed, trainedHere: false };
   }
   const dir = path.join(reportDir, COMPARE_FILES.baseline);
   const modelDir = path.join(dir, COMPARE_FILES.model);
@@ -377,9 +389,15 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
     const engine = await initEngine();
     for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const strategies = await resolveArms(config.arms);
-    const data = await timed(phases, 'data', () => loadData(config, out));
+    const trained =
+      config.baseline.modelDir === undefined
+        ? null
+        : await locateTrainedModel(config.baseline.modelDir, "'baseline.modelDir'");
+    // An image folder is resized to the baseline's input size (a baseline trained here is a CIFAR ResNet).
+    const modelInput = trained === null ? CIFAR10_IMAGE_SHAPE : await readModelInputShape(trained.modelDir);
+    const data = await timed(phases, 'data', () => loadData(config, out, { modelInput }));
     checkTrainingBatch("'fineTune.batch'", config.fineTune.batch, data.train.count);
-    const baseline = await prepareBaseline(config, reportDir, data, out, phases);
+    const baseline = await prepareBaseline(config, trained, reportDir, data, out, phases);
     try {
       const fingerprint = weightsFingerprint(baseline.model);
       const baselinePlugins = await modelPlugins(baseline.modelDir);
@@ -416,7 +434,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         seed: baseline.seed,
       };
       for (const [index, arm] of config.arms.entries()) {
-        if (arm.layers) matchConvolutions(baseline.model, arm.layers, `'arms.${index}.layers'`);
+        if (arm.layers) matchLayers(baseline.model, arm.layers, `'arms.${index}.layers'`);
       }
       const arms: ArmResult[] = [];
       const reused = new Set<string>();
@@ -461,7 +479,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         createdAt: new Date().toISOString(),
         reportDir,
         machine: machineInfo(engine),
-        data: { dir: data.dir, train: data.train.count, test: data.test.count },
+        data: dataRecord(data),
         recipe: { baseline: config.baseline, fineTune: config.fineTune, measure: config.measure },
         baseline: baselineResult,
         arms: rows,

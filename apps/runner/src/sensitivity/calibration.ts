@@ -101,8 +101,9 @@ export function heldOutImages(trainImages: Cifar10Images, record: HoldOut, field
   if (indices === null) {
     throw new ConfigError([
       `${field}: the training run held out ${record.count} of its ${record.from} training images, but the ` +
-        `${trainImages.count} training images read now are not the ones it split; give the same --data and ` +
-        '--limit-train as the training run, or --calibration/--seed to split these images anew',
+        `${trainImages.count} training images read now are not the ones it split; give the same --data, ` +
+        '--limit-train (and for an image folder --test-fraction and --split-seed) as the training run, or ' +
+        '--calibration/--seed to split these images anew',
     ]);
   }
   return {

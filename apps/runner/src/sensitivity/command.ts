@@ -192,7 +192,10 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
     .option('--model-dir <dir>', 'the trained model (folder holding model.json, or the training run folder)')
     .option('--strategy <name>', 'basis | svd | tucker, or a plugin package name or file path')
     .option('--ratios <list>', 'comma-separated ratios to try (default 0.25,0.5,0.75)')
-    .option('--layers <globs>', 'comma-separated layer names or globs (default: every supported convolution)')
+    .option(
+      '--layers <globs>',
+      'comma-separated layer names or globs (default: every Conv2D and Dense layer the strategy supports)',
+    )
     .addOption(
       num(
         '--calibration <n>',

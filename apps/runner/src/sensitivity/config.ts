@@ -1,6 +1,14 @@
 import { SENSITIVITY_METRICS } from '@decompose/sensitivity';
 import { z } from 'zod';
-import { bounded, defaultWorkers, LIMITS, seedField, trainConfigSchema, wholeNumber } from '../config.js';
+import {
+  bounded,
+  dataFields,
+  defaultWorkers,
+  LIMITS,
+  seedField,
+  trainConfigSchema,
+  wholeNumber,
+} from '../config.js';
 import { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
 import { DEFAULT_CALIBRATION } from './calibration.js';
 
@@ -50,13 +58,7 @@ export const sensitivityConfigSchema = z
     batch: shared.batch,
     /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
     seed: seedField('seed').optional(),
-    data: shared.data,
-    inputSize: shared.inputSize,
-    normalize: shared.normalize,
-    download: shared.download,
-    cacheDir: shared.cacheDir,
-    limitTrain: shared.limitTrain,
-    limitTest: shared.limitTest,
+    ...dataFields,
     out: z.string().min(1, 'out is the folder for sensitivity.json, .csv, the heatmap and the cache'),
   })
   .refine((c) => c.data === undefined || !c.download, {

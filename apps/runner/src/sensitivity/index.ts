@@ -22,5 +22,5 @@ export {
   selectionDetails,
 } from './command.js';
 export { layersFieldSchema, type SensitivityConfig, scanFields, sensitivityConfigSchema } from './config.js';
-export { matchConvolutions, runScan, type ScanRequest, scanLayers, weightsFingerprint } from './scan.js';
+export { matchLayers, runScan, type ScanRequest, scanLayers, weightsFingerprint } from './scan.js';
 export { locateTrainedModel, type TrainedModel } from './trained.js';

@@ -124,7 +124,8 @@ describe('parallel sensitivity scan', () => {
     expect(threads.started - before).toBe(2);
     expect(threads.running.size).toBe(0);
     expect(printed[0]).toMatch(/ in 2 worker threads$/);
-    expect(single.layers.map((l) => l.layer)).toEqual(['conv1', 'conv2', 'conv3', 'conv4']);
+    // The default candidates: every convolution and the Dense head, as applyStrategy selects by default.
+    expect(single.layers.map((l) => l.layer)).toEqual(['conv1', 'conv2', 'conv3', 'conv4', 'logits']);
     expect(parallel.layers).toEqual(single.layers);
     expect(parallel.calibrationSize).toBe(40);
     expect(parallel.baseline.accuracy).toBeCloseTo(single.baseline.accuracy, 6);
@@ -185,7 +186,7 @@ describe('parallel sensitivity scan', () => {
     );
     await expect(failed).rejects.toThrow(ScanWorkerError);
     await expect(failed).rejects.toThrow(
-      /^Sensitivity scan worker 0 \(layers conv1, conv3\) failed: Error: injected failure at conv3\./,
+      /^Sensitivity scan worker 0 \(layers conv1, conv3, logits\) failed: Error: injected failure at conv3\./,
     );
     expect(threads.started - before).toBe(2);
     expect(threads.running.size).toBe(0);

@@ -7,6 +7,7 @@ import {
   measureLayerTimes,
   parseStrategyOptions,
   type TargetLayer,
+  targetShape,
 } from '@decompose/core';
 import { type ScanProgress, type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
 import { modelGeometry, train } from '@decompose/train';
@@ -27,7 +28,7 @@ export interface ScanRequest {
   strategySpecifier: string;
   /** Plugins the model's layers come from (worker threads import them before rebuilding it); default none. */
   modelPlugins?: readonly string[];
-  /** Layer names or globs (`*` within a dot-separated segment, `**` across); default every supported conv. */
+  /** Layer names or globs (`*` within a dot-separated segment, `**` across); default every layer the strategy supports. */
   layers?: readonly string[];
   ratios: readonly number[];
   /** Strategy options besides the ratio (each entry uses `{ ...baseOptions, ratio }`); default none. */
@@ -54,33 +55,36 @@ export interface ScanRequest {
 }
 
 /**
- * The convolutions of `model` that `selectors` (names or globs; all when absent) match, in model order.
+ * The layers of `model` that surgery can rewrite (core's `targetShape`: a plain channels-last `Conv2D` or a
+ * `Dense` of known input size, what `applyStrategy` rewrites by default) and that `selectors` (names or globs;
+ * all when absent) match, in model order.
  *
- * @throws ConfigError naming `field` when a selector matches no convolution, listing the model's.
+ * @throws ConfigError naming `field` when a selector matches no such layer, listing the model's.
  */
-export function matchConvolutions(
+export function matchLayers(
   model: tfl.LayersModel,
   selectors: readonly string[] | undefined,
   field: string,
 ): TargetLayer[] {
-  const convs = listTargets(model).filter((t) => t.conv !== null);
-  const names = convs.map((t) => t.name);
+  const candidates = listTargets(model).filter((t) => targetShape(t) !== null);
+  const names = candidates.map((t) => t.name);
   const patterns = (selectors ?? ['**']).map((s) => ({ s, matches: layerNameMatcher(s) }));
   for (const { s, matches } of patterns) {
     if (!names.some(matches)) {
       throw new ConfigError([
-        `${field}: ${JSON.stringify(s)} matches no convolution; the model's are ${names.join(', ')}`,
+        `${field}: ${JSON.stringify(s)} matches no layer surgery can rewrite (a Conv2D or a Dense); ` +
+          `the model's are ${names.join(', ')}`,
       ]);
     }
   }
-  return convs.filter((t) => patterns.some(({ matches }) => matches(t.name)));
+  return candidates.filter((t) => patterns.some(({ matches }) => matches(t.name)));
 }
 
 /**
- * The convolutions to scan: those matched by `selectors` (all when absent) that the strategy supports with
- * `baseOptions` at every ratio, in model order.
+ * The layers to scan: those {@link matchLayers} gives for `selectors` (every convolution and Dense layer when
+ * absent) that the strategy supports with `baseOptions` at every ratio, in model order.
  *
- * @throws ConfigError when a selector matches no convolution, or nothing is left to scan; the strategy's
+ * @throws ConfigError when a selector matches no layer, or nothing is left to scan; the strategy's
  *   `StrategyOptionsError` when its options are invalid.
  */
 export function scanLayers(
@@ -92,12 +96,12 @@ export function scanLayers(
   field: string,
 ): string[] {
   const options = ratios.map((ratio) => parseStrategyOptions(strategy, { ...baseOptions, ratio }));
-  const chosen = matchConvolutions(model, selectors, field)
+  const chosen = matchLayers(model, selectors, field)
     .filter((t) => options.every((o) => strategy.supports(t, o).ok))
     .map((t) => t.name);
   if (chosen.length === 0) {
     throw new ConfigError([
-      `${field}: ${strategy.name} supports none of the selected convolutions at ratios ${ratios.join(', ')}`,
+      `${field}: ${strategy.name} supports none of the selected layers at ratios ${ratios.join(', ')}`,
     ]);
   }
   return chosen;
