@@ -65,10 +65,10 @@ export function numberOption(flags: string, description: string): Option {
 
 /**
  * The data flags of every command that reads images: `--data`, its image-folder settings (size, normalisation,
- * test split), the download, the limits.
+ * test split), the download, the limits (`--limit-train` only where training images are read: not for `web`).
  */
-export function addDataOptions(command: Command): Command {
-  return command
+export function addDataOptions(command: Command, { trainingImages = true } = {}): Command {
+  command
     .option(
       '--data <dir>',
       'CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (default: the bundled subset)',
@@ -91,7 +91,9 @@ export function addDataOptions(command: Command): Command {
       ),
     )
     .option('--download', 'download the full CIFAR-10 set into the cache folder (once) and use it')
-    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
-    .addOption(numberOption('--limit-train <n>', 'use only the first n training images (smoke runs)'))
-    .addOption(numberOption('--limit-test <n>', 'use only the first n test images (smoke runs)'));
+    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)');
+  if (trainingImages) {
+    command.addOption(numberOption('--limit-train <n>', 'use only the first n training images (smoke runs)'));
+  }
+  return command.addOption(numberOption('--limit-test <n>', 'use only the first n test images (smoke runs)'));
 }

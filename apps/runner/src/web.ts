@@ -13,7 +13,7 @@ import {
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
-import { type CommandDeps, commandAction, numberOption } from './command.js';
+import { addDataOptions, type CommandDeps, commandAction, numberOption } from './command.js';
 import { dataFields, wholeNumber } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
@@ -26,7 +26,7 @@ import { locateTrainedModel } from './sensitivity/index.js';
 const MAX_SAMPLES = 10_000;
 
 // The data flags of every command that reads images, less the training-set limit: the page shows test images only.
-const { data, inputSize, normalize, download, cacheDir, limitTest } = dataFields;
+const { limitTrain: _, ...testDataFields } = dataFields;
 
 /** `decompose web`. */
 export const webConfigSchema = z
@@ -40,13 +40,7 @@ export const webConfigSchema = z
      * or an image folder (`<dir>/<class>/*.png|jpg`, resized to `inputSize` or the model's input size and
      * normalised with `normalize`); default the bundled CIFAR-10 subset.
      */
-    data,
-    inputSize,
-    normalize,
-    download,
-    cacheDir,
-    /** Put only the first N test images in the page (spread over the classes for an image folder). */
-    limitTest,
+    ...testDataFields,
     /** Test images Node classifies, for comparing with the page's predictions. */
     samples: wholeNumber('samples', 1, MAX_SAMPLES).default(32),
     out: z.string().min(1).default('runs/web'),
@@ -221,32 +215,23 @@ const num = numberOption;
 
 /** Adds `decompose web` to the program. */
 export function registerWebCommand(program: Command, deps: CommandDeps): Command {
-  const command = program
-    .command('web')
-    .description(
-      'Prepare the browser page for a compressed model and its original (both models, the test images, Node predictions to compare with) and optionally serve it.',
-    )
-    .addOption(new Option('--config <file>', 'YAML or JSON file of options; flags override it'))
-    .option('--original <dir>', 'the model before compression (folder holding model.json, or its run folder)')
-    .option(
-      '--compressed <dir>',
-      'the compressed model (e.g. the --out of decompose compress, or <out>/model)',
-    )
-    .option(
-      '--data <dir>',
-      'the test images: a CIFAR-10 folder in the binary layout, or an image folder <dir>/<class>/*.png|jpg (its test split; default: the bundled subset)',
-    )
-    .option('--input-size <HxW>', "image folder: resize to HxW, e.g. 48x48 (default: the model's input size)")
-    .option(
-      '--normalize <mean,std>',
-      "per-channel mean,std (or 3 means then 3 stds) of pixels in [0, 1] the page normalises with (default: CIFAR-10's, ImageNet's for an image folder)",
-    )
-    .option(
-      '--download',
-      'download the full CIFAR-10 set into the cache folder (once) and use its test batch',
-    )
-    .option('--cache-dir <dir>', 'where --download keeps the data set (default ~/.cache/decompose)')
-    .addOption(num('--limit-test <n>', 'put only the first n test images in the page'))
+  const command = addDataOptions(
+    program
+      .command('web')
+      .description(
+        'Prepare the browser page for a compressed model and its original (both models, the test images, Node predictions to compare with) and optionally serve it.',
+      )
+      .addOption(new Option('--config <file>', 'YAML or JSON file of options; flags override it'))
+      .option(
+        '--original <dir>',
+        'the model before compression (folder holding model.json, or its run folder)',
+      )
+      .option(
+        '--compressed <dir>',
+        'the compressed model (e.g. the --out of decompose compress, or <out>/model)',
+      ),
+    { trainingImages: false },
+  )
     .addOption(num('--samples <n>', 'test images Node classifies for the comparison (default 32)'))
     .option('--out <dir>', 'output folder: the page and its files (default runs/web)')
     .option('--serve', 'serve the folder on 127.0.0.1 after preparing it, until Ctrl-C')
