@@ -170,7 +170,7 @@ describe('bounds that depend on the data', () => {
     const { code, err } = await cli('train', ...tiny, '--batch', '8', '--hold-out', '16', '--out', out);
     expect(code).toBe(2);
     expect(err).toEqual([
-      'error: Invalid configuration: --hold-out: got 16; must be a whole number in [1, 15] (the calibration split must be smaller than the 16 training images)',
+      'error: --hold-out: got 16; must be a whole number in [1, 15] (the calibration split must be smaller than the 16 training images)',
     ]);
     expect(await readdir(out)).toEqual(['train.log']);
   });

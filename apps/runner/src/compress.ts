@@ -8,6 +8,15 @@ import {
   type SkippedLayer,
 } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
+import {
+  BUILT_IN_LAYER_MODULES,
+  BUILT_IN_STRATEGIES,
+  loadModel,
+  modelPlugins,
+  readModelInputShape,
+  resolveStrategy,
+  saveModel,
+} from '@decompose/pipeline';
 import { evaluate, modelGeometry, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
@@ -17,15 +26,6 @@ import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError } from './errors.js';
 import { jsonText, readConfigFile, stageFile } from './files.js';
-import {
-  BUILT_IN_LAYER_MODULES,
-  BUILT_IN_STRATEGIES,
-  loadModel,
-  modelPlugins,
-  readModelInputShape,
-  resolveStrategy,
-  saveModel,
-} from './models.js';
 import type { Console } from './progress.js';
 import { formatCount, formatTable } from './table.js';
 import { percent, plural, trainOptions } from './train.js';

@@ -13,12 +13,12 @@ import { findBundledSubset } from '@decompose/cifar10';
 import { StrategyError } from '@decompose/core';
 import { initEngine, MODEL_JSON_FILE, WEIGHTS_FILE } from '@decompose/engine';
 import { mountSmallDisk } from '@decompose/engine/testing';
+import { saveModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import { InvalidTrainingOptionError, LOCK_FILE } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, reportError } from './errors.js';
-import { saveModel } from './models.js';
 import { runCli } from './program.js';
 
 const subset = findBundledSubset();

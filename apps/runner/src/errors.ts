@@ -7,6 +7,7 @@ import {
   type FileSystemProblem,
 } from '@decompose/engine';
 import { ImagesError } from '@decompose/images';
+import { PipelineError } from '@decompose/pipeline';
 import { ResNetError } from '@decompose/resnet';
 import { SensitivityError } from '@decompose/sensitivity';
 import { TrainError, type TrainingInterruptedError } from '@decompose/train';
@@ -146,6 +147,7 @@ const TYPED_ERRORS = [
   TrainError,
   CoreError,
   SensitivityError,
+  PipelineError,
   WebError,
 ] as const;
 

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { initEngine } from '@decompose/engine';
+import { loadModel, readModelInputShape } from '@decompose/pipeline';
 import { type EvaluationResult, evaluate, modelGeometry } from '@decompose/train';
 import type { EvalConfig } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
-import { loadModel, readModelInputShape } from './models.js';
 import type { Console } from './progress.js';
 import { percent } from './train.js';
 

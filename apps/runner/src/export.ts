@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { costTable, exportStock, type LoweredLayer, maxOutputDifference } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
+import { BUILT_IN_STRATEGIES, loadModel, loadPlugin, modelPlugins, saveModel } from '@decompose/pipeline';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Command, Option } from 'commander';
@@ -9,7 +10,6 @@ import { type CommandDeps, commandAction, numberOption } from './command.js';
 import { batchField, seedField } from './config.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, RunnerError } from './errors.js';
-import { BUILT_IN_STRATEGIES, loadModel, loadPlugin, modelPlugins, saveModel } from './models.js';
 import type { Console } from './progress.js';
 import { locateTrainedModel } from './sensitivity/index.js';
 import { formatCount, formatTable } from './table.js';

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { costTable, type LayerTiming, measureLayerTimes } from '@decompose/core';
 import { checkTrainable, type EngineInfo, initEngine } from '@decompose/engine';
+import { BUILT_IN_STRATEGIES, loadModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { InspectConfig } from './config.js';
 import { describeEngine } from './engine-report.js';
-import { BUILT_IN_STRATEGIES, loadModel } from './models.js';
 import type { Console } from './progress.js';
 import { formatCount, formatTable } from './table.js';
 

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { findBundledSubset } from '@decompose/cifar10';
 import type { EngineInfo } from '@decompose/engine';
 import { initEngine } from '@decompose/engine';
+import { saveModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import type { EvaluationResult } from '@decompose/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompressSummary } from './compress.js';
 import { describeEngine, ENGINE_LINE_LIMIT } from './engine-report.js';
 import type { InspectReport } from './inspect.js';
-import { saveModel } from './models.js';
 import { runCli } from './program.js';
 import { Console } from './progress.js';
 

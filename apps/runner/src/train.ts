@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { type EngineInfo, initEngine } from '@decompose/engine';
+import { type HoldOut, holdOutSplit, saveModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
@@ -21,9 +22,7 @@ import { type DataRecord, dataRecord, loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
 import { asOutputError, ensureDirectory, writeJsonAtomic } from './files.js';
-import { saveModel } from './models.js';
 import type { Console, Progress } from './progress.js';
-import { type HoldOut, holdOutSplit } from './sensitivity/calibration.js';
 
 /** Files a training run writes under its output folder. */
 export const RUN_FILES = {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { CIFAR10_CLASS_NAMES, CIFAR10_MEAN, decodeBatch, findBundledSubset } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
 import { writeSyntheticImageFolder } from '@decompose/images';
+import { saveModel } from '@decompose/pipeline';
 import {
   BUILT_PAGE_DIR,
   IMAGES_MANIFEST_PATH,
@@ -18,7 +19,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from './config.js';
-import { saveModel } from './models.js';
 import { runCli } from './program.js';
 import { Console } from './progress.js';
 import { runWeb, webConfigSchema } from './web.js';

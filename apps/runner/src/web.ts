@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { CIFAR10_CLASS_NAMES, CIFAR10_IMAGE_SHAPE } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
+import { loadModel } from '@decompose/pipeline';
 import {
   BUILT_PAGE_DIR,
   copyPage,
@@ -18,7 +19,6 @@ import { dataFields, wholeNumber } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError } from './errors.js';
-import { loadModel } from './models.js';
 import type { Console } from './progress.js';
 import { locateTrainedModel } from './sensitivity/index.js';
 

@@ -1,9 +1,9 @@
 import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
+import { BUILT_IN_STRATEGIES } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
-import { BUILT_IN_STRATEGIES } from '../models.js';
 import { measureModel } from './measure.js';
 
 const subset = findBundledSubset();

@@ -9,6 +9,16 @@ import {
   StrategyOptionsError,
 } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
+import {
+  BUILT_IN_LAYER_MODULES,
+  BUILT_IN_STRATEGIES,
+  loadModel,
+  modelPlugins,
+  type ResolvedStrategy,
+  readModelInputShape,
+  resolveStrategy,
+  saveModel,
+} from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { evaluate, modelGeometry, readMetrics, train } from '@decompose/train';
@@ -19,16 +29,6 @@ import { dataRecord, type LoadedData, loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
-import {
-  BUILT_IN_LAYER_MODULES,
-  BUILT_IN_STRATEGIES,
-  loadModel,
-  modelPlugins,
-  type ResolvedStrategy,
-  readModelInputShape,
-  resolveStrategy,
-  saveModel,
-} from '../models.js';
 import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
 import { formatSelection } from '../report/selection.js';

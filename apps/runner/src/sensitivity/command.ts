@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { initEngine } from '@decompose/engine';
 import {
+  loadModel,
+  modelPlugins,
+  readModelInputShape,
+  resolveCalibration,
+  resolveStrategy,
+} from '@decompose/pipeline';
+import {
   type Budget,
   type Selection,
   type SensitivityMetric,
@@ -15,16 +22,14 @@ import { addDataOptions, type CommandDeps, commandAction, numberOption } from '.
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
-import { loadModel, modelPlugins, readModelInputShape, resolveStrategy } from '../models.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
 import { formatSelection, metricWording } from '../report/selection.js';
-import { resolveCalibration } from './calibration.js';
 import { type SensitivityConfig, sensitivityConfigSchema } from './config.js';
 import { runScan, scanWorkerCount } from './scan.js';
 import { locateTrainedModel } from './trained.js';
 
-export { calibrationSplit } from './calibration.js';
+export { calibrationSplit } from '@decompose/pipeline';
 
 /** Files `decompose sensitivity` writes under `--out`. */
 export const SENSITIVITY_FILES = {

@@ -1,3 +1,4 @@
+import { DEFAULT_CALIBRATION } from '@decompose/pipeline';
 import { SENSITIVITY_METRICS } from '@decompose/sensitivity';
 import { z } from 'zod';
 import {
@@ -10,7 +11,6 @@ import {
   wholeNumber,
 } from '../config.js';
 import { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
-import { DEFAULT_CALIBRATION } from './calibration.js';
 
 const shared = trainConfigSchema.shape;
 

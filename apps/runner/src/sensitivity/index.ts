@@ -1,19 +1,6 @@
 export { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
 export { type JsonlScanCache, openScanCache } from './cache.js';
 export {
-  type CalibrationImages,
-  calibrationSplit,
-  DEFAULT_CALIBRATION,
-  type HoldOut,
-  heldOutImages,
-  holdOutSchema,
-  holdOutSplit,
-  imagesFingerprint,
-  type ResolvedCalibration,
-  resolveCalibration,
-  type TrainingRecord,
-} from './calibration.js';
-export {
   registerSensitivityCommand,
   runSensitivity,
   SENSITIVITY_FILES,

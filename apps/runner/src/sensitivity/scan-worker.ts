@@ -4,11 +4,11 @@
 // progress step goes back to the parent, which owns the cache file and the progress bar.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine } from '@decompose/engine';
+import { loadPlugin, resolveStrategy } from '@decompose/pipeline';
 import { type ScanCache, scanSensitivity } from '@decompose/sensitivity';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeError } from '../errors.js';
-import { loadPlugin, resolveStrategy } from '../models.js';
 import type { FromScanWorker, ScanWorkerSetup } from './worker-protocol.js';
 
 const setup = workerData as ScanWorkerSetup;

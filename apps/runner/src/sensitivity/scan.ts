@@ -9,6 +9,7 @@ import {
   type TargetLayer,
   targetShape,
 } from '@decompose/core';
+import { imagesFingerprint } from '@decompose/pipeline';
 import { type ScanProgress, type SensitivityTable, scanSensitivity } from '@decompose/sensitivity';
 import { modelGeometry, train } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,7 +18,6 @@ import { ConfigError } from '../errors.js';
 import type { Console } from '../progress.js';
 import { percent } from '../train.js';
 import { openScanCache } from './cache.js';
-import { imagesFingerprint } from './calibration.js';
 import { scanInWorkers } from './parallel.js';
 
 /** Everything a scan of one model with one strategy needs. */

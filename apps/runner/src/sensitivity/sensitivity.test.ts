@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { findBundledSubset } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
+import { saveModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import type { Selection, SensitivityTable } from '@decompose/sensitivity';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveModel } from '../models.js';
 import { registerSensitivityCommand } from './command.js';
 
 const subset = findBundledSubset();

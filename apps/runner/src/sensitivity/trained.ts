@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { holdOutSchema, type TrainingRecord } from '@decompose/pipeline';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { RUN_FILES } from '../train.js';
-import { holdOutSchema, type TrainingRecord } from './calibration.js';
 
 /**
  * A trained model's folder and what its training run's summary.json says about calibration: the run's seed and
