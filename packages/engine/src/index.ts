@@ -43,6 +43,7 @@ export {
   registerFileRouter,
   temporaryPath,
   WEIGHTS_FILE,
+  withSeparableDepthMultipliers,
 } from './io/index.js';
 export { UnsupportedKernelInputError } from './kernels/index.js';
 export { addEngineKernel, engineKernelNames } from './kernels.js';

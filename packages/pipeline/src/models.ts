@@ -1,3 +1,4 @@
+import { withSeparableDepthMultipliers } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
@@ -27,7 +28,7 @@ async function saveArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArtifac
   let saved: tf.io.ModelArtifacts | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
+      saved = withSeparableDepthMultipliers(artifacts);
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

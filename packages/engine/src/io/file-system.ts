@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeFileSystemFailure, fileSystemFailure, ModelFileError } from './errors.js';
 import { createDirectory, temporaryPath } from './temporary.js';
+import { withSeparableDepthMultipliers } from './topology.js';
 
 /** File name of the model topology and weights manifest inside a model directory. */
 export const MODEL_JSON_FILE = 'model.json';
@@ -198,7 +199,8 @@ function asModelFileError(error: unknown, what: string, directory: string, conse
 export function fileSystem(target: string, options: FileSystemOptions = {}): tf.io.IOHandler {
   const { directory, modelJson } = resolveModelPaths(target);
   return {
-    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+    async save(saved: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      const artifacts = withSeparableDepthMultipliers(saved);
       if (artifacts.modelTopology instanceof ArrayBuffer) {
         throw new ModelFileError(
           'unsupported-artifacts',
@@ -231,7 +233,7 @@ export function fileSystem(target: string, options: FileSystemOptions = {}): tf.
 
     async load(): Promise<tf.io.ModelArtifacts> {
       try {
-        return await loadArtifacts(directory, modelJson);
+        return withSeparableDepthMultipliers(await loadArtifacts(directory, modelJson));
       } catch (error) {
         throw asModelFileError(error, `Cannot load the model from ${directory}`, directory);
       }

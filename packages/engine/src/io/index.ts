@@ -9,3 +9,4 @@ export {
 export { type FileSystemOptions, fileSystem, MODEL_JSON_FILE, WEIGHTS_FILE } from './file-system.js';
 export { FILE_SCHEME, registerFileRouter } from './router.js';
 export { createDirectory, temporaryPath } from './temporary.js';
+export { withSeparableDepthMultipliers } from './topology.js';
