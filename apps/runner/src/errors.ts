@@ -7,6 +7,7 @@ import {
   type FileSystemProblem,
 } from '@decompose/engine';
 import { ImagesError } from '@decompose/images';
+import { JobsError } from '@decompose/jobs';
 import { PipelineError } from '@decompose/pipeline';
 import { ResNetError } from '@decompose/resnet';
 import { SensitivityError } from '@decompose/sensitivity';
@@ -80,29 +81,6 @@ export class TrainInterruptedError extends RunnerError {
 }
 
 /**
- * Thrown when a worker thread of a parallel sensitivity scan throws or exits before finishing its layers. The
- * scan's other workers are terminated; the entries finished so far are in the scan cache, so running the scan
- * again resumes from them.
- */
-export class ScanWorkerError extends RunnerError {
-  override readonly name = 'ScanWorkerError';
-  constructor(
-    /** The worker's number (0-based). */
-    readonly worker: number,
-    /** The layers it was scanning. */
-    readonly layers: readonly string[],
-    /** What went wrong, as one line. */
-    readonly reason: string,
-  ) {
-    super(
-      `Sensitivity scan worker ${worker} (layers ${layers.join(', ')}) failed: ${reason}. ` +
-        'The other scan workers were stopped; run the scan again to resume from the cached entries, ' +
-        'or scan on this thread (workers 0) to see the error where it happens.',
-    );
-  }
-}
-
-/**
  * Thrown when an output of a command (a report, `summary.json`, `train.log`, its folder) cannot be written: the
  * disk is full, the folder is read-only or not the user's, or a file stands where a folder should be. Nothing
  * half-written is left where a later run would read it.
@@ -120,11 +98,6 @@ export class OutputFileError extends RunnerError {
     super(describeFileSystemFailure(`Cannot write ${path}`, failure), options);
     this.problem = failure.problem;
   }
-}
-
-/** An error as one line for a message that crosses threads: its class name and message. */
-export function describeError(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** Exit code of a run that stopped on bad input (a typed error with a clear message). */
@@ -148,6 +121,7 @@ const TYPED_ERRORS = [
   CoreError,
   SensitivityError,
   PipelineError,
+  JobsError,
   WebError,
 ] as const;
 

@@ -32,7 +32,6 @@ export {
   OutputFileError,
   RunnerError,
   reportError,
-  ScanWorkerError,
 } from './errors.js';
 export { runEval } from './eval.js';
 export {

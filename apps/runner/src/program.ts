@@ -28,6 +28,7 @@ import { registerSensitivityCommand } from './sensitivity/index.js';
 import { formatSmoke, runSmoke } from './smoke.js';
 import { runTrain } from './train.js';
 import { registerWebCommand } from './web.js';
+import { registerWorkerCommand } from './worker.js';
 
 /** Where the program writes: log lines, error lines, and whether progress bars may be drawn. */
 export interface ProgramIo {
@@ -282,6 +283,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
   registerCompareCommand(program, deps);
   registerWebCommand(program, deps);
   registerExportCommand(program, deps);
+  registerWorkerCommand(program, deps);
 
   return program;
 }

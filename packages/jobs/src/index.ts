@@ -39,4 +39,4 @@ export {
   type UnitProgress,
   unitId,
 } from './unit.js';
-export { type QueueWorker, type QueueWorkerOptions, runQueueWorker } from './worker.js';
+export { type FinishedJob, type QueueWorker, type QueueWorkerOptions, runQueueWorker } from './worker.js';

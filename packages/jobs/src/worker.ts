@@ -1,8 +1,9 @@
-import { Worker } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import { MAX_BLOB_BYTES } from './blobs.js';
 import { type CatalogueRef, loadCatalogue } from './catalogue.js';
 import { JobsOptionError } from './errors.js';
 import { PROCESSOR_ENV } from './processor.js';
+import type { JobData } from './queue.js';
 import { createRedis, DEFAULT_CONNECT_TIMEOUT_MS, probeRedis } from './redis.js';
 
 /** Options of {@link runQueueWorker}. */
@@ -32,6 +33,19 @@ export interface QueueWorkerOptions {
   maxBlobBytes?: number;
   /** Called with errors of the connection or of BullMQ (packages do not print; the app decides). */
   onError?: (error: Error) => void;
+  /** Called as each job this worker ran finishes (packages do not print: an app logs it). */
+  onJob?: (job: FinishedJob) => void;
+}
+
+/** A job a queue worker ran, as {@link QueueWorkerOptions.onJob} reports it. */
+export interface FinishedJob {
+  /** The unit's kind, version and input. */
+  data: JobData;
+  ok: boolean;
+  /** The error's `Name: message` when it failed (it may be retried). */
+  error?: string;
+  /** From the job's start on this worker to its end. */
+  seconds: number;
 }
 
 /** A running queue worker. */
@@ -83,6 +97,16 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<Queue
     },
   });
   worker.on('error', onError);
+  const onJob = options.onJob;
+  if (onJob !== undefined) {
+    const report = (job: Job<JobData> | undefined, error?: Error) => {
+      if (job === undefined) return;
+      const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      onJob({ data: job.data, ok: error === undefined, ...(error ? { error: error.message } : {}), seconds });
+    };
+    worker.on('completed', (job) => report(job));
+    worker.on('failed', (job, error) => report(job, error));
+  }
   await worker.waitUntilReady();
 
   let closing: Promise<void> | undefined;

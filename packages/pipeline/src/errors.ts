@@ -48,3 +48,55 @@ export class PluginsFileError extends PipelineError {
     super(`${file} must be JSON of the form { "plugins": ["<package or path>", ...] }; fix or delete it.`);
   }
 }
+
+/** A scan cannot go ahead as asked: a layer selector matches nothing, or nothing is left to scan. */
+export class ScanRequestError extends PipelineError {
+  override readonly name = 'ScanRequestError';
+  constructor(
+    /** The flag or config field the request came from, e.g. `--layers`. */
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/** The scan cache file cannot be written (a full disk, missing permissions and the like). */
+export class ScanCacheError extends PipelineError {
+  override readonly name = 'ScanCacheError';
+  constructor(
+    /** The cache file. */
+    readonly file: string,
+    problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${problem}; free the space or fix the permissions, or give another output folder.`, options);
+  }
+}
+
+/** Units of a scan failed for good (the others finished, and are in the cache). */
+export class ScanUnitsError extends PipelineError {
+  override readonly name = 'ScanUnitsError';
+  constructor(
+    /** Each failed layer and why. */
+    readonly failures: readonly { layer: string; error: { name: string; message: string } }[],
+    finished: number,
+  ) {
+    super(
+      `the scan of ${failures.length} layer${failures.length === 1 ? '' : 's'} failed ` +
+        `(${finished} other layers finished and are cached; run the same command again to retry only these):\n  ` +
+        failures.map((f) => `${f.layer}: ${f.error.name}: ${f.error.message}`).join('\n  '),
+    );
+  }
+}
+
+/** A worker resolved the strategy specifier to another strategy or version than the coordinator. */
+export class StrategyMismatchError extends PipelineError {
+  override readonly name = 'StrategyMismatchError';
+  constructor(specifier: string, there: string, here: string, layer: string) {
+    super(
+      `'${specifier}' resolved to ${there} on the worker that scanned '${layer}', but to ${here} here: ` +
+        'install the same version of the strategy everywhere (workers and coordinator).',
+    );
+  }
+}

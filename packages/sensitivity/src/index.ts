@@ -1,6 +1,8 @@
 export { DEFAULT_CALIBRATION_BATCH, type LabelledImages } from './calibration.js';
 export { SensitivityError } from './errors.js';
 export {
+  calibrationBaseline,
+  layerCost,
   type ScanCache,
   type ScanOptions,
   type ScanProgress,

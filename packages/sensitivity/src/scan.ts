@@ -1,11 +1,4 @@
-import {
-  applyStrategy,
-  convCost,
-  type DecompositionStrategy,
-  describeLayer,
-  graphOf,
-  targetShape,
-} from '@decompose/core';
+import { applyStrategy, type DecompositionStrategy, graphOf, planStrategy } from '@decompose/core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { CalibrationEvaluator, type LabelledImages } from './calibration.js';
 import type { LayerBaseline, Metric, ScanEntry, SensitivityTable } from './table.js';
@@ -48,6 +41,11 @@ interface ScanSettings<Options> {
   onProgress?: (progress: ScanProgress) => void;
   /** Seed handed to the strategy; default 0. */
   seed?: number;
+  /**
+   * The trained model's metric on the calibration split, when the caller already has it (a scan split into
+   * units, one per layer, measures it once for all of them): the scan then does not evaluate the whole model.
+   */
+  baseline?: Metric;
 }
 
 /**
@@ -109,6 +107,42 @@ export async function scanSensitivity<Options>(options: ScanOptions<Options>): P
   }
 }
 
+/**
+ * The cost of `layer` as surgery reports it (`before` of its replacement): through core's `planStrategy`, so
+ * a Dense layer is costed as the 1×1 convolution it equals, and a Conv1D or SeparableConv2D as what surgery
+ * sees in it.
+ *
+ * @throws TypeError when surgery would not rewrite the layer with these options.
+ */
+export function layerCost<Options>(
+  model: LayersModel,
+  strategy: DecompositionStrategy<Options>,
+  layer: string,
+  options: unknown,
+): LayerBaseline['cost'] {
+  const planned = planStrategy(model, strategy, { layers: [layer], options }).rewrites[0];
+  if (planned === undefined)
+    throw new TypeError(
+      `Surgery would not rewrite layer '${layer}' with ${strategy.name}; scan only layers it rewrites.`,
+    );
+  return planned.before;
+}
+
+/**
+ * The trained model's metric on a calibration split, computed as {@link scanSensitivity} computes its
+ * baseline (BatchNorms folded, the functional view of a sequential model), so it can be handed to several
+ * scans as their `baseline`.
+ */
+export async function calibrationBaseline(model: LayersModel, split: LabelledImages): Promise<Metric> {
+  const graph = graphOf(model);
+  const evaluator = new CalibrationEvaluator(graph, split);
+  try {
+    return await evaluator.metric(graph, false);
+  } finally {
+    evaluator.dispose();
+  }
+}
+
 /** The scan, measuring with `evaluator` when there is one, else with the `evaluate` callback. */
 async function scan<Options>(
   options: ScanOptions<Options>,
@@ -125,15 +159,15 @@ async function scan<Options>(
   const evaluate = (m: LayersModel, atLayer: boolean): Promise<Metric> =>
     callback ? callback(m) : evaluator!.metric(m, atLayer);
 
-  const baseline = await evaluate(model, false);
+  const baseline = options.baseline ?? (await evaluate(model, false));
   const denseTimes = options.measureLayers ? await options.measureLayers(model, options.layers) : undefined;
   const layers: LayerBaseline[] = options.layers.map((name, i) => {
-    // A Dense layer is costed as the 1×1 convolution it equals, as surgery does.
-    const shape = targetShape(describeLayer(model, name));
-    if (shape === null)
-      throw new TypeError(`Layer '${name}' is neither a convolution nor a Dense layer; scan only those.`);
     const time = denseTimes?.[i];
-    return { layer: name, cost: convCost(shape), ...(time === undefined ? {} : { measuredMs: time }) };
+    return {
+      layer: name,
+      cost: layerCost(model, strategy, name, optionsForRatio(ratios[0] ?? 1)),
+      ...(time === undefined ? {} : { measuredMs: time }),
+    };
   });
 
   const entries: ScanEntry[] = [];

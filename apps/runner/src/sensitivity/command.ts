@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { initEngine } from '@decompose/engine';
+import { probeRedis } from '@decompose/jobs';
 import {
   loadModel,
   modelPlugins,
@@ -49,7 +50,7 @@ export interface SensitivityResult {
   seed: number;
   /** Images the scan measured on. */
   calibrationSize: number;
-  /** Worker threads the scan ran on (0: this thread). */
+  /** Worker threads the scan ran on (0: this thread, or the queue's workers with `--queue`). */
   workers: number;
   outDir: string;
 }
@@ -104,6 +105,8 @@ export function selectionDetails(selection: Selection): string {
  */
 export async function runSensitivity(config: SensitivityConfig, out: Console): Promise<SensitivityResult> {
   const outDir = path.resolve(config.out);
+  // An unreachable Redis fails before anything is written to --out.
+  if (config.queue !== undefined) await probeRedis(config.queue);
   await ensureDirectory(outDir);
   out.logTo(path.join(outDir, SENSITIVITY_FILES.log));
   try {
@@ -140,6 +143,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
           cacheFile: path.join(outDir, SENSITIVITY_FILES.cache),
           layersField: '--layers',
           workers: config.workers,
+          ...(config.queue === undefined ? {} : { queue: { url: config.queue, name: config.queueName } }),
         },
         out,
       );
@@ -173,7 +177,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
         selection,
         seed,
         calibrationSize: calibration.count,
-        workers: scanWorkerCount(config, table.layers.length),
+        workers: config.queue === undefined ? scanWorkerCount(config, table.layers.length) : 0,
         outDir,
       };
     } finally {
@@ -227,6 +231,11 @@ export function registerSensitivityCommand(program: Command, deps: CommandDeps):
         'worker threads to split the scanned layers over (default: one per core; 0 or 1: this thread); with --fine-tune-steps or --measure-time the scan stays on this thread',
       ),
     )
+    .option(
+      '--queue <url>',
+      'redis://HOST:PORT[/DB]: run the scan on `decompose worker` processes through this Redis (default: locally)',
+    )
+    .option('--queue-name <name>', 'the queue the workers take units from (default decompose)')
     .addOption(num('--batch <n>', 'batch size of the fine-tune steps (default 128)'))
     .addOption(
       num('--seed <s>', "seed of a new calibration split (default: the hold-out's, else the training run's)"),

@@ -1,5 +1,4 @@
 export { budgetFieldSchema, ratiosFieldSchema } from './budget.js';
-export { type JsonlScanCache, openScanCache } from './cache.js';
 export {
   registerSensitivityCommand,
   runSensitivity,
@@ -8,6 +7,22 @@ export {
   select,
   selectionDetails,
 } from './command.js';
-export { layersFieldSchema, type SensitivityConfig, scanFields, sensitivityConfigSchema } from './config.js';
-export { matchLayers, runScan, type ScanRequest, scanLayers, weightsFingerprint } from './scan.js';
+export {
+  DEFAULT_QUEUE_NAME,
+  layersFieldSchema,
+  queueNameSchema,
+  queueUrlSchema,
+  type SensitivityConfig,
+  scanFields,
+  sensitivityConfigSchema,
+} from './config.js';
+export {
+  matchLayers,
+  runScan,
+  type ScanQueue,
+  type ScanRequest,
+  scanLayers,
+  scanWorkerCount,
+  weightsFingerprint,
+} from './scan.js';
 export { locateTrainedModel, type TrainedModel } from './trained.js';

@@ -203,7 +203,7 @@ describe('decompose sensitivity', () => {
     );
     expect(glob.code).toBe(2);
     expect(glob.err[0]).toMatch(
-      /--layers: "stage9\.\*\*" matches no layer surgery can rewrite \(a Conv2D or a Dense\); the model's are stem\.conv, .*, head\.fc$/,
+      /--layers: "stage9\.\*\*" matches no layer surgery can rewrite \(a convolution or a Dense\); the model's are stem\.conv, .*, head\.fc$/,
     );
   });
 });
