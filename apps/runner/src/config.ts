@@ -115,6 +115,18 @@ const workersFieldSchema = workersField().default(() => defaultWorkers());
 /** A batch size. */
 export const batchField = () => count('batch', LIMITS.batch);
 
+/**
+ * `queue`: the Redis URL of a BullMQ queue to run the command's units on (workers started with
+ * `decompose worker --queue <url>` take them); absent: they run in this process.
+ */
+export const queueFieldSchema = z
+  .string()
+  .regex(
+    /^rediss?:\/\/[^/\s]+(\/\d+)?\/?$/,
+    'queue must be a Redis URL, redis://HOST:PORT[/DB], e.g. redis://127.0.0.1:6379',
+  )
+  .optional();
+
 /** Where the images come from; shared by every command that reads data. */
 export const dataFields = {
   /** A CIFAR-10 folder in the binary layout, or an image folder (`<dir>/<class>/*.png`); default the bundled subset. */

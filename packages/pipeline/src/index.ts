@@ -1,4 +1,21 @@
 export {
+  type ArmEvent,
+  type ArmPhaseSeconds,
+  type ArmPipelineInput,
+  type ArmPipelineIO,
+  type ArmPipelineResult,
+  type ArmRecipe,
+  armRecipeSchema,
+  runArmPipeline,
+  type StepLoss,
+  type TestFigures,
+} from './arm.js';
+export {
+  describeReestimation,
+  reestimateOnTrainingImages,
+  type TrainingImagesReestimation,
+} from './batch-norm.js';
+export {
   type CalibrationImages,
   calibrationSeenInTraining,
   calibrationSplit,
@@ -20,8 +37,10 @@ export {
   StrategyChoiceError,
 } from './errors.js';
 export { packImageSet, unpackImageSet } from './image-sets.js';
+export { type ModelMeasurement, measureModel } from './measure.js';
 export { loadModel, modelPlugins, PLUGINS_FILE, readModelInputShape, saveModel } from './model-files.js';
 export { loadPackedModel, type PackedModel, packModel, unpackModel } from './models.js';
+export { PIPELINE_QUEUE } from './queue.js';
 export {
   absoluteSpecifier,
   BUILT_IN_LAYER_MODULES,
@@ -31,3 +50,7 @@ export {
   type ResolvedStrategy,
   resolveStrategy,
 } from './strategies.js';
+export { plural, type SgdSettings, sgdSettingsSchema, trainOptions } from './training.js';
+export { type ArmUnitResult, armUnit, armUnitInputSchema, armUnitResultSchema } from './units/arm.js';
+export { dataBlobsSchema, epochMetricsSchema } from './units/shared.js';
+export { trainingRunInputSchema, trainingRunResultSchema, trainingRunUnit } from './units/training-run.js';
