@@ -1,26 +1,21 @@
 import path from 'node:path';
 import { CIFAR10_IMAGE_SHAPE } from '@decompose/cifar10';
-import {
-  applyStrategy,
-  costTable,
-  type LayerReplacement,
-  type LayerSelection,
-  type SkippedLayer,
-} from '@decompose/core';
+import { costTable, type LayerReplacement, type LayerSelection, type SkippedLayer } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
 import {
-  BUILT_IN_LAYER_MODULES,
   BUILT_IN_STRATEGIES,
+  describeReestimation,
   loadModel,
   modelPlugins,
   readModelInputShape,
   resolveStrategy,
+  runArmPipeline,
   saveModel,
+  type TestFigures,
 } from '@decompose/pipeline';
-import { evaluate, modelGeometry, train } from '@decompose/train';
+import { evaluate, modelGeometry } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { describeReestimation, reestimateOnTrainingImages } from './batch-norm.js';
 import { type CompressConfig, checkTrainingBatch } from './config.js';
 import { loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
@@ -28,7 +23,7 @@ import { ConfigError } from './errors.js';
 import { jsonText, readConfigFile, stageFile } from './files.js';
 import type { Console } from './progress.js';
 import { formatCount, formatTable } from './table.js';
-import { percent, plural, trainOptions } from './train.js';
+import { percent, plural, trainingProgress } from './train.js';
 
 /** Parameters, per-image forward MACs and test accuracy of a model (accuracy and loss null without data). */
 export interface ModelFigures {
@@ -107,6 +102,7 @@ function layerSelection(config: CompressConfig): LayerSelection | undefined {
 export async function runCompress(config: CompressConfig, out: Console): Promise<CompressSummary> {
   const engine = await initEngine();
   for (const line of describeEngine(engine, out.verbose)) out.log(line);
+  // Resolved here as well as in the pipeline, so a bad --strategy names its flag before any data is read.
   const { strategy, plugin } = await resolveStrategy(config.strategy, '--strategy');
   const options = strategyOptions(config);
   const perLayer = await perLayerOptions(config.selection);
@@ -133,88 +129,81 @@ export async function runCompress(config: CompressConfig, out: Console): Promise
     );
   }
   if (data && config.fineTuneEpochs > 0) checkTrainingBatch('--batch', config.batch, data.train.count);
+  const baselinePlugins = await modelPlugins(modelDir);
   const original = await loadModel(modelDir);
   let compressed: tfl.LayersModel | null = null;
   try {
     // A model built for other images than the data's is refused before the surgery, naming both.
     if (data) modelGeometry(original, data.test, data.name);
-    const figures = async (model: tfl.LayersModel): Promise<ModelFigures> => {
-      const cost = costTable(model, {
-        strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
-      }).total;
-      const result = data ? await evaluate(model, data.test, config.batch) : null;
-      return {
-        params: cost.params,
-        forwardMacs: cost.forwardMacs,
-        accuracy: result?.accuracy ?? null,
-        loss: result?.loss ?? null,
-      };
-    };
-    // Surgery before the first evaluation: it refuses a bad selection, options or weights without a wait.
-    const surgery = applyStrategy(original, strategy, {
-      layers: layerSelection(config),
-      options,
-      perLayerOptions: perLayer,
-      init: config.initFrom,
-      seed: config.seed,
-    });
-    compressed = surgery.model;
-    const before = await figures(original);
-    out.log(
-      `${strategy.name}: rewrote ${surgery.report.length} layers` +
-        (surgery.skipped.length > 0
-          ? ` (${surgery.skipped.length} matched but left as they are: see summary.json)`
-          : ''),
-    );
-    const afterSurgery = await figures(compressed);
-    let reestimated: ModelFigures | null = null;
-    if (data && config.bnImages > 0) {
-      const done = reestimateOnTrainingImages(compressed, data.train, {
-        images: config.bnImages,
-        batch: config.batch,
-        seed: config.seed,
-      });
-      out.log(describeReestimation(done));
-      reestimated = await figures(compressed);
-    }
-    let fineTuned: ModelFigures | null = null;
     const outDir = path.resolve(config.out);
-    if (data && config.fineTuneEpochs > 0) {
-      out.log(`fine-tuning for ${plural(config.fineTuneEpochs, 'epoch')}`);
-      const setupModules = [
-        ...BUILT_IN_LAYER_MODULES,
-        ...(await modelPlugins(modelDir)),
-        ...(plugin ? [plugin] : []),
-      ];
-      await train({
-        ...trainOptions(
-          config,
-          { model: compressed, trainData: data.train, evalData: data.test, epochs: config.fineTuneEpochs },
-          out,
-        ),
+    const progress = trainingProgress(config.batch, out);
+    // Compress is an arm without a scan: the one arm pipeline, in this thread, with no throughput measurement.
+    const arm = await runArmPipeline(
+      {
+        baseline: original,
+        baselinePlugins,
+        strategy: config.strategy,
+        layers: layerSelection(config),
+        options,
+        perLayerOptions: perLayer,
+        init: config.initFrom,
+        seed: config.seed,
+        recipe: { ...config, epochs: data ? config.fineTuneEpochs : 0, bnImages: config.bnImages },
+        data: data && { train: data.train, test: data.test },
+      },
+      {
         checkpointDir: path.join(outDir, 'fine-tune'),
         resume: false,
-        workerOptions: { setupModules, resolveFrom: new URL('.', import.meta.url) },
-      });
-      fineTuned = await figures(compressed);
-    }
+        resolveFrom: new URL('.', import.meta.url),
+        ...progress,
+        onEvent: (event) => {
+          if (event.phase === 'surgery') {
+            out.log(
+              `${event.strategy}: rewrote ${event.rewritten} layers` +
+                (event.skipped > 0
+                  ? ` (${event.skipped} matched but left as they are: see summary.json)`
+                  : ''),
+            );
+          } else if (event.phase === 'batch-norm') {
+            out.log(describeReestimation(event));
+          } else if (event.phase === 'fine-tune') {
+            out.log(`fine-tuning for ${plural(event.epochs, 'epoch')}`);
+          }
+        },
+      },
+    );
+    compressed = arm.model;
+    const figuresOf = (evaluation: TestFigures | null): ModelFigures => ({
+      ...arm.cost,
+      accuracy: evaluation?.accuracy ?? null,
+      loss: evaluation?.loss ?? null,
+    });
+    const cost = costTable(original, {
+      strategies: BUILT_IN_STRATEGIES.concat(plugin ? [strategy] : []),
+    }).total;
+    const evaluated = data ? await evaluate(original, data.test, config.batch) : null;
+    const before: ModelFigures = {
+      params: cost.params,
+      forwardMacs: cost.forwardMacs,
+      accuracy: evaluated?.accuracy ?? null,
+      loss: evaluated?.loss ?? null,
+    };
     const savedDir = path.join(outDir, 'model');
-    const plugins = [...new Set([...(await modelPlugins(modelDir)), ...(plugin ? [plugin] : [])])];
     const summary: CompressSummary = {
       config,
-      strategy: strategy.name,
-      report: surgery.report,
-      skipped: surgery.skipped,
+      strategy: arm.strategy,
+      report: arm.rewritten,
+      skipped: arm.skipped,
       before,
-      compressed: afterSurgery,
-      reestimated,
-      fineTuned,
+      compressed: figuresOf(arm.surgery),
+      reestimated: arm.batchNorm && figuresOf(arm.batchNorm),
+      fineTuned: arm.fineTuned && figuresOf(arm.fineTuned),
       modelDir: savedDir,
     };
     // The summary is written before the model and put in place after it: a failure leaves neither behind.
     const summaryFile = await stageFile(path.join(outDir, 'summary.json'), jsonText(summary));
     try {
-      await saveModel(compressed, savedDir, plugins);
+      await saveModel(compressed, savedDir, arm.plugins);
     } catch (error) {
       await summaryFile.discard();
       throw error;

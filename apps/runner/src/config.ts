@@ -1,5 +1,7 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
+import { checkRedisUrl } from '@decompose/jobs';
+import { PIPELINE_QUEUE } from '@decompose/pipeline';
 import { ARCHITECTURES, INITS, SHORTCUTS } from '@decompose/resnet';
 import { z } from 'zod';
 import { MAX_INPUT_SIDE, parseInputSize, parseNormalize } from './data.js';
@@ -114,6 +116,32 @@ const workersFieldSchema = workersField().default(() => defaultWorkers());
 
 /** A batch size. */
 export const batchField = () => count('batch', LIMITS.batch);
+
+/** A Redis URL for `--queue`: `redis://HOST:PORT[/DB]` (or `rediss://`). */
+export const queueUrlSchema = z.string().refine(
+  (url) => {
+    try {
+      checkRedisUrl(url);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'queue must be redis://HOST:PORT[/DB] (or rediss:// for TLS), e.g. redis://127.0.0.1:6379' },
+);
+
+/** A queue's name: what coordinators and `decompose worker` processes meet on. */
+export const queueNameSchema = z
+  .string()
+  .regex(/^[\w.-]+$/, 'queueName must be letters, digits, "_", "-" or "." (e.g. decompose)');
+
+/** The queue fields of a command that can run its units on workers: the Redis URL and the queue's name. */
+export const queueFields = {
+  /** Run the units on `decompose worker` processes through this Redis (absent: in this process). */
+  queue: queueUrlSchema.optional(),
+  /** The queue's name (the workers' `--queue-name`); default the pipeline's. */
+  queueName: queueNameSchema.default(PIPELINE_QUEUE),
+};
 
 /** Where the images come from; shared by every command that reads data. */
 export const dataFields = {

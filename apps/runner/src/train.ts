@@ -2,7 +2,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { type EngineInfo, initEngine } from '@decompose/engine';
-import { type HoldOut, holdOutSplit, saveModel } from '@decompose/pipeline';
+import {
+  type HoldOut,
+  holdOutSplit,
+  trainOptions as pipelineTrainOptions,
+  plural,
+  type SgdSettings,
+  saveModel,
+} from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type EpochMetrics,
@@ -10,7 +17,6 @@ import {
   lockRunDirectory,
   readCheckpoint,
   readMetrics,
-  type ScheduleSpec,
   type StepProgress,
   TrainingInterruptedError,
   type TrainOptions,
@@ -57,72 +63,23 @@ export interface TrainSummary {
   modelDir: string;
 }
 
-/** The SGD settings shared by `train` and the fine-tuning of `compress`. */
-export type SgdSettings = Pick<
-  TrainConfig,
-  | 'batch'
-  | 'lr'
-  | 'momentum'
-  | 'nesterov'
-  | 'weightDecay'
-  | 'decayOn'
-  | 'schedule'
-  | 'milestones'
-  | 'gamma'
-  | 'warmupEpochs'
-  | 'labelSmoothing'
-  | 'augment'
-  | 'workers'
-  | 'seed'
->;
-
-function scheduleSpec(settings: SgdSettings, epochs: number): ScheduleSpec {
-  const { lr, warmupEpochs } = settings;
-  switch (settings.schedule) {
-    case 'cosine':
-      return { type: 'cosine', lr, warmupEpochs };
-    case 'constant':
-      return { type: 'constant', lr, warmupEpochs };
-    case 'step': {
-      const milestones = settings.milestones ?? [
-        ...new Set([Math.round(epochs / 2), Math.round((3 * epochs) / 4)].filter((e) => e >= 1)),
-      ];
-      return { type: 'step', lr, milestones, gamma: settings.gamma, warmupEpochs };
-    }
-  }
-}
-
-/** The `train()` options for `model` under the command's SGD settings, with progress drawn on `out`. */
-export function trainOptions(
-  settings: SgdSettings,
-  run: { model: tfl.LayersModel; trainData: Cifar10Images; evalData: Cifar10Images; epochs: number },
+/**
+ * Progress callbacks for `train()`: a bar per epoch on `out` and one log line per finished epoch. They take
+ * train's progress values, so a unit's step and epoch progress (from a worker) is drawn the same way.
+ */
+export function trainingProgress(
+  batch: number,
   out: Console,
-): TrainOptions {
+): { onStep(p: StepProgress): void; onEpoch(m: EpochMetrics): void } {
   let bar: Progress | null = null;
   const status = (p: StepProgress) =>
     `loss ${p.loss.toFixed(3)} acc ${percent(p.accuracy)} lr ${p.lr.toPrecision(3)} ${p.imagesPerSecond.toFixed(0)} img/s`;
   return {
-    ...run,
-    batchSize: settings.batch,
-    augment: settings.augment,
-    seed: settings.seed,
-    schedule: scheduleSpec(settings, run.epochs),
-    optimizer: {
-      momentum: settings.momentum,
-      nesterov: settings.nesterov,
-      weightDecay: settings.weightDecay,
-      weightDecayScope: settings.decayOn,
-    },
-    labelSmoothing: settings.labelSmoothing,
-    workers: settings.workers,
     onStep: (p) => {
       // The first step is over before the bar exists: count its time, so the first line has an ETA.
       if (p.step === 1) {
-        bar = out.progress(
-          `epoch ${p.epoch}/${p.epochs}`,
-          p.stepsPerEpoch,
-          settings.batch / p.imagesPerSecond,
-        );
+        bar?.stop();
+        bar = out.progress(`epoch ${p.epoch}/${p.epochs}`, p.stepsPerEpoch, batch / p.imagesPerSecond);
       }
       bar?.update(p.step, status(p));
     },
@@ -134,10 +91,16 @@ export function trainOptions(
   };
 }
 
-/** `n` and a noun, plural unless n is 1: `1 epoch`, `2 epochs`. */
-export function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+/** The `train()` options for `model` under the command's SGD settings (the pipeline's), with progress drawn on `out`. */
+export function trainOptions(
+  settings: SgdSettings,
+  run: { model: tfl.LayersModel; trainData: Cifar10Images; evalData: Cifar10Images; epochs: number },
+  out: Console,
+): TrainOptions {
+  return { ...pipelineTrainOptions(settings, run), ...trainingProgress(settings.batch, out) };
 }
+
+export { plural };
 
 /** A fraction as a percentage with one decimal, e.g. `91.3%`. */
 export function percent(fraction: number): string {

@@ -1,18 +1,17 @@
 import os from 'node:os';
 import { type FinishedJob, runQueueWorker } from '@decompose/jobs';
-import { PIPELINE_CATALOGUE } from '@decompose/pipeline';
+import { PIPELINE_CATALOGUE, PIPELINE_QUEUE } from '@decompose/pipeline';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type CommandDeps, commandAction, numberOption } from './command.js';
-import { LIMITS, wholeNumber } from './config.js';
+import { LIMITS, queueNameSchema, queueUrlSchema, wholeNumber } from './config.js';
 import type { Console } from './progress.js';
-import { DEFAULT_QUEUE_NAME, queueNameSchema, queueUrlSchema } from './sensitivity/config.js';
 
 /** `decompose worker`. */
 export const workerConfigSchema = z.strictObject({
   /** `redis://HOST:PORT[/DB]`, the coordinators' `--queue`. */
   queue: queueUrlSchema,
-  queueName: queueNameSchema.default(DEFAULT_QUEUE_NAME),
+  queueName: queueNameSchema.default(PIPELINE_QUEUE),
   /** Jobs at once, each in its own process; default one per core. */
   concurrency: wholeNumber('concurrency', 1, LIMITS.workers).default(() => os.availableParallelism()),
 });

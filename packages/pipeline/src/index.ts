@@ -1,3 +1,20 @@
+export {
+  type ArmEvent,
+  type ArmPhaseSeconds,
+  type ArmPipelineInput,
+  type ArmPipelineIO,
+  type ArmPipelineResult,
+  type ArmRecipe,
+  armRecipeSchema,
+  runArmPipeline,
+  type StepLoss,
+  type TestFigures,
+} from './arm.js';
+export {
+  describeReestimation,
+  reestimateOnTrainingImages,
+  type TrainingImagesReestimation,
+} from './batch-norm.js';
 export { type JsonlScanCache, openScanCache } from './cache.js';
 export {
   type CalibrationImages,
@@ -26,8 +43,10 @@ export {
   StrategyMismatchError,
 } from './errors.js';
 export { packImageSet, unpackImageSet } from './image-sets.js';
+export { type ModelMeasurement, measureModel } from './measure.js';
 export { loadModel, modelPlugins, PLUGINS_FILE, readModelInputShape, saveModel } from './model-files.js';
 export { loadPackedModel, type PackedModel, packModel, unpackModel } from './models.js';
+export { PIPELINE_QUEUE } from './queue.js';
 export {
   matchLayers,
   type ScanOnExecutorOptions,
@@ -45,6 +64,8 @@ export {
   type ResolvedStrategy,
   resolveStrategy,
 } from './strategies.js';
+export { plural, type SgdSettings, sgdSettingsSchema, trainOptions } from './training.js';
+export { type ArmUnitResult, armUnit, armUnitInputSchema, armUnitResultSchema } from './units/arm.js';
 export {
   releaseScanLayerCache,
   type ScanLayerProgress,
@@ -52,3 +73,5 @@ export {
   scanLayerInputSchema,
   scanLayerResultSchema,
 } from './units/scan-layer.js';
+export { dataBlobsSchema, epochMetricsSchema } from './units/shared.js';
+export { trainingRunInputSchema, trainingRunResultSchema, trainingRunUnit } from './units/training-run.js';

@@ -14,7 +14,12 @@ export function registerCompareCommand(program: Command, deps: CommandDeps): Com
       new Option('--config <file>', 'YAML or JSON file: baseline, fineTune, measure, arms (required)'),
     )
     .option('--run <name>', 'name of the report folder (default: the config\'s run, else "compare")')
-    .option('--report-dir <dir>', 'where report folders go (default reports)');
+    .option('--report-dir <dir>', 'where report folders go (default reports)')
+    .option(
+      '--queue <url>',
+      'run the baseline training and the arms as units on this Redis queue, redis://HOST:PORT[/DB], taken by `decompose worker --queue` processes (default: in this process)',
+    )
+    .option('--queue-name <name>', 'the queue the workers take units from (default decompose)');
   addDataOptions(command).addHelpText(
     'after',
     [
@@ -22,6 +27,7 @@ export function registerCompareCommand(program: Command, deps: CommandDeps): Com
       'Examples:',
       '  $ decompose compare --config compare.yaml',
       '  $ decompose compare --config compare.yaml --run r20-basis-vs-svd --report-dir reports',
+      '  $ decompose compare --config compare.yaml --queue redis://10.0.0.5:6379',
       '  $ decompose compare --config mine.yaml --data photos/ --input-size 64x64 --test-fraction 0.25',
       '',
       'compare.yaml:',

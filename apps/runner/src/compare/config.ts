@@ -6,6 +6,7 @@ import {
   compressConfigSchema,
   dataFields,
   LIMITS,
+  queueFields,
   trainConfigSchema,
   wholeNumber,
 } from '../config.js';
@@ -90,6 +91,8 @@ export const compareConfigSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'run must be letters, digits, ".", "_" or "-"')
       .default('compare'),
     reportDir: z.string().min(1).default('reports'),
+    /** Run the baseline training and the arms as units on this Redis queue (absent: in this process). */
+    ...queueFields,
     /** The images, as for the other commands: CIFAR-10 or an image folder (its size, normalisation, test split). */
     ...dataFields,
     baseline: baselineSchema.default(baselineSchema.parse({})),

@@ -1,3 +1,4 @@
+export { type ModelMeasurement, measureModel } from '@decompose/pipeline';
 export { registerCompareCommand } from './command.js';
 export {
   type ArmConfig,
@@ -10,7 +11,7 @@ export {
   recipeSchema,
 } from './config.js';
 export { DEMO_PRESET, runDemo } from './demo.js';
-export { type ModelMeasurement, measureModel, weightBytes } from './measure.js';
+export { weightBytes } from './measure.js';
 export { COMPARE_CHARTS, compareMarkdown, resultsCsv, writeCompareReport } from './report.js';
 export type {
   ArmResult,
@@ -18,6 +19,7 @@ export type {
   ArmSeconds,
   BaselineResult,
   CompareResults,
+  FailedArm,
   Phase,
   RewrittenLayer,
   StepLoss,

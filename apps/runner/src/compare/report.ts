@@ -193,6 +193,18 @@ function testSplitNote(split: CompareResults['data']['testSplit'] | undefined): 
   return split ? ` (test images: ${describeTestSplit(split)})` : '';
 }
 
+/** The arms that failed for good, below the leaderboard (nothing when none did). */
+function failedArms(results: CompareResults): string[] {
+  const failed = results.failed ?? [];
+  if (failed.length === 0) return [];
+  return [
+    `**${failed.length} arm${failed.length === 1 ? '' : 's'} failed** and ${failed.length === 1 ? 'is' : 'are'} not on the leaderboard (a re-run tries ${failed.length === 1 ? 'it' : 'them'} again):`,
+    '',
+    ...failed.map((f) => `- \`${f.name}\` (${f.strategy}): ${f.error.name}: ${f.error.message}`),
+    '',
+  ];
+}
+
 /** `report.md`: leaderboard, charts, selections, recipe, machine and the wall-clock of every phase. */
 export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<string, string>): string {
   const m = results.machine;
@@ -208,6 +220,7 @@ export function compareMarkdown(results: CompareResults, heatmaps: ReadonlyMap<s
     '',
     ...leaderboard(results),
     '',
+    ...failedArms(results),
     `Sorted by test accuracy. Δ acc is the arm's test accuracy minus the baseline's, in percentage points; × columns ` +
       `are fractions of the baseline. MACs are forward multiply-adds per image (core's cost table). Throughput is ` +
       `measured here: ${measure.steps} timed forward+backward (train) and inference (eval) passes on a batch of ` +

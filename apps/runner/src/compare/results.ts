@@ -1,10 +1,10 @@
 import type { LayerCost, SkippedLayer } from '@decompose/core';
+import type { ArmPhaseSeconds, ModelMeasurement, StepLoss } from '@decompose/pipeline';
 import type { Selection, SensitivityTable } from '@decompose/sensitivity';
 import type { EpochMetrics } from '@decompose/train';
 import type { DataRecord } from '../data.js';
 import type { MachineInfo } from '../report/machine.js';
 import type { ArmConfig, BaselineConfig, Recipe } from './config.js';
-import type { ModelMeasurement } from './measure.js';
 
 /** The baseline as measured in this run. */
 export interface BaselineResult extends ModelMeasurement {
@@ -29,20 +29,12 @@ export interface RewrittenLayer {
   after: LayerCost;
 }
 
-/** Fine-tune training curve: running mean loss within the epoch after each optimizer step. */
-export interface StepLoss {
-  step: number;
-  loss: number;
-}
+export type { StepLoss };
 
 /** Wall-clock seconds of one arm's phases (in the run that computed it). */
-export interface ArmSeconds {
+export interface ArmSeconds extends ArmPhaseSeconds {
+  /** The sensitivity scan, run by the coordinator before the arm's unit. */
   scan: number;
-  surgery: number;
-  /** Re-estimating the BatchNorm statistics and evaluating the result (0 when `recipe.bnImages` is 0). */
-  batchNorm: number;
-  fineTune: number;
-  measure: number;
 }
 
 /** What `arms/<name>/result.json` holds: everything the report needs about one finished arm. */
@@ -104,7 +96,16 @@ export interface CompareResults {
   recipe: { baseline: BaselineConfig; fineTune: Recipe; measure: { batch: number; steps: number } };
   baseline: BaselineResult;
   arms: ArmRow[];
+  /** Arms that failed for good (bad plugin, NaN…), with their error; the other arms are in `arms`. */
+  failed: FailedArm[];
   phases: Phase[];
+}
+
+/** An arm that failed for good: its name, strategy and the error its unit ended with. */
+export interface FailedArm {
+  name: string;
+  strategy: string;
+  error: { name: string; message: string };
 }
 
 /** Files and folders of a compare report, under `<reportDir>/<run>/`. */
@@ -119,6 +120,8 @@ export const COMPARE_FILES = {
   result: 'result.json',
   model: 'model',
   checkpoints: 'checkpoints',
+  /** Beside the baseline trained here: its training's epochs. */
+  epochs: 'epochs.json',
   /** Beside the baseline trained here: the settings it was trained with. */
   recipe: 'recipe.json',
 } as const;

@@ -2,32 +2,35 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CIFAR10_IMAGE_SHAPE, type Cifar10Images } from '@decompose/cifar10';
-import {
-  applyStrategy,
-  type DecompositionStrategy,
-  parseStrategyOptions,
-  StrategyOptionsError,
-} from '@decompose/core';
+import { parseStrategyOptions, StrategyOptionsError } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
+import type { Executor } from '@decompose/jobs';
 import {
-  BUILT_IN_LAYER_MODULES,
+  type ArmEvent,
+  type ArmUnitResult,
+  armUnit,
   BUILT_IN_STRATEGIES,
+  describeReestimation,
   loadModel,
+  loadPackedModel,
+  measureModel,
   modelPlugins,
+  packImageSet,
+  packModel,
   type ResolvedStrategy,
   readModelInputShape,
   resolveStrategy,
   saveModel,
+  trainingRunUnit,
 } from '@decompose/pipeline';
-import { createCifarResNet } from '@decompose/resnet';
 import type { SensitivityTable } from '@decompose/sensitivity';
-import { evaluate, modelGeometry, readMetrics, train } from '@decompose/train';
+import { type EpochMetrics, modelGeometry, readMetrics } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { describeReestimation, reestimateOnTrainingImages } from '../batch-norm.js';
 import { checkTrainingBatch } from '../config.js';
 import { dataRecord, type LoadedData, loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
+import { openExecutor, queueAddress } from '../executor.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
@@ -35,9 +38,9 @@ import { formatSelection } from '../report/selection.js';
 import { calibrationSplit, select } from '../sensitivity/command.js';
 import { matchLayers, runScan, scanWorkerCount, weightsFingerprint } from '../sensitivity/scan.js';
 import { locateTrainedModel, type TrainedModel } from '../sensitivity/trained.js';
-import { percent, trainOptions } from '../train.js';
+import { percent } from '../train.js';
 import { type ArmConfig, type CompareConfig, calibrationCount, type Recipe } from './config.js';
-import { measureModel, weightBytes } from './measure.js';
+import { weightBytes } from './measure.js';
 import { writeCompareReport } from './report.js';
 import {
   type ArmResult,
@@ -45,9 +48,10 @@ import {
   type BaselineResult,
   COMPARE_FILES,
   type CompareResults,
+  type FailedArm,
   type Phase,
-  type StepLoss,
 } from './results.js';
+import { UnitFailedError, unitProgress } from './units.js';
 
 const phaseNames = {
   scan: 'sensitivity scan',
@@ -75,6 +79,9 @@ interface Context {
   baselinePlugins: string[];
   fingerprint: string;
   seed: number;
+  executor: Executor;
+  /** Blob ids of the packed baseline and images, put once for every arm's unit. */
+  blobs: { baseline: string; train: string; test: string };
 }
 
 /**
@@ -88,7 +95,14 @@ async function prepareBaseline(
   data: LoadedData,
   out: Console,
   phases: Phase[],
-): Promise<{ model: tfl.LayersModel; modelDir: string; seed: number; trainedHere: boolean }> {
+  executor: Executor,
+): Promise<{
+  model: tfl.LayersModel;
+  modelDir: string;
+  seed: number;
+  trainedHere: boolean;
+  epochs: EpochMetrics[];
+}> {
   const b = config.baseline;
   if (trained !== null) {
     const seed = trained.trainingSeed ?? b.seed;
@@ -101,7 +115,7 @@ async function prepareBaseline(
       model.dispose();
       throw error;
     }
-    return { model, modelDir: trained.modelDir, seed, trainedHere: false };
+    return { model, modelDir: trained.modelDir, seed, trainedHere: false, epochs: [] };
   }
   const dir = path.join(reportDir, COMPARE_FILES.baseline);
   const modelDir = path.join(dir, COMPARE_FILES.model);
@@ -121,33 +135,63 @@ async function prepareBaseline(
     }
     out.log(`baseline: trained earlier in ${modelDir}`);
     phases.push({ phase: 'baseline training', seconds: 0, note: 'reused from an earlier run' });
-    return { model: await loadModel(modelDir), modelDir, seed: b.seed, trainedHere: true };
+    return {
+      model: await loadModel(modelDir),
+      modelDir,
+      seed: b.seed,
+      trainedHere: true,
+      epochs: await baselineEpochs(dir),
+    };
   }
-  const trainData =
-    heldOut === null
-      ? data.train
-      : calibrationSplit(data.train, heldOut, b.seed, "'arms.select.calibration'").rest;
-  checkTrainingBatch("'baseline.batch'", b.batch, trainData.count);
-  const model = createCifarResNet({ arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed });
-  try {
-    out.log(
-      `baseline: training ${b.model} for ${b.epochs} epochs (lr ${b.lr}, ${b.schedule}) on ${trainData.count} images` +
-        (heldOut === null ? '' : ` (${heldOut} held out for the sensitivity scans)`),
+  checkTrainingBatch("'baseline.batch'", b.batch, data.train.count - (heldOut ?? 0));
+  out.log(
+    `baseline: training ${b.model} for ${b.epochs} epochs (lr ${b.lr}, ${b.schedule}) on ${data.train.count - (heldOut ?? 0)} images` +
+      (heldOut === null ? '' : ` (${heldOut} held out for the sensitivity scans)`),
+  );
+  // A training-run unit: on this thread, or on a queue worker with --queue.
+  const drawProgress = unitProgress(b.batch, out);
+  const training = await timed(phases, 'baseline training', async () => {
+    const [outcome] = await executor.run(
+      [
+        trainingRunUnit.unit({
+          architecture: { arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed },
+          model: null,
+          data: {
+            train: await executor.blobs.put(packImageSet(data.train)),
+            test: await executor.blobs.put(packImageSet(data.test)),
+          },
+          recipe: b,
+          holdOut: heldOut === null ? null : { count: heldOut, seed: b.seed },
+        }),
+      ],
+      { onProgress: (_index, progress) => drawProgress(progress) },
     );
-    await timed(phases, 'baseline training', async () => {
-      await train({
-        ...trainOptions(b, { model, trainData, evalData: data.test, epochs: b.epochs }, out),
-        checkpointDir: path.join(dir, COMPARE_FILES.checkpoints),
-        resume: true,
-      });
+    if (outcome === undefined || !outcome.ok) {
+      throw new UnitFailedError(
+        "the baseline's training",
+        outcome?.ok === false ? outcome.error : { name: 'Error', message: 'no outcome' },
+      );
+    }
+    const model = await loadPackedModel(await executor.blobs.get(outcome.result.model));
+    try {
       await saveModel(model, modelDir);
+      await writeJsonAtomic(path.join(dir, COMPARE_FILES.epochs), outcome.result.epochs);
       await writeAtomic(recipeFile, JSON.stringify(recipe));
-    });
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return { model, modelDir, seed: b.seed, trainedHere: true };
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    await executor.blobs.delete(outcome.result.model);
+    return { model, epochs: outcome.result.epochs };
+  });
+  return { ...training, modelDir, seed: b.seed, trainedHere: true };
+}
+
+/** The epochs of a baseline trained by compare (`epochs.json`; a report of before units: its checkpoints' record). */
+async function baselineEpochs(dir: string): Promise<EpochMetrics[]> {
+  const file = path.join(dir, COMPARE_FILES.epochs);
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as EpochMetrics[];
+  return readMetrics(path.join(dir, COMPARE_FILES.checkpoints));
 }
 
 /**
@@ -183,168 +227,173 @@ async function finishedArm(
   return result;
 }
 
-/** Scan, surgery, fine-tune and measurement of one arm; writes `arms/<name>/result.json` and its model. */
-async function runArm(
+/** What the coordinator decides for an arm before its unit: the scan and selection of a selecting arm. */
+interface ArmPlan {
+  scan: SensitivityTable | null;
+  scanWorkers: number | null;
+  selection: ArmResult['selection'];
+  scanSeconds: number;
+}
+
+/**
+ * The sensitivity scan and selection of a selecting arm, run here by the coordinator (the scan machinery has
+ * its own parallelism); an arm with layers by glob plans nothing.
+ */
+async function planArm(
   ctx: Context,
   arm: ArmConfig,
   index: number,
-  { strategy, plugin }: ResolvedStrategy,
+  { strategy }: ResolvedStrategy,
+): Promise<ArmPlan> {
+  const { out } = ctx;
+  const recipe = ctx.config.fineTune;
+  if (arm.select === undefined) return { scan: null, scanWorkers: null, selection: null, scanSeconds: 0 };
+  const s = arm.select;
+  // As many threads as the arm's fine-tune, which runs right after the scan.
+  const workers = s.workers ?? recipe.workers;
+  const started = performance.now();
+  const { calibration, rest } = calibrationSplit(
+    ctx.train,
+    s.calibration,
+    ctx.seed,
+    `'arms.${index}.select.calibration'`,
+  );
+  const scan = await runScan(
+    {
+      model: ctx.baseline,
+      strategy,
+      strategySpecifier: arm.strategy,
+      modelPlugins: ctx.baselinePlugins,
+      layers: arm.layers,
+      ratios: s.ratios,
+      baseOptions: arm.options,
+      calibration,
+      fineTuneData: rest,
+      fineTuneSteps: s.fineTuneSteps,
+      fineTuneLr: s.fineTuneLr,
+      measureTime: s.measureTime,
+      batch: recipe.batch,
+      seed: ctx.seed,
+      cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
+      layersField: `'arms.${index}.layers'`,
+      workers,
+    },
+    out,
+  );
+  const scanSeconds = (performance.now() - started) / 1000;
+  const selection = select(scan, s.budget, s.selector, s.metric);
+  for (const line of formatSelection(selection)) out.log(line);
+  return {
+    scan,
+    scanWorkers: scanWorkerCount({ ...s, workers }, scan.layers.length),
+    selection,
+    scanSeconds,
+  };
+}
+
+/** The arm's unit: surgery (of the selected layers and ratios, or of its layers), re-estimation, fine-tune, measurement. */
+function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrategy, plan: ArmPlan) {
+  const { selection } = plan;
+  return armUnit.unit({
+    baseline: ctx.blobs.baseline,
+    // A plugin by its absolute specifier, which a worker imports as well as this process.
+    strategy: plugin ?? arm.strategy,
+    // none: core's default, every layer the strategy supports
+    layers: selection ? selection.choices.map((c) => c.layer) : arm.layers,
+    options: arm.options,
+    perLayerOptions: selection
+      ? Object.fromEntries(selection.choices.map((c) => [c.layer, c.options]))
+      : undefined,
+    init: 'trained',
+    seed: ctx.config.fineTune.seed,
+    recipe: ctx.config.fineTune,
+    data: { train: ctx.blobs.train, test: ctx.blobs.test },
+    measure: ctx.config.measure,
+  });
+}
+
+/**
+ * Log lines for the events of an arm's pipeline (the same lines wherever the arm runs); `state` keeps what a
+ * later line quotes.
+ */
+function logArmEvent(
+  out: Console,
+  name: string,
+  event: ArmEvent,
+  state: { surgeryAccuracy: number; reestimated: boolean },
+): void {
+  switch (event.phase) {
+    case 'surgery':
+      out.log(`${name}: ${event.strategy} rewrote ${event.rewritten} layers`);
+      return;
+    case 'surgery-evaluated':
+      state.surgeryAccuracy = event.accuracy;
+      out.log(`${name}: test accuracy after surgery ${percent(event.accuracy)}`);
+      return;
+    case 'batch-norm':
+      state.reestimated = true;
+      out.log(`${name}: ${describeReestimation(event)}`);
+      out.log(
+        `${name}: test accuracy after BatchNorm re-estimation ${percent(event.accuracy ?? 0)} ` +
+          `(${percent(state.surgeryAccuracy)} after surgery); fine-tuning`,
+      );
+      return;
+    case 'fine-tune':
+      if (!state.reestimated)
+        out.log(`${name}: BatchNorm statistics kept (fineTune.bnImages is 0); fine-tuning`);
+      return;
+    case 'measured':
+      return;
+  }
+}
+
+/** Saves an arm unit's model to `arms/<name>/model/` and writes its `result.json`. */
+async function finishArm(
+  ctx: Context,
+  arm: ArmConfig,
+  plan: ArmPlan,
+  done: ArmUnitResult,
   armDir: string,
 ): Promise<ArmResult> {
-  const { config, out } = ctx;
-  const recipe = config.fineTune;
-  const seconds = { scan: 0, surgery: 0, batchNorm: 0, fineTune: 0, measure: 0 };
-  const clock = async <T>(phase: keyof typeof seconds, run: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
-    try {
-      return await run();
-    } finally {
-      seconds[phase] += (performance.now() - started) / 1000;
-    }
-  };
-
-  let scan: SensitivityTable | null = null;
-  let scanWorkers: number | null = null;
-  let selection: ArmResult['selection'] = null;
-  if (arm.select !== undefined) {
-    const s = arm.select;
-    // As many threads as the arm's fine-tune, which runs right after the scan.
-    const workers = s.workers ?? recipe.workers;
-    scan = await clock('scan', async () => {
-      const { calibration, rest } = calibrationSplit(
-        ctx.train,
-        s.calibration,
-        ctx.seed,
-        `'arms.${index}.select.calibration'`,
-      );
-      return runScan(
-        {
-          model: ctx.baseline,
-          strategy,
-          strategySpecifier: arm.strategy,
-          modelPlugins: ctx.baselinePlugins,
-          layers: arm.layers,
-          ratios: s.ratios,
-          baseOptions: arm.options,
-          calibration,
-          fineTuneData: rest,
-          fineTuneSteps: s.fineTuneSteps,
-          fineTuneLr: s.fineTuneLr,
-          measureTime: s.measureTime,
-          batch: recipe.batch,
-          seed: ctx.seed,
-          cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
-          layersField: `'arms.${index}.layers'`,
-          workers,
-        },
-        out,
-      );
-    });
-    scanWorkers = scanWorkerCount({ ...s, workers }, scan.layers.length);
-    selection = select(scan, s.budget, s.selector, s.metric);
-    for (const line of formatSelection(selection)) out.log(line);
-  }
-
-  const surgery = await clock('surgery', async () =>
-    applyStrategy(ctx.baseline, strategy, {
-      layers: selection ? selection.choices.map((c) => c.layer) : arm.layers, // none: core's default, every layer the strategy supports
-      options: arm.options,
-      perLayerOptions: selection
-        ? Object.fromEntries(selection.choices.map((c) => [c.layer, c.options]))
-        : undefined,
-      init: 'trained',
-      seed: recipe.seed,
-    }),
-  );
-  const model = surgery.model;
+  const modelDir = path.join(armDir, COMPARE_FILES.model);
+  const model = await loadPackedModel(await ctx.executor.blobs.get(done.model));
   try {
-    out.log(`${arm.name}: ${strategy.name} rewrote ${surgery.report.length} layers`);
-    const strategies: DecompositionStrategy[] = [...BUILT_IN_STRATEGIES, ...(plugin ? [strategy] : [])];
-    const surgeryAccuracy = (await clock('surgery', () => evaluate(model, ctx.test, recipe.batch))).accuracy;
-    out.log(`${arm.name}: test accuracy after surgery ${percent(surgeryAccuracy)}`);
-    let bnAccuracy: number | null = null;
-    if (recipe.bnImages > 0) {
-      bnAccuracy = await clock('batchNorm', async () => {
-        const done = reestimateOnTrainingImages(model, ctx.train, {
-          images: recipe.bnImages,
-          batch: recipe.batch,
-          seed: recipe.seed,
-        });
-        out.log(`${arm.name}: ${describeReestimation(done)}`);
-        return (await evaluate(model, ctx.test, recipe.batch)).accuracy;
-      });
-      out.log(
-        `${arm.name}: test accuracy after BatchNorm re-estimation ${percent(bnAccuracy)} ` +
-          `(${percent(surgeryAccuracy)} after surgery); fine-tuning`,
-      );
-    } else {
-      out.log(`${arm.name}: BatchNorm statistics kept (fineTune.bnImages is 0); fine-tuning`);
-    }
-
-    const checkpointDir = path.join(armDir, COMPARE_FILES.checkpoints);
-    const steps: StepLoss[] = [];
-    await clock('fineTune', async () => {
-      const options = trainOptions(
-        recipe,
-        { model, trainData: ctx.train, evalData: ctx.test, epochs: recipe.epochs },
-        out,
-      );
-      await train({
-        ...options,
-        onStep: (p) => {
-          options.onStep?.(p);
-          steps.push({ step: p.globalStep, loss: p.loss });
-        },
-        checkpointDir,
-        resume: true,
-        workerOptions: {
-          setupModules: [...BUILT_IN_LAYER_MODULES, ...ctx.baselinePlugins, ...(plugin ? [plugin] : [])],
-          resolveFrom: new URL('.', import.meta.url),
-        },
-      });
-    });
-
-    const modelDir = path.join(armDir, COMPARE_FILES.model);
-    const measured = await clock('measure', async () => {
-      const m = await measureModel(model, ctx.test, {
-        evalBatch: recipe.batch,
-        batch: config.measure.batch,
-        steps: config.measure.steps,
-        strategies,
-      });
-      await saveModel(model, modelDir, [...new Set([...ctx.baselinePlugins, ...(plugin ? [plugin] : [])])]);
-      return m;
-    });
-    const result: ArmResult = {
-      name: arm.name,
-      strategy: strategy.name,
-      plugin,
-      config: arm,
-      recipe,
-      baselineFingerprint: ctx.fingerprint,
-      ...measured,
-      rewritten: surgery.report.map((r) => ({
-        layer: r.layer,
-        options: r.options,
-        before: r.before,
-        after: r.after,
-      })),
-      skipped: surgery.skipped,
-      scan,
-      scanWorkers,
-      selection,
-      surgeryAccuracy,
-      bnAccuracy,
-      fineTune: { epochs: await readMetrics(checkpointDir), steps },
-      seconds,
-      modelDir,
-      modelBytes: await weightBytes(modelDir),
-    };
-    await writeJsonAtomic(path.join(armDir, COMPARE_FILES.result), result);
-    return result;
+    await saveModel(model, modelDir, done.plugins);
   } finally {
     model.dispose();
   }
+  // The model is in the report now: Redis need not keep it.
+  await ctx.executor.blobs.delete(done.model);
+  const { measured, surgery } = done;
+  if (measured === null || surgery === null)
+    throw new Error('an arm with data came back without its measurement');
+  const result: ArmResult = {
+    name: arm.name,
+    strategy: done.strategy,
+    plugin: done.plugin,
+    config: arm,
+    recipe: ctx.config.fineTune,
+    baselineFingerprint: ctx.fingerprint,
+    ...measured,
+    rewritten: done.rewritten.map((r) => ({
+      layer: r.layer,
+      options: r.options,
+      before: r.before,
+      after: r.after,
+    })),
+    skipped: done.skipped,
+    scan: plan.scan,
+    scanWorkers: plan.scanWorkers,
+    selection: plan.selection,
+    surgeryAccuracy: surgery.accuracy,
+    bnAccuracy: done.batchNorm?.accuracy ?? null,
+    fineTune: done.fineTune ?? { epochs: [], steps: [] },
+    seconds: { scan: plan.scanSeconds, ...done.seconds },
+    modelDir,
+    modelBytes: await weightBytes(modelDir),
+  };
+  await writeJsonAtomic(path.join(armDir, COMPARE_FILES.result), result);
+  return result;
 }
 
 /**
@@ -376,7 +425,8 @@ async function resolveArms(arms: readonly ArmConfig[]): Promise<ResolvedStrategy
  * surgery (`init: trained`, layers by glob or by a sensitivity selection), its BatchNorm statistics re-estimated
  * on `fineTune.bnImages` augmented training images (unless 0), fine-tuned with the same recipe and measured
  * (test accuracy, Δ vs baseline, params, MACs, measured train/eval img/s, weight bytes). Finished arms are kept
- * in `arms/<name>/result.json` and skipped by a re-run; a half fine-tuned arm resumes from its checkpoint.
+ * in `arms/<name>/result.json` and skipped by a re-run. The baseline training and the arms run as units on
+ * `--queue`'s Redis queue, or in this process without it; an arm that fails for good is listed in `failed`.
  * Writes `report.md`, `results.json`, `results.csv`, the charts (SVG + PNG) and `run.log`.
  */
 export async function runCompare(config: CompareConfig, out: Console): Promise<CompareResults> {
@@ -389,6 +439,29 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
     const engine = await initEngine();
     for (const line of describeEngine(engine, out.verbose)) out.log(line);
     const strategies = await resolveArms(config.arms);
+    // Before anything is read or written: an unreachable --queue is a typed error naming its URL.
+    const executor = await openExecutor(queueAddress(config));
+    try {
+      return await compareOn(executor, config, strategies, reportDir, engine, phases, out);
+    } finally {
+      await executor.close();
+    }
+  } finally {
+    out.logTo(null);
+  }
+}
+
+/** The body of {@link runCompare}, with its executor open. */
+async function compareOn(
+  executor: Executor,
+  config: CompareConfig,
+  strategies: ResolvedStrategy[],
+  reportDir: string,
+  engine: Awaited<ReturnType<typeof initEngine>>,
+  phases: Phase[],
+  out: Console,
+): Promise<CompareResults> {
+  {
     const trained =
       config.baseline.modelDir === undefined
         ? null
@@ -397,7 +470,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
     const modelInput = trained === null ? CIFAR10_IMAGE_SHAPE : await readModelInputShape(trained.modelDir);
     const data = await timed(phases, 'data', () => loadData(config, out, { modelInput }));
     checkTrainingBatch("'fineTune.batch'", config.fineTune.batch, data.train.count);
-    const baseline = await prepareBaseline(config, trained, reportDir, data, out, phases);
+    const baseline = await prepareBaseline(config, trained, reportDir, data, out, phases, executor);
     try {
       const fingerprint = weightsFingerprint(baseline.model);
       const baselinePlugins = await modelPlugins(baseline.modelDir);
@@ -417,9 +490,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         modelBytes: await weightBytes(baseline.modelDir),
         seed: baseline.seed,
         trainedHere: baseline.trainedHere,
-        epochs: baseline.trainedHere
-          ? await readMetrics(path.join(reportDir, COMPARE_FILES.baseline, COMPARE_FILES.checkpoints))
-          : [],
+        epochs: baseline.epochs,
       };
       out.log(`baseline: test accuracy ${percent(measured.accuracy)}, ${measured.params} params`);
       const ctx: Context = {
@@ -432,30 +503,82 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         baselinePlugins,
         fingerprint,
         seed: baseline.seed,
+        executor,
+        blobs: {
+          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins)),
+          train: await executor.blobs.put(packImageSet(data.train)),
+          test: await executor.blobs.put(packImageSet(data.test)),
+        },
       };
       for (const [index, arm] of config.arms.entries()) {
         if (arm.layers) matchLayers(baseline.model, arm.layers, `'arms.${index}.layers'`);
       }
-      const arms: ArmResult[] = [];
+      const results_: (ArmResult | null)[] = config.arms.map(() => null);
       const reused = new Set<string>();
+      const failed: FailedArm[] = [];
+      // Finished arms are reused; the others are planned here (scan and selection) and run as one batch of
+      // units: one after another on this thread, or side by side on the queue's workers.
+      const pending: { index: number; arm: ArmConfig; plan: ArmPlan; armDir: string }[] = [];
       for (const [index, arm] of config.arms.entries()) {
         const armDir = path.join(reportDir, COMPARE_FILES.arms, arm.name);
         const file = path.join(armDir, COMPARE_FILES.result);
         const earlier = await finishedArm(file, arm, config.fineTune, fingerprint, index);
         if (earlier) {
           out.log(`arm ${index + 1}/${config.arms.length} '${arm.name}': finished earlier, reusing ${file}`);
-          arms.push(earlier);
+          results_[index] = earlier;
           reused.add(arm.name);
           continue;
         }
         out.log(`arm ${index + 1}/${config.arms.length} '${arm.name}': ${arm.strategy}`);
-        const result = await runArm(ctx, arm, index, strategies[index]!, armDir);
-        out.log(
-          `arm '${arm.name}': test accuracy ${percent(result.accuracy)} ` +
-            `(${(100 * (result.accuracy - measured.accuracy)).toFixed(1)} pp vs baseline), ${result.params} params`,
-        );
-        arms.push(result);
+        pending.push({ index, arm, plan: await planArm(ctx, arm, index, strategies[index]!), armDir });
       }
+      const states = pending.map(() => ({ surgeryAccuracy: 0, reestimated: false }));
+      const draw = pending.map(({ arm }, i) =>
+        unitProgress(config.fineTune.batch, out, (event) => logArmEvent(out, arm.name, event, states[i]!)),
+      );
+      const saving: Promise<void>[] = [];
+      const fail = (arm: ArmConfig, error: { name: string; message: string }) => {
+        out.log(`arm '${arm.name}': failed: ${error.name}: ${error.message}`);
+        failed.push({
+          name: arm.name,
+          strategy: arm.strategy,
+          error: { name: error.name, message: error.message },
+        });
+      };
+      await executor.run(
+        pending.map(({ arm, plan, index }) => armUnitOf(ctx, arm, strategies[index]!, plan)),
+        {
+          onProgress: (i, progress) => draw[i]!(progress),
+          // Each arm is written as it finishes, so a coordinator stopped later keeps it.
+          onResult: (i, outcome) => {
+            const { index, arm, plan, armDir } = pending[i]!;
+            if (!outcome.ok) {
+              fail(arm, outcome.error);
+              return;
+            }
+            saving.push(
+              finishArm(ctx, arm, plan, outcome.result, armDir).then(
+                (result) => {
+                  results_[index] = result;
+                  out.log(
+                    `arm '${arm.name}': test accuracy ${percent(result.accuracy)} ` +
+                      `(${(100 * (result.accuracy - measured.accuracy)).toFixed(1)} pp vs baseline), ${result.params} params`,
+                  );
+                },
+                (error: unknown) => fail(arm, error instanceof Error ? error : new Error(String(error))),
+              ),
+            );
+          },
+        },
+      );
+      await Promise.all(saving);
+      await Promise.all(Object.values(ctx.blobs).map((id) => executor.blobs.delete(id)));
+      // In the config's order, whatever order they finished in.
+      failed.sort(
+        (x, y) =>
+          config.arms.findIndex((a) => a.name === x.name) - config.arms.findIndex((a) => a.name === y.name),
+      );
+      const arms = results_.filter((r): r is ArmResult => r !== null);
       for (const arm of arms) {
         const note = reused.has(arm.name) ? { note: 'from the earlier run that computed it' } : {};
         for (const [phase, seconds] of Object.entries(arm.seconds)) {
@@ -483,6 +606,7 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
         recipe: { baseline: config.baseline, fineTune: config.fineTune, measure: config.measure },
         baseline: baselineResult,
         arms: rows,
+        failed,
         phases,
       };
       await timed(phases, 'report', () => writeCompareReport(results, reportDir, out));
@@ -491,7 +615,5 @@ export async function runCompare(config: CompareConfig, out: Console): Promise<C
     } finally {
       baseline.model.dispose();
     }
-  } finally {
-    out.logTo(null);
   }
 }

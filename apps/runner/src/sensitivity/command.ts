@@ -22,6 +22,7 @@ import { renderChart } from '../charts.js';
 import { addDataOptions, type CommandDeps, commandAction, numberOption } from '../command.js';
 import { loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
+import { queueAddress } from '../executor.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import type { Console } from '../progress.js';
 import { sensitivityHeatmapSpec } from '../report/charts.js';
@@ -143,7 +144,7 @@ export async function runSensitivity(config: SensitivityConfig, out: Console): P
           cacheFile: path.join(outDir, SENSITIVITY_FILES.cache),
           layersField: '--layers',
           workers: config.workers,
-          ...(config.queue === undefined ? {} : { queue: { url: config.queue, name: config.queueName } }),
+          ...(config.queue === undefined ? {} : { queue: queueAddress(config) }),
         },
         out,
       );

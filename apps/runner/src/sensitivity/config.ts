@@ -1,4 +1,3 @@
-import { checkRedisUrl } from '@decompose/jobs';
 import { DEFAULT_CALIBRATION } from '@decompose/pipeline';
 import { SENSITIVITY_METRICS } from '@decompose/sensitivity';
 import { z } from 'zod';
@@ -7,6 +6,7 @@ import {
   dataFields,
   defaultWorkers,
   LIMITS,
+  queueFields,
   seedField,
   trainConfigSchema,
   wholeNumber,
@@ -19,27 +19,6 @@ const shared = trainConfigSchema.shape;
 export const layersFieldSchema = z
   .union([z.string().transform((text) => text.split(',').map((s) => s.trim())), z.array(z.string())])
   .pipe(z.array(z.string().min(1, 'layer names and globs must not be empty')).min(1));
-
-/** A Redis URL for `--queue`: `redis://HOST:PORT[/DB]` (or `rediss://`). */
-export const queueUrlSchema = z.string().refine(
-  (url) => {
-    try {
-      checkRedisUrl(url);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'queue must be redis://HOST:PORT[/DB] (or rediss:// for TLS), e.g. redis://127.0.0.1:6379' },
-);
-
-/** A queue's name: what coordinators and `decompose worker` processes meet on. */
-export const queueNameSchema = z
-  .string()
-  .regex(/^[\w.-]+$/, 'queueName must be letters, digits, "_", "-" or "." (e.g. decompose)');
-
-/** The queue name `--queue` uses unless `--queue-name` says another. */
-export const DEFAULT_QUEUE_NAME = 'decompose';
 
 const calibrationCount = wholeNumber('calibration', 1, LIMITS.images);
 
@@ -78,9 +57,7 @@ export const sensitivityConfigSchema = z
     budget: budgetFieldSchema.optional(),
     workers: scanFields.workers.default(() => defaultWorkers()),
     /** `redis://HOST:PORT[/DB]`: run the scan's units on `decompose worker` processes through this Redis. */
-    queue: queueUrlSchema.optional(),
-    /** The queue's name (the workers' `--queue-name`). */
-    queueName: queueNameSchema.default(DEFAULT_QUEUE_NAME),
+    ...queueFields,
     batch: shared.batch,
     /** Seed of a new calibration split; default the hold-out's, else the seed the model was trained with. */
     seed: seedField('seed').optional(),

@@ -8,10 +8,7 @@ export {
   selectionDetails,
 } from './command.js';
 export {
-  DEFAULT_QUEUE_NAME,
   layersFieldSchema,
-  queueNameSchema,
-  queueUrlSchema,
   type SensitivityConfig,
   scanFields,
   sensitivityConfigSchema,
@@ -19,7 +16,6 @@ export {
 export {
   matchLayers,
   runScan,
-  type ScanQueue,
   type ScanRequest,
   scanLayers,
   scanWorkerCount,

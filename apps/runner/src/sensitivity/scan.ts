@@ -1,22 +1,17 @@
 import type { Cifar10Images } from '@decompose/cifar10';
 import { selectImages } from '@decompose/cifar10';
 import type { DecompositionStrategy } from '@decompose/core';
-import { type Executor, localExecutor, queueExecutor } from '@decompose/jobs';
-import { PIPELINE_CATALOGUE, scanLayers, scanOnExecutor } from '@decompose/pipeline';
+import { scanLayers, scanOnExecutor } from '@decompose/pipeline';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { modelGeometry } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { openExecutor, type QueueAddress } from '../executor.js';
 import type { Console } from '../progress.js';
 import { percent } from '../train.js';
 
 export { matchLayers, scanLayers, weightsFingerprint } from '@decompose/pipeline';
 
 /** Where the scan's units run through a queue: `redis://HOST:PORT[/DB]` and the queue's name. */
-export interface ScanQueue {
-  url: string;
-  name: string;
-}
-
 /** Everything a scan of one model with one strategy needs. */
 export interface ScanRequest {
   model: tfl.LayersModel;
@@ -50,7 +45,7 @@ export interface ScanRequest {
    */
   workers?: number;
   /** Run the units through this queue (on `decompose worker` processes) instead of locally. */
-  queue?: ScanQueue;
+  queue?: QueueAddress;
 }
 
 /**
@@ -68,12 +63,6 @@ export function scanWorkerCount(
 
 const TIMING_BATCH = 32;
 const TIMING_REPEATS = 3;
-
-/** The executor a scan runs on: the queue when given, else this thread or `threads` worker threads. */
-async function scanExecutor(queue: ScanQueue | undefined, threads: number): Promise<Executor> {
-  if (queue !== undefined) return queueExecutor({ url: queue.url, queue: queue.name });
-  return localExecutor(threads > 0 ? { catalogue: PIPELINE_CATALOGUE, threads } : {});
-}
 
 /**
  * Runs a sensitivity scan with a progress bar, resuming from the JSON-lines cache, and returns its table: the
@@ -101,7 +90,7 @@ export async function runScan(request: ScanRequest, out: Console): Promise<Sensi
     request.layersField,
   );
   const threads = scanWorkerCount(request, layers.length);
-  const executor = await scanExecutor(request.queue, threads);
+  const executor = await openExecutor(request.queue, threads);
   let bar: ReturnType<Console['progress']> | undefined;
   try {
     return await scanOnExecutor(

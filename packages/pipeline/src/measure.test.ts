@@ -1,10 +1,10 @@
 import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
-import { BUILT_IN_STRATEGIES } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
 import { measureModel } from './measure.js';
+import { BUILT_IN_STRATEGIES } from './strategies.js';
 
 const subset = findBundledSubset();
 

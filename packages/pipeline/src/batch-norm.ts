@@ -2,7 +2,7 @@ import type { Cifar10Images } from '@decompose/cifar10';
 import { type BatchNormReestimation, reestimateBatchNorm } from '@decompose/core';
 import { augmentedImages } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { plural } from './train.js';
+import { plural } from './training.js';
 
 /** How {@link reestimateOnTrainingImages} draws and feeds its images. */
 export interface TrainingImagesReestimation {
@@ -33,6 +33,10 @@ export function reestimateOnTrainingImages(
 }
 
 /** One log line for a re-estimation, e.g. "re-estimated 19 BatchNorm layers on 1024 augmented training images". */
-export function describeReestimation(done: BatchNormReestimation): string {
-  return `re-estimated ${plural(done.layers.length, 'BatchNorm layer')} on ${plural(done.images, 'augmented training image')}`;
+export function describeReestimation(done: {
+  layers: BatchNormReestimation['layers'] | number;
+  images: number;
+}): string {
+  const layers = typeof done.layers === 'number' ? done.layers : done.layers.length;
+  return `re-estimated ${plural(layers, 'BatchNorm layer')} on ${plural(done.images, 'augmented training image')}`;
 }

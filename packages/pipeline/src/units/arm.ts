@@ -1,0 +1,139 @@
+import type { LayerReplacement } from '@decompose/core';
+import { initEngine } from '@decompose/engine';
+import { blobIdSchema, defineUnitKind } from '@decompose/jobs';
+import { z } from 'zod';
+import { armRecipeSchema, runArmPipeline } from '../arm.js';
+import { loadPackedModel, packModel, unpackModel } from '../models.js';
+import {
+  dataBlobsSchema,
+  epochMetricsSchema,
+  epochProgress,
+  readImageSets,
+  stepProgress,
+  withScratchFolder,
+} from './shared.js';
+
+const figuresSchema = z.object({ accuracy: z.number(), loss: z.number() });
+
+/** The input of an {@link armUnit}. */
+export const armUnitInputSchema = z.object({
+  /** Blob id of the packed baseline (`packModel`, with its plugins). */
+  baseline: blobIdSchema,
+  /** A built-in strategy name, or a plugin specifier every worker can import (a package name or absolute path). */
+  strategy: z.string().min(1),
+  /** Layer names or globs; absent: the names of `perLayerOptions`, else every layer the strategy supports. */
+  layers: z.union([z.string(), z.array(z.string())]).optional(),
+  options: z.record(z.string(), z.unknown()).default({}),
+  /** A per-layer plan (a sensitivity selection's options per layer). */
+  perLayerOptions: z.record(z.string(), z.unknown()).optional(),
+  init: z.enum(['trained', 'scratch']).default('trained'),
+  /** Seed of the surgery. */
+  seed: z.number().int().min(0),
+  recipe: armRecipeSchema,
+  /** Packed training and test images; null compresses the weights alone. */
+  data: dataBlobsSchema.nullable(),
+  /** Timed throughput steps and their batch; null: not measured. */
+  measure: z.object({ batch: z.number().int().positive(), steps: z.number().int().positive() }).nullable(),
+});
+
+/** The result of an {@link armUnit}: the model as a blob, and the figures of `runArmPipeline`. */
+export const armUnitResultSchema = z.object({
+  /** Blob id of the packed compressed model (with the plugins it needs). */
+  model: blobIdSchema,
+  strategy: z.string(),
+  plugin: z.string().nullable(),
+  plugins: z.array(z.string()),
+  // Core's report of each layer, as it is (its costs and the strategy's info); checked for its layer name.
+  rewritten: z.array(
+    z.custom<LayerReplacement>(
+      (value) => typeof (value as { layer?: unknown } | null)?.layer === 'string',
+      'expected a layer replacement of core surgery',
+    ),
+  ),
+  skipped: z.array(z.object({ layer: z.string(), reason: z.string() })),
+  cost: z.object({ params: z.number(), forwardMacs: z.number() }),
+  surgery: figuresSchema.nullable(),
+  batchNorm: figuresSchema.extend({ layers: z.number().int(), images: z.number().int() }).nullable(),
+  fineTuned: figuresSchema.nullable(),
+  fineTune: z
+    .object({
+      epochs: z.array(epochMetricsSchema),
+      steps: z.array(z.object({ step: z.number().int(), loss: z.number() })),
+    })
+    .nullable(),
+  measured: z
+    .object({
+      accuracy: z.number(),
+      loss: z.number(),
+      params: z.number(),
+      forwardMacs: z.number(),
+      trainImagesPerSecond: z.number(),
+      evalImagesPerSecond: z.number(),
+    })
+    .nullable(),
+  seconds: z.object({
+    surgery: z.number(),
+    batchNorm: z.number(),
+    fineTune: z.number(),
+    measure: z.number(),
+  }),
+});
+
+/** The result of an arm unit. */
+export type ArmUnitResult = z.output<typeof armUnitResultSchema>;
+
+/**
+ * One arm as a unit of work (`runArmPipeline` on blobs): baseline and images come as blob ids, the compressed
+ * model goes back as one. Its progress is the pipeline's events (`{ phase: 'surgery', … }`), each fine-tune
+ * step (`phase: 'step'`, with train's `StepProgress` fields) and epoch (`phase: 'epoch'`, `metrics`). The
+ * fine-tune's checkpoints live in a temporary folder of the worker: a retried unit fine-tunes again from
+ * the start (same seed, same numbers).
+ */
+export const armUnit = defineUnitKind({
+  kind: 'arm',
+  version: '1',
+  input: armUnitInputSchema,
+  result: armUnitResultSchema,
+  async run(input, { blobs, reportProgress, signal }) {
+    await initEngine();
+    const packed = await blobs.get(input.baseline);
+    const baselinePlugins = unpackModel(packed).plugins;
+    const baseline = await loadPackedModel(packed);
+    try {
+      const data = input.data === null ? null : await readImageSets(blobs, input.data);
+      const done = await withScratchFolder('arm', (checkpointDir) =>
+        runArmPipeline(
+          {
+            baseline,
+            baselinePlugins,
+            strategy: input.strategy,
+            layers: input.layers,
+            options: input.options,
+            perLayerOptions: input.perLayerOptions,
+            init: input.init,
+            seed: input.seed,
+            recipe: input.recipe,
+            data,
+            measure: input.measure,
+          },
+          {
+            checkpointDir,
+            signal,
+            onEvent: (event) => reportProgress({ done: 0, total: 1, ...event }),
+            onStep: (p) => reportProgress(stepProgress(p)),
+            onEpoch: (m) => reportProgress(epochProgress(m)),
+          },
+        ),
+      );
+      try {
+        const model = await blobs.put(await packModel(done.model, done.plugins));
+        const { model: _, ...figures } = done;
+        return { ...figures, model };
+      } finally {
+        done.model.dispose();
+      }
+    } finally {
+      baseline.dispose();
+    }
+  },
+});
