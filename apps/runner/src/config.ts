@@ -235,11 +235,17 @@ export const trainConfigSchema = z
     holdOut: count('holdOut', LIMITS.images).optional(),
     /** Seed of that split; default `seed`. */
     holdOutSeed: seedField('holdOutSeed').optional(),
+    ...queueFields,
   })
   .refine(...notBoth('data', 'download'))
   .refine((c) => c.holdOutSeed === undefined || c.holdOut !== undefined, {
     message: 'holdOutSeed needs holdOut (the number of images to hold out)',
     path: ['holdOutSeed'],
+  })
+  .refine((c) => !(c.resume && c.queue !== undefined), {
+    message:
+      'resume is for a run in this process; a --queue run keeps its job in the queue: run the same command again to re-attach',
+    path: ['resume'],
   });
 /** A validated `decompose train` configuration, defaults filled in. */
 export type TrainConfig = z.output<typeof trainConfigSchema>;

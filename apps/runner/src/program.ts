@@ -140,6 +140,11 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
         ),
       )
       .addOption(num('--hold-out-seed <s>', 'seed of that split (default --seed)'))
+      .option(
+        '--queue <url>',
+        'train as a unit on this Redis queue, redis://HOST:PORT[/DB], taken by a `decompose worker --queue` process (default: in this process)',
+      )
+      .option('--queue-name <name>', 'the queue the workers take units from (default decompose)')
       .addHelpText(
         'after',
         examples(

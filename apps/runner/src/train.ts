@@ -2,13 +2,16 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { type EngineInfo, initEngine } from '@decompose/engine';
+import type { UnitProgress } from '@decompose/jobs';
 import {
+  type ArmEvent,
   type HoldOut,
   holdOutSplit,
   trainOptions as pipelineTrainOptions,
   plural,
   type SgdSettings,
   saveModel,
+  trainOnExecutor,
 } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import {
@@ -24,9 +27,10 @@ import {
 } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkTrainingBatch, type TrainConfig } from './config.js';
-import { type DataRecord, dataRecord, loadData } from './data.js';
+import { type DataRecord, dataRecord, type LoadedData, loadData } from './data.js';
 import { describeEngine } from './engine-report.js';
 import { ConfigError, NoCheckpointError, TrainInterruptedError } from './errors.js';
+import { openExecutor, queueAddress } from './executor.js';
 import { asOutputError, ensureDirectory, writeJsonAtomic } from './files.js';
 import type { Console, Progress } from './progress.js';
 
@@ -91,6 +95,25 @@ export function trainingProgress(
   };
 }
 
+/**
+ * Draws a unit's progress as a local run draws it: its training steps as a bar, its epochs as log lines, and
+ * the arm pipeline's events through `onEvent`.
+ */
+export function unitProgress(
+  batch: number,
+  out: Console,
+  onEvent: (event: ArmEvent) => void = () => {},
+): (progress: UnitProgress) => void {
+  const training = trainingProgress(batch, out);
+  return (progress) => {
+    if (typeof progress === 'number') return;
+    const { phase } = progress;
+    if (phase === 'step') training.onStep(progress as unknown as StepProgress);
+    else if (phase === 'epoch') training.onEpoch(progress.metrics as unknown as EpochMetrics);
+    else onEvent(progress as unknown as ArmEvent);
+  };
+}
+
 /** The `train()` options for `model` under the command's SGD settings (the pipeline's), with progress drawn on `out`. */
 export function trainOptions(
   settings: SgdSettings,
@@ -135,6 +158,97 @@ async function recordHoldOut(file: string, record: HoldOut | null, resuming: boo
       `--hold-out/--hold-out-seed: the run being resumed held out ${earlier === null ? 'no images' : `other images (${file})`}; ` +
         'resume with the --hold-out and --hold-out-seed it began with, or start a new run in another --out',
     ]);
+  }
+}
+
+/** A model trained by {@link runTrain}, here or on a queue worker. */
+interface TrainedRun {
+  model: tfl.LayersModel;
+  /** Every epoch of the run (from its checkpoints' record when resumed). */
+  epochs: EpochMetrics[];
+  /** The epochs trained by this invocation. */
+  history: EpochMetrics[];
+  /** The epoch this invocation started from (0 unless resumed). */
+  startEpoch: number;
+}
+
+/** Trains in this process, resumably, checkpointing into `checkpointDir`. */
+async function trainHere(
+  config: TrainConfig,
+  run: {
+    trainData: Cifar10Images;
+    test: Cifar10Images;
+    checkpointDir: string;
+    outDir: string;
+    out: Console;
+    signal: AbortSignal;
+  },
+): Promise<TrainedRun> {
+  const { out, outDir, checkpointDir } = run;
+  const model = createCifarResNet({
+    arch: config.model,
+    shortcut: config.shortcut,
+    init: config.init,
+    seed: config.seed,
+  });
+  try {
+    out.log(
+      `${config.resume ? 'resuming' : 'training'} ${config.model} for ${plural(config.epochs, 'epoch')} into ${outDir}`,
+    );
+    const result = await train({
+      ...trainOptions(
+        config,
+        { model, trainData: run.trainData, evalData: run.test, epochs: config.epochs },
+        out,
+      ),
+      checkpointDir,
+      resume: config.resume,
+      signal: run.signal,
+    }).catch((error: unknown) => {
+      throw error instanceof TrainingInterruptedError ? new TrainInterruptedError(error, outDir) : error;
+    });
+    return {
+      model,
+      epochs: await readMetrics(checkpointDir),
+      history: result.history,
+      startEpoch: result.startEpoch,
+    };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+/**
+ * Trains as a `training-run` unit on the queue (a `decompose worker` runs it; the images and the model travel
+ * through Redis). Ctrl-C stops following and leaves the job in the queue: the same command re-attaches to it.
+ */
+async function trainOnQueue(
+  config: TrainConfig,
+  run: { data: LoadedData; outDir: string; out: Console; signal: AbortSignal },
+): Promise<TrainedRun> {
+  const queue = queueAddress(config)!;
+  run.out.log(
+    `training ${config.model} for ${plural(config.epochs, 'epoch')} on queue '${queue.name}' at ${queue.url}`,
+  );
+  const executor = await openExecutor(queue);
+  try {
+    const trained = await trainOnExecutor(
+      executor,
+      {
+        architecture: { arch: config.model, shortcut: config.shortcut, init: config.init, seed: config.seed },
+        data: run.data,
+        recipe: config,
+        holdOut:
+          config.holdOut === undefined
+            ? null
+            : { count: config.holdOut, seed: config.holdOutSeed ?? config.seed },
+      },
+      { what: 'the training run', onProgress: unitProgress(config.batch, run.out), signal: run.signal },
+    );
+    return { model: trained.model, epochs: trained.epochs, history: trained.epochs, startEpoch: 0 };
+  } finally {
+    await executor.close();
   }
 }
 
@@ -190,27 +304,22 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
           `as the calibration split; training on ${trainData.count}`,
       );
     }
-    const model = createCifarResNet({
-      arch: config.model,
-      shortcut: config.shortcut,
-      init: config.init,
-      seed: config.seed,
-    });
+    const trained =
+      config.queue === undefined
+        ? await trainHere(config, {
+            trainData,
+            test: data.test,
+            checkpointDir,
+            outDir,
+            out,
+            signal: interrupt.signal,
+          })
+        : await trainOnQueue(config, { data, outDir, out, signal: interrupt.signal });
+    const { model, history } = trained;
     try {
-      out.log(
-        `${config.resume ? 'resuming' : 'training'} ${config.model} for ${plural(config.epochs, 'epoch')} into ${outDir}`,
-      );
-      const result = await train({
-        ...trainOptions(config, { model, trainData, evalData: data.test, epochs: config.epochs }, out),
-        checkpointDir,
-        resume: config.resume,
-        signal: interrupt.signal,
-      }).catch((error: unknown) => {
-        throw error instanceof TrainingInterruptedError ? new TrainInterruptedError(error, outDir) : error;
-      });
       const modelDir = path.join(outDir, RUN_FILES.model);
       await saveModel(model, modelDir);
-      const epochs = await readMetrics(checkpointDir);
+      const { epochs } = trained;
       const last = epochs.at(-1)?.eval ?? null;
       const summary: TrainSummary = {
         config: { ...config, out: outDir },
@@ -218,12 +327,12 @@ export async function runTrain(config: TrainConfig, out: Console): Promise<Train
         data: dataRecord(data, trainData.count),
         holdOut: held?.record ?? null,
         epochs,
-        resumedFrom: result.startEpoch,
+        resumedFrom: trained.startEpoch,
         finalTest: last && { loss: last.loss, accuracy: last.accuracy },
         trainImagesPerSecond:
-          result.history.length === 0
+          history.length === 0
             ? null
-            : result.history.reduce((sum, m) => sum + m.train.imagesPerSecond, 0) / result.history.length,
+            : history.reduce((sum, m) => sum + m.train.imagesPerSecond, 0) / history.length,
         secondsPerEpoch: epochs.map((m) => m.seconds),
         modelDir,
       };

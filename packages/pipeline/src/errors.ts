@@ -100,3 +100,16 @@ export class StrategyMismatchError extends PipelineError {
     );
   }
 }
+
+/** A training run, run as a unit, failed for good. */
+export class TrainingRunError extends PipelineError {
+  override readonly name = 'TrainingRunError';
+  constructor(
+    /** What was being trained, e.g. `the baseline's training`. */
+    readonly what: string,
+    /** The unit's error, as its executor reported it. */
+    readonly failure: { name: string; message: string },
+  ) {
+    super(`${what} failed: ${failure.name}: ${failure.message}`);
+  }
+}

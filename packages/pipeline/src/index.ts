@@ -41,6 +41,7 @@ export {
   ScanUnitsError,
   StrategyChoiceError,
   StrategyMismatchError,
+  TrainingRunError,
 } from './errors.js';
 export { packImageSet, unpackImageSet } from './image-sets.js';
 export { type ModelMeasurement, measureModel } from './measure.js';
@@ -65,6 +66,11 @@ export {
   resolveStrategy,
 } from './strategies.js';
 export { plural, type SgdSettings, sgdSettingsSchema, trainOptions } from './training.js';
+export {
+  type TrainingRunOutcome,
+  type TrainingRunRequest,
+  trainOnExecutor,
+} from './training-run.js';
 export { type ArmUnitResult, armUnit, armUnitInputSchema, armUnitResultSchema } from './units/arm.js';
 export {
   releaseScanLayerCache,

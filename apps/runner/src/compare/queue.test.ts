@@ -9,6 +9,9 @@ import { PIPELINE_QUEUE } from '@decompose/pipeline';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { trainConfigSchema } from '../config.js';
+import { Console } from '../progress.js';
+import { runTrain, type TrainSummary } from '../train.js';
 import { registerCompareCommand } from './command.js';
 import type { CompareResults } from './results.js';
 
@@ -144,4 +147,30 @@ describe('decompose compare --queue', () => {
     expect(again.log).toContain("'svd': finished earlier");
     expect(numbers(again.results)).toEqual(numbers(local.results));
   }, 90_000);
+
+  it('decompose train --queue trains on a worker: the same epochs, accuracy and model as in this process', async () => {
+    const recipe = {
+      data: findBundledSubset(),
+      limitTrain: 48,
+      limitTest: 16,
+      model: 'resnet20',
+      epochs: 1,
+      batch: 16,
+      workers: 0,
+      holdOut: 8,
+    };
+    const train = async (name: string, queue: Record<string, string>) =>
+      runTrain(
+        trainConfigSchema.parse({ ...recipe, out: path.join(dir, name), ...queue }),
+        new Console(false, () => {}),
+      );
+    const local = await train('train-local', {});
+    const queued = await train('train-queued', { queue: redis.url });
+    const losses = (s: TrainSummary) => s.epochs.map((e) => [e.train.loss, e.eval?.loss, e.eval?.accuracy]);
+    expect(losses(queued)).toEqual(losses(local));
+    expect(queued.finalTest).toEqual(local.finalTest);
+    expect(queued.holdOut).toEqual(local.holdOut);
+    const weights = (s: TrainSummary) => readFile(path.join(s.modelDir, 'weights.bin'));
+    expect(await weights(queued)).toEqual(await weights(local));
+  }, 60_000);
 });

@@ -21,7 +21,7 @@ import {
   readModelInputShape,
   resolveStrategy,
   saveModel,
-  trainingRunUnit,
+  trainOnExecutor,
 } from '@decompose/pipeline';
 import type { SensitivityTable } from '@decompose/sensitivity';
 import { type EpochMetrics, modelGeometry, readMetrics } from '@decompose/train';
@@ -38,7 +38,7 @@ import { formatSelection } from '../report/selection.js';
 import { calibrationSplit, select } from '../sensitivity/command.js';
 import { matchLayers, runScan, scanWorkerCount, weightsFingerprint } from '../sensitivity/scan.js';
 import { locateTrainedModel, type TrainedModel } from '../sensitivity/trained.js';
-import { percent } from '../train.js';
+import { percent, unitProgress } from '../train.js';
 import { type ArmConfig, type CompareConfig, calibrationCount, type Recipe } from './config.js';
 import { weightBytes } from './measure.js';
 import { writeCompareReport } from './report.js';
@@ -51,7 +51,6 @@ import {
   type FailedArm,
   type Phase,
 } from './results.js';
-import { UnitFailedError, unitProgress } from './units.js';
 
 const phaseNames = {
   scan: 'sensitivity scan',
@@ -149,40 +148,26 @@ async function prepareBaseline(
       (heldOut === null ? '' : ` (${heldOut} held out for the sensitivity scans)`),
   );
   // A training-run unit: on this thread, or on a queue worker with --queue.
-  const drawProgress = unitProgress(b.batch, out);
   const training = await timed(phases, 'baseline training', async () => {
-    const [outcome] = await executor.run(
-      [
-        trainingRunUnit.unit({
-          architecture: { arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed },
-          model: null,
-          data: {
-            train: await executor.blobs.put(packImageSet(data.train)),
-            test: await executor.blobs.put(packImageSet(data.test)),
-          },
-          recipe: b,
-          holdOut: heldOut === null ? null : { count: heldOut, seed: b.seed },
-        }),
-      ],
-      { onProgress: (_index, progress) => drawProgress(progress) },
+    const { model, epochs } = await trainOnExecutor(
+      executor,
+      {
+        architecture: { arch: b.model, shortcut: b.shortcut, init: b.init, seed: b.seed },
+        data,
+        recipe: b,
+        holdOut: heldOut === null ? null : { count: heldOut, seed: b.seed },
+      },
+      { what: "the baseline's training", onProgress: unitProgress(b.batch, out) },
     );
-    if (outcome === undefined || !outcome.ok) {
-      throw new UnitFailedError(
-        "the baseline's training",
-        outcome?.ok === false ? outcome.error : { name: 'Error', message: 'no outcome' },
-      );
-    }
-    const model = await loadPackedModel(await executor.blobs.get(outcome.result.model));
     try {
       await saveModel(model, modelDir);
-      await writeJsonAtomic(path.join(dir, COMPARE_FILES.epochs), outcome.result.epochs);
+      await writeJsonAtomic(path.join(dir, COMPARE_FILES.epochs), epochs);
       await writeAtomic(recipeFile, JSON.stringify(recipe));
     } catch (error) {
       model.dispose();
       throw error;
     }
-    await executor.blobs.delete(outcome.result.model);
-    return { model, epochs: outcome.result.epochs };
+    return { model, epochs };
   });
   return { ...training, modelDir, seed: b.seed, trainedHere: true };
 }
