@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Cifar10Images } from '@decompose/cifar10';
 import { type EngineInfo, initEngine } from '@decompose/engine';
-import type { UnitProgress } from '@decompose/jobs';
+import { probeRedis, type UnitProgress } from '@decompose/jobs';
 import {
   type ArmEvent,
   type HoldOut,
@@ -264,6 +264,8 @@ async function trainOnQueue(
 export async function runTrain(config: TrainConfig, out: Console): Promise<TrainSummary> {
   const outDir = path.resolve(config.out ?? path.join('runs', config.model));
   const checkpointDir = path.join(outDir, RUN_FILES.checkpoints);
+  // An unreachable Redis is reported before anything is written.
+  if (config.queue !== undefined) await probeRedis(config.queue);
   await ensureDirectory(outDir);
   const lock = await lockRunDirectory(outDir, 'decompose train').catch((error: unknown) => {
     throw asOutputError(error, path.join(outDir, LOCK_FILE));
