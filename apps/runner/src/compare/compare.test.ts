@@ -184,6 +184,20 @@ describe('decompose compare', () => {
     const rerun = JSON.parse(await readFile(path.join(report, 'results.json'), 'utf8')) as CompareResults;
     expect(rerun.arms.map((a) => a.accuracy)).toEqual(results.arms.map((a) => a.accuracy));
 
+    // An arm whose result is lost after its fine-tune checkpointed resumes from the report's checkpoints
+    // (in this process the arm's unit checkpoints there) and gives the same numbers.
+    const svdDir = path.join(report, 'arms', results.arms[1]!.name);
+    expect(existsSync(path.join(svdDir, 'checkpoints', 'metrics.jsonl'))).toBe(true);
+    await rm(path.join(svdDir, 'result.json'));
+    const resumed = await compare('--config', configFile);
+    expect(resumed.code).toBe(0);
+    expect(resumed.out.filter((l) => l.includes('finished earlier, reusing'))).toHaveLength(2);
+    const afterResume = JSON.parse(
+      await readFile(path.join(report, 'results.json'), 'utf8'),
+    ) as CompareResults;
+    expect(afterResume.arms[1]!.accuracy).toBe(results.arms[1]!.accuracy);
+    expect(afterResume.arms[1]!.fineTune.epochs).toEqual(results.arms[1]!.fineTune.epochs);
+
     // A changed baseline recipe is not silently reused.
     const changed = path.join(dir, 'changed.yaml');
     await writeFile(

@@ -156,6 +156,8 @@ async function prepareBaseline(
         data,
         recipe: b,
         holdOut: heldOut === null ? null : { count: heldOut, seed: b.seed },
+        // In this process the baseline checkpoints into the report, so a re-run resumes it.
+        ...(config.queue === undefined ? { checkpointDir: path.join(dir, COMPARE_FILES.checkpoints) } : {}),
       },
       { what: "the baseline's training", onProgress: unitProgress(b.batch, out) },
     );
@@ -294,6 +296,10 @@ function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrategy, p
     recipe: ctx.config.fineTune,
     data: { train: ctx.blobs.train, test: ctx.blobs.test },
     measure: ctx.config.measure,
+    // In this process the fine-tune checkpoints into the report, so a re-run resumes a half fine-tuned arm.
+    ...(ctx.config.queue === undefined
+      ? { checkpointDir: path.join(ctx.reportDir, COMPARE_FILES.arms, arm.name, COMPARE_FILES.checkpoints) }
+      : {}),
   });
 }
 

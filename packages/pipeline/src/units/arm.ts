@@ -5,12 +5,13 @@ import { z } from 'zod';
 import { armRecipeSchema, runArmPipeline } from '../arm.js';
 import { loadPackedModel, packModel, unpackModel } from '../models.js';
 import {
+  checkpointDirSchema,
   dataBlobsSchema,
   epochMetricsSchema,
   epochProgress,
   readImageSets,
   stepProgress,
-  withScratchFolder,
+  withCheckpointFolder,
 } from './shared.js';
 
 const figuresSchema = z.object({ accuracy: z.number(), loss: z.number() });
@@ -34,6 +35,8 @@ export const armUnitInputSchema = z.object({
   data: dataBlobsSchema.nullable(),
   /** Timed throughput steps and their batch; null: not measured. */
   measure: z.object({ batch: z.number().int().positive(), steps: z.number().int().positive() }).nullable(),
+  /** Where the fine-tune keeps its checkpoints and resumes from (local runs only); absent: a temporary folder. */
+  checkpointDir: checkpointDirSchema,
 });
 
 /** The result of an {@link armUnit}: the model as a blob, and the figures of `runArmPipeline`. */
@@ -101,7 +104,7 @@ export const armUnit = defineUnitKind({
     const baseline = await loadPackedModel(packed);
     try {
       const data = input.data === null ? null : await readImageSets(blobs, input.data);
-      const done = await withScratchFolder('arm', (checkpointDir) =>
+      const done = await withCheckpointFolder('arm', input.checkpointDir, (checkpointDir, resume) =>
         runArmPipeline(
           {
             baseline,
@@ -118,6 +121,7 @@ export const armUnit = defineUnitKind({
           },
           {
             checkpointDir,
+            resume,
             signal,
             onEvent: (event) => reportProgress({ done: 0, total: 1, ...event }),
             onStep: (p) => reportProgress(stepProgress(p)),

@@ -64,14 +64,33 @@ export function epochProgress(m: EpochMetrics): UnitProgress {
 }
 
 /**
- * Runs `body` with a fresh temporary folder of this worker for checkpoints, removed afterwards: workers share no
- * file system with the coordinator, and a retried unit starts its training again from its seed.
+ * Runs `body` with the folder a unit's training keeps its checkpoints in, and whether to resume from them:
+ * `given` (a folder on the machine that runs the unit, such as a local run's report folder: a re-run resumes
+ * there), else a fresh temporary folder, removed afterwards (workers share no file system with the
+ * coordinator, so a retried unit starts its training again from its seed).
  */
-export async function withScratchFolder<T>(prefix: string, body: (dir: string) => Promise<T>): Promise<T> {
+export async function withCheckpointFolder<T>(
+  prefix: string,
+  given: string | undefined,
+  body: (dir: string, resume: boolean) => Promise<T>,
+): Promise<T> {
+  if (given !== undefined) return body(given, true);
   const dir = await mkdtemp(path.join(tmpdir(), `decompose-${prefix}-`));
   try {
-    return await body(path.join(dir, 'checkpoints'));
+    return await body(path.join(dir, 'checkpoints'), false);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The optional `checkpointDir` of a training unit's input: set it only where the unit runs on the machine that
+ * owns the folder (a local executor); queue workers leave it out.
+ */
+export const checkpointDirSchema = z
+  .string()
+  .min(1)
+  .optional()
+  .describe(
+    'a folder of the machine running the unit for the training checkpoints; a re-run resumes from it',
+  );

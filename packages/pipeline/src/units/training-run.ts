@@ -1,7 +1,7 @@
 import { initEngine } from '@decompose/engine';
 import { blobIdSchema, defineUnitKind } from '@decompose/jobs';
 import { ARCHITECTURES, createCifarResNet, INITS, SHORTCUTS } from '@decompose/resnet';
-import { train } from '@decompose/train';
+import { readMetrics, train } from '@decompose/train';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { holdOutSchema, holdOutSplit } from '../calibration.js';
@@ -9,12 +9,13 @@ import { loadPackedModel, packModel, unpackModel } from '../models.js';
 import { BUILT_IN_LAYER_MODULES } from '../strategies.js';
 import { sgdSettingsSchema, trainOptions } from '../training.js';
 import {
+  checkpointDirSchema,
   dataBlobsSchema,
   epochMetricsSchema,
   epochProgress,
   readImageSets,
   stepProgress,
-  withScratchFolder,
+  withCheckpointFolder,
 } from './shared.js';
 
 /** The input of a {@link trainingRunUnit}. */
@@ -35,6 +36,8 @@ export const trainingRunInputSchema = z
     recipe: sgdSettingsSchema.extend({ epochs: z.number().int().positive() }),
     /** A stratified calibration split of the training images kept out of training (`holdOutSplit`). */
     holdOut: z.object({ count: z.number().int().positive(), seed: z.number().int().min(0) }).nullable(),
+    /** Where the training keeps its checkpoints and resumes from (local runs only); absent: a temporary folder. */
+    checkpointDir: checkpointDirSchema,
   })
   .refine((input) => (input.architecture === null) !== (input.model === null), {
     message: 'give either an architecture or a packed model, not both',
@@ -81,25 +84,31 @@ export const trainingRunUnit = defineUnitKind({
       model = createCifarResNet(input.architecture ?? { arch: 'resnet20' });
     }
     try {
-      const history = await withScratchFolder('training-run', async (checkpointDir) => {
-        const done = await train({
-          ...trainOptions(input.recipe, {
-            model,
-            trainData,
-            evalData: data.test,
-            epochs: input.recipe.epochs,
-          }),
-          checkpointDir,
-          signal,
-          onStep: (p) => reportProgress(stepProgress(p)),
-          onEpoch: (m) => reportProgress(epochProgress(m)),
-          workerOptions: {
-            setupModules: [...BUILT_IN_LAYER_MODULES, ...plugins],
-            resolveFrom: new URL('.', import.meta.url),
-          },
-        });
-        return done.history;
-      });
+      const history = await withCheckpointFolder(
+        'training-run',
+        input.checkpointDir,
+        async (checkpointDir, resume) => {
+          const done = await train({
+            ...trainOptions(input.recipe, {
+              model,
+              trainData,
+              evalData: data.test,
+              epochs: input.recipe.epochs,
+            }),
+            checkpointDir,
+            resume,
+            signal,
+            onStep: (p) => reportProgress(stepProgress(p)),
+            onEpoch: (m) => reportProgress(epochProgress(m)),
+            workerOptions: {
+              setupModules: [...BUILT_IN_LAYER_MODULES, ...plugins],
+              resolveFrom: new URL('.', import.meta.url),
+            },
+          });
+          // Every epoch, those before a resume included.
+          return resume ? await readMetrics(checkpointDir) : done.history;
+        },
+      );
       return {
         model: await blobs.put(await packModel(model, plugins)),
         epochs: history,
