@@ -146,6 +146,19 @@ describe('queue executor', () => {
     }
   });
 
+  it('takes each result from the finished job, never from a snapshot read before it finished', async () => {
+    // A poll every millisecond over many short jobs reads jobs just as they complete: a snapshot taken before
+    // the move to completed has no result yet (it was reported as a null result).
+    const queue = 'tight-poll';
+    const workers = await Promise.all([startWorker(queue), startWorker(queue)]);
+    const executor = await queueExecutor({ url: redis.url, queue, catalogue, pollIntervalMs: 1 });
+    const units = Array.from({ length: 80 }, (_, seed) => seriesSum.unit({ seed, count: 50, steps: 1 }));
+    const outcomes = await executor.run(units);
+    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    await executor.close();
+    await stopWorkers(workers);
+  });
+
   it('retries the job of a worker killed with kill -9 on the other worker', async () => {
     const queue = 'kill';
     const workers = await Promise.all([startWorker(queue), startWorker(queue)]);

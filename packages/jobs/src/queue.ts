@@ -149,9 +149,14 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
       if (--open === 0) finish();
     };
     /** Settles a job that has finished for good; leaves the others (waiting, active, retrying) alone. */
-    const settleFinished = async (job: Job<JobData, JsonValue> | undefined, id: string) => {
+    const settleFinished = async (snapshot: Job<JobData, JsonValue> | undefined, id: string) => {
+      if (!snapshot) return;
+      const state = await snapshot.getState();
+      if (state !== 'completed' && state !== 'failed') return;
+      // Read again now that it has finished: the snapshot may predate the move, with no result or reason yet
+      // (seen as a null result when a job completed between getJob and getState).
+      const job = await queue.getJob(id);
       if (!job) return;
-      const state = await job.getState();
       if (state === 'completed') {
         settle(id, (unit) => {
           try {
