@@ -8,11 +8,11 @@ import { costTable, listTargets } from '@decompose/core';
 import { initEngine } from '@decompose/engine';
 import { BUILT_IN_STRATEGIES, loadModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readConfigFile } from '../files.js';
 import { scanLayers } from '../sensitivity/scan.js';
+import { runCommand } from '../test-command.js';
 import { registerCompareCommand } from './command.js';
 import { compareConfigSchema } from './config.js';
 import { DEMO_PRESET } from './demo.js';
@@ -21,21 +21,8 @@ import type { CompareResults } from './results.js';
 
 const subset = findBundledSubset();
 
-/** Runs `decompose compare` in-process, capturing what it prints and the exit code. */
-async function compare(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const program = new Command('decompose').exitOverride();
-  registerCompareCommand(program, {
-    io: { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false },
-    setExit: (c) => {
-      code = c;
-    },
-  });
-  await program.parseAsync(['compare', ...argv], { from: 'user' });
-  return { code, out, err };
-}
+/** Runs `decompose compare` in-process. */
+const compare = (...argv: string[]) => runCommand(registerCompareCommand, 'compare', argv);
 
 const pct = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
 

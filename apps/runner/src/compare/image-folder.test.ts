@@ -4,27 +4,14 @@ import path from 'node:path';
 import { fileSystem, initEngine } from '@decompose/engine';
 import { writeSyntheticImageFolder } from '@decompose/images';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { runCommand } from '../test-command.js';
 import { registerCompareCommand } from './command.js';
 import type { CompareResults } from './results.js';
 
-/** Runs `decompose compare` in-process, capturing what it prints and the exit code. */
-async function compare(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const program = new Command('decompose').exitOverride();
-  registerCompareCommand(program, {
-    io: { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false },
-    setExit: (c) => {
-      code = c;
-    },
-  });
-  await program.parseAsync(['compare', ...argv], { from: 'user' });
-  return { code, out, err };
-}
+/** Runs `decompose compare` in-process. */
+const compare = (...argv: string[]) => runCommand(registerCompareCommand, 'compare', argv);
 
 /** A stock 16×16×3 classifier into 3 classes: two convolutions, a BatchNorm and a Dense head. */
 function tinyClassifier(): tfl.LayersModel {

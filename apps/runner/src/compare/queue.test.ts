@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { findBundledSubset } from '@decompose/cifar10';
 import { type RedisServer, startRedisServer } from '@decompose/jobs/testing';
 import { PIPELINE_QUEUE } from '@decompose/pipeline';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { trainConfigSchema } from '../config.js';
 import { Console } from '../progress.js';
+import { runCommand } from '../test-command.js';
 import { runTrain, type TrainSummary } from '../train.js';
 import { registerCompareCommand } from './command.js';
 import type { CompareResults } from './results.js';
@@ -20,21 +20,8 @@ const failingPlugin = fileURLToPath(new URL('./fixtures/failing-plugin.mjs', imp
 // The jobs package's hook that lets a process run TypeScript sources (tests run from src/, not dist/).
 const register = new URL('./source/register.mjs', import.meta.resolve('@decompose/jobs')).href;
 
-/** Runs `decompose compare` in-process, capturing what it prints and the exit code. */
-async function compare(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const program = new Command('decompose').exitOverride();
-  registerCompareCommand(program, {
-    io: { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false },
-    setExit: (c) => {
-      code = c;
-    },
-  });
-  await program.parseAsync(['compare', ...argv], { from: 'user' });
-  return { code, out, err };
-}
+/** Runs `decompose compare` in-process. */
+const compare = (...argv: string[]) => runCommand(registerCompareCommand, 'compare', argv);
 
 /** A tiny comparison: a baseline trained for one epoch on 48 images, two arms and one that always fails. */
 const tinyConfig = {

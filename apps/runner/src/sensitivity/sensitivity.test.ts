@@ -6,27 +6,14 @@ import { initEngine } from '@decompose/engine';
 import { saveModel } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import type { Selection, SensitivityTable } from '@decompose/sensitivity';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../test-command.js';
 import { registerSensitivityCommand } from './command.js';
 
 const subset = findBundledSubset();
 
-/** Runs `decompose sensitivity` in-process, capturing what it prints and the exit code. */
-async function sensitivity(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const program = new Command('decompose').exitOverride();
-  registerSensitivityCommand(program, {
-    io: { print: (l) => out.push(l), printError: (l) => err.push(l), tty: false },
-    setExit: (c) => {
-      code = c;
-    },
-  });
-  await program.parseAsync(['sensitivity', ...argv], { from: 'user' });
-  return { code, out, err };
-}
+/** Runs `decompose sensitivity` in-process. */
+const sensitivity = (...argv: string[]) => runCommand(registerSensitivityCommand, 'sensitivity', argv);
 
 const readJson = async <T>(file: string): Promise<T> => JSON.parse(await readFile(file, 'utf8')) as T;
 const lines = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n');
