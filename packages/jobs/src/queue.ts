@@ -172,7 +172,13 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
     };
 
     const onCompletedOrFailed = ({ jobId }: { jobId: string }) => {
-      if (followed.has(jobId)) void queue.getJob(jobId).then((job) => settleFinished(job, jobId), onError);
+      // Its reads may outlive the run (the connection closing under them): a failure is recorded, never thrown.
+      if (followed.has(jobId)) {
+        queue
+          .getJob(jobId)
+          .then((job) => settleFinished(job, jobId))
+          .catch(onError);
+      }
     };
     const onJobProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
       const entry = followed.get(jobId);
@@ -189,6 +195,7 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
     const abort = () => aborted(signal?.reason);
     signal?.addEventListener('abort', abort, { once: true });
     let poll: NodeJS.Timeout | undefined;
+    let polling: Promise<void> | undefined;
 
     try {
       if (open === 0) return outcomes;
@@ -228,23 +235,30 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
       // The poll also watches Redis: when it keeps failing, the run ends with an error instead of waiting forever.
       let failingSince: number | undefined;
       poll = setInterval(() => {
-        pollOnce().then(
-          () => {
-            failingSince = undefined;
-          },
-          (error: Error) => {
-            failingSince ??= Date.now();
-            if (Date.now() - failingSince >= redisDownTimeoutMs) {
-              aborted(new RedisUnreachableError(redactUrl(url), `it stopped answering (${error.message})`));
-            }
-          },
-        );
+        // One poll at a time: a slow Redis does not pile them up, and the run waits for the last one to end.
+        if (polling !== undefined) return;
+        polling = pollOnce()
+          .then(
+            () => {
+              failingSince = undefined;
+            },
+            (error: Error) => {
+              failingSince ??= Date.now();
+              if (Date.now() - failingSince >= redisDownTimeoutMs) {
+                aborted(new RedisUnreachableError(redactUrl(url), `it stopped answering (${error.message})`));
+              }
+            },
+          )
+          .finally(() => {
+            polling = undefined;
+          });
       }, pollIntervalMs);
       await pollOnce().catch(redisFailure);
       await Promise.race([done, abortedPromise]);
       return outcomes;
     } finally {
       clearInterval(poll);
+      await polling;
       signal?.removeEventListener('abort', abort);
       events.off('completed', onCompletedOrFailed);
       events.off('failed', onCompletedOrFailed);
