@@ -49,6 +49,7 @@ export { loadModel, modelPlugins, PLUGINS_FILE, readModelInputShape, saveModel }
 export { loadPackedModel, type PackedModel, packModel, unpackModel } from './models.js';
 export { PIPELINE_QUEUE } from './queue.js';
 export {
+  type LayerRatios,
   matchLayers,
   type ScanOnExecutorOptions,
   type ScanOnExecutorRequest,

@@ -49,6 +49,8 @@ export interface ScanOnExecutorRequest {
   /** The flag or config field `layers` came from, for error messages. */
   layersField: string;
   ratios: readonly number[];
+  /** Which layers are scanned at which of `ratios` (see {@link LayerRatios}); default `all`. */
+  layerRatios?: LayerRatios;
   /** Strategy options besides the ratio (each entry uses `{ ...baseOptions, ratio }`); default none. */
   baseOptions?: Readonly<Record<string, unknown>>;
   /** The calibration split (held out of the training data; never the test set). */
@@ -110,9 +112,60 @@ function checkSelectors(
 }
 
 /**
+ * Which layers a scan covers, and at which of its ratios:
+ * - `all`: the layers that surgery rewrites at every ratio, each at all of them (a layer the strategy refuses
+ *   at one ratio is left out);
+ * - `supported`: every layer that surgery rewrites at one ratio at least, each at the ratios it is rewritten
+ *   at (the table then has fewer entries for a layer that, say, would save nothing at the mildest ratio).
+ */
+export type LayerRatios = 'all' | 'supported';
+
+/** A layer to scan and the ratios to scan it at (in the order of the scan's ratios). */
+interface PlannedLayer {
+  layer: string;
+  ratios: number[];
+}
+
+/** The layers to scan and their ratios: see {@link scanLayers}. */
+function planScan(
+  model: tfl.LayersModel,
+  strategy: DecompositionStrategy,
+  ratios: readonly number[],
+  baseOptions: Readonly<Record<string, unknown>>,
+  selectors: readonly string[] | undefined,
+  field: string,
+  layerRatios: LayerRatios,
+): PlannedLayer[] {
+  const plans = ratios.map(
+    (ratio) =>
+      new Set(
+        planStrategy(model, strategy, { options: { ...baseOptions, ratio } }).rewrites.map((r) => r.layer),
+      ),
+  );
+  const targets = listTargets(model);
+  const rewritable = targets
+    .filter((t) => targetShape(t) !== null || plans.some((plan) => plan.has(t.name)))
+    .map((t) => t.name);
+  checkSelectors(rewritable, selectors, field);
+  const patterns = (selectors ?? ['**']).map(layerNameMatcher);
+  const chosen = targets
+    .filter((t) => patterns.some((matches) => matches(t.name)))
+    .map((t) => ({ layer: t.name, ratios: ratios.filter((_, i) => plans[i]!.has(t.name)) }))
+    .filter((p) => (layerRatios === 'all' ? p.ratios.length === ratios.length : p.ratios.length > 0));
+  if (chosen.length === 0) {
+    throw new ScanRequestError(
+      field,
+      `${strategy.name} supports none of the selected layers at ${layerRatios === 'all' ? 'every one of ' : ''}ratios ${ratios.join(', ')}`,
+    );
+  }
+  return chosen;
+}
+
+/**
  * The layers to scan: those that surgery would rewrite with `strategy` and `{ ...baseOptions, ratio }` at every
- * ratio (core's `planStrategy`, so a Conv1D or SeparableConv2D counts when the strategy rewrites it) and that
- * `selectors` match (all when absent), in model order.
+ * ratio (at one ratio at least with `layerRatios` `supported`; core's `planStrategy`, so a Conv1D or
+ * SeparableConv2D counts when the strategy rewrites it) and that `selectors` match (all when absent), in model
+ * order.
  *
  * @throws ScanRequestError when a selector matches no layer, or nothing is left to scan; the strategy's
  *   `StrategyOptionsError` when its options are invalid.
@@ -124,27 +177,9 @@ export function scanLayers(
   baseOptions: Readonly<Record<string, unknown>>,
   selectors: readonly string[] | undefined,
   field: string,
+  layerRatios: LayerRatios = 'all',
 ): string[] {
-  const plans = ratios.map(
-    (ratio) =>
-      new Set(
-        planStrategy(model, strategy, { options: { ...baseOptions, ratio } }).rewrites.map((r) => r.layer),
-      ),
-  );
-  const supported = [...(plans[0] ?? [])].filter((layer) => plans.every((plan) => plan.has(layer)));
-  const rewritable = listTargets(model)
-    .filter((t) => targetShape(t) !== null || plans.some((plan) => plan.has(t.name)))
-    .map((t) => t.name);
-  checkSelectors(rewritable, selectors, field);
-  const patterns = (selectors ?? ['**']).map(layerNameMatcher);
-  const chosen = supported.filter((layer) => patterns.some((matches) => matches(layer)));
-  if (chosen.length === 0) {
-    throw new ScanRequestError(
-      field,
-      `${strategy.name} supports none of the selected layers at ratios ${ratios.join(', ')}`,
-    );
-  }
-  return chosen;
+  return planScan(model, strategy, ratios, baseOptions, selectors, field, layerRatios).map((p) => p.layer);
 }
 
 /** A fingerprint of a model's weights: cache entries are only valid for the weights they were measured on. */
@@ -162,11 +197,11 @@ type LayerResult = z.output<typeof scanLayerResultSchema>;
 
 /**
  * A sensitivity scan as `scan-layer` units (one per layer, all its ratios) on any executor: this thread, worker
- * threads, or a queue. The coordinator (this function) picks the layers ({@link scanLayers}), measures the
- * trained model's calibration metric once, puts the model and the images as blobs once, runs one unit per
- * layer with entries not yet in the cache, appends each finished layer's entries to the JSON-lines cache, and
- * merges one table: the same content and order as `scanSensitivity` over all the layers on one thread gives
- * (`seconds` is the wall time). On a queue, finished jobs are kept too, so a coordinator started again
+ * threads, or a queue. The coordinator (this function) picks the layers and their ratios ({@link scanLayers},
+ * `request.layerRatios`), measures the trained model's calibration metric once, puts the model and the images
+ * as blobs once, runs one unit per layer with entries not yet in the cache, appends each finished layer's
+ * entries to the JSON-lines cache, and merges one table: the same content and order as `scanSensitivity` of
+ * each layer at its ratios on one thread gives (`seconds` is the wall time; `ratios` are the request's). On a queue, finished jobs are kept too, so a coordinator started again
  * re-attaches to them.
  *
  * @throws ScanRequestError for a bad layer selection; ScanUnitsError naming the layers whose units failed for
@@ -181,7 +216,16 @@ export async function scanOnExecutor(
   const started = performance.now();
   const { model, strategy, ratios, calibration, seed, fineTune, timing } = request;
   const baseOptions = request.baseOptions ?? {};
-  const layers = scanLayers(model, strategy, ratios, baseOptions, request.layers, request.layersField);
+  const planned = planScan(
+    model,
+    strategy,
+    ratios,
+    baseOptions,
+    request.layers,
+    request.layersField,
+    request.layerRatios ?? 'all',
+  );
+  const layers = planned.map((p) => p.layer);
   const steps = fineTune?.steps ?? 0;
   const scope = [
     weightsFingerprint(model),
@@ -195,20 +239,24 @@ export async function scanOnExecutor(
     request.cacheFile === undefined ? null : await openScanCache(request.cacheFile, scope);
   const key = (layer: string, ratio: number) => scanEntryKey(strategy, layer, ratio, steps);
   const cached = new Map<string, ScanEntry>();
-  for (const layer of layers) {
-    for (const ratio of ratios) {
+  for (const { layer, ratios: layerRatios } of planned) {
+    for (const ratio of layerRatios) {
       const hit = await cache?.get(key(layer, ratio));
       if (hit !== undefined) cached.set(key(layer, ratio), hit);
     }
   }
-  const total = layers.length * ratios.length;
+  const total = planned.reduce((n, p) => n + p.ratios.length, 0);
   options.onStart?.({ layers, total, cached: cached.size });
   let done = 0;
   for (const entry of cached.values()) options.onProgress?.({ done: ++done, total, entry, cached: true });
 
   // A layer whose entries are all cached needs no unit, unless its own time must be measured (not cached).
-  const work = layers
-    .map((layer) => ({ layer, ratios: ratios.filter((ratio) => !cached.has(key(layer, ratio))) }))
+  const work = planned
+    .map((p) => ({
+      layer: p.layer,
+      first: p.ratios[0]!,
+      ratios: p.ratios.filter((ratio) => !cached.has(key(p.layer, ratio))),
+    }))
     .filter((w) => w.ratios.length > 0 || timing !== undefined);
   const images = tf.tensor4d(normalizeImageSet(calibration), [
     calibration.count,
@@ -233,7 +281,7 @@ export async function scanOnExecutor(
         strategy: specifier,
         layer: w.layer,
         // A fully cached layer scanned only for its time still needs a ratio; its entries are dropped.
-        ratios: w.ratios.length > 0 ? w.ratios : [ratios[0]!],
+        ratios: w.ratios.length > 0 ? w.ratios : [w.first],
         baseOptions: baseOptions as Record<string, z.core.util.JSONType>,
         seed,
         calibration: calibrationBlob,
@@ -299,15 +347,15 @@ export async function scanOnExecutor(
     }
   }
 
-  const layerBaselines: LayerBaseline[] = layers.map((layer) => {
+  const layerBaselines: LayerBaseline[] = planned.map(({ layer, ratios: layerRatios }) => {
     const result = results.get(layer);
     if (result !== undefined) return result.layer;
-    return { layer, cost: layerCost(model, strategy, layer, { ...baseOptions, ratio: ratios[0] }) };
+    return { layer, cost: layerCost(model, strategy, layer, { ...baseOptions, ratio: layerRatios[0] }) };
   });
   const entries: ScanEntry[] = [];
-  for (const layer of layers) {
+  for (const { layer, ratios: layerRatios } of planned) {
     const computed = results.get(layer)?.entries ?? [];
-    for (const ratio of ratios) {
+    for (const ratio of layerRatios) {
       const entry = cached.get(key(layer, ratio)) ?? computed.find((e) => e.ratio === ratio);
       if (entry === undefined) throw new Error(`The scan has no entry for '${layer}' at ratio ${ratio}.`);
       entries.push(entry);
