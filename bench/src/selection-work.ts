@@ -1,12 +1,15 @@
 /**
  * The selection benchmark's work directory, which makes a killed run resumable: the configuration it belongs
- * to, the scan entries (JSON lines), the trained baseline and each finished arm's result.
+ * to, the scan cache (`scan.jsonl`, the pipeline's JSON lines) and the time the scan took, the trained
+ * baseline and each finished (arm, seed) run.
  */
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ScanCache, ScanEntry } from '@decompose/sensitivity';
 import { BenchError } from './errors.js';
 import { writeAtomically } from './output.js';
+
+/** Where the scan's seconds over resumed runs are kept (see {@link WorkDir.scanTime}). */
+const SCAN_TIME = 'scan-time';
 
 /** Thrown when a work directory holds results of a different configuration. */
 export class WorkDirMismatchError extends BenchError {
@@ -28,17 +31,8 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-/** One cached scan entry with the wall-clock seconds it took to compute. */
-interface ScanLine {
-  key: string;
-  seconds: number;
-  entry: ScanEntry;
-}
-
 /** The work directory of one configuration. */
 export class WorkDir {
-  private readonly scanLines = new Map<string, ScanLine>();
-
   private constructor(readonly dir: string) {}
 
   /**
@@ -59,16 +53,6 @@ export class WorkDir {
         .map((k) => `${k}: ${JSON.stringify(existing[k])} → ${JSON.stringify(config[k])}`);
       if (differences.length > 0) throw new WorkDirMismatchError(dir, differences);
     }
-    const text = await readFile(path.join(dir, 'scan.jsonl'), 'utf8').catch(() => '');
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        const parsed = JSON.parse(line) as ScanLine;
-        work.scanLines.set(parsed.key, parsed);
-      } catch {
-        // A line cut short by a kill: that entry is recomputed.
-      }
-    }
     return work;
   }
 
@@ -78,25 +62,21 @@ export class WorkDir {
   }
 
   /**
-   * The scan cache. Each new entry is stored with the seconds since `clock.mark` (which the caller resets
-   * before each entry's work begins), so a resumed run still knows what the whole scan cost.
+   * The scan's wall-clock seconds over the runs of this configuration that computed entries: `earlier` (the
+   * runs before this one) and `record(seconds)`, which stores `earlier + seconds` as this run's part so far.
+   * Called as entries finish, a run killed mid-scan keeps what it spent up to its last entry.
    */
-  scanCache(clock: { mark: number }): ScanCache {
+  async scanTime(): Promise<{ earlier: number; record: (seconds: number) => Promise<void> }> {
+    const earlier = (await this.read<{ seconds: number }>(SCAN_TIME))?.seconds ?? 0;
+    let writing = Promise.resolve();
     return {
-      get: (key) => this.scanLines.get(key)?.entry,
-      set: async (key, entry) => {
-        const now = performance.now();
-        const line: ScanLine = { key, seconds: (now - clock.mark) / 1000, entry };
-        clock.mark = now;
-        this.scanLines.set(key, line);
-        await appendFile(this.file('scan.jsonl'), `${JSON.stringify(line)}\n`);
+      earlier,
+      record: (seconds) => {
+        // One write at a time: they share the temporary file of the atomic write.
+        writing = writing.then(() => this.write(SCAN_TIME, { seconds: earlier + seconds }));
+        return writing;
       },
     };
-  }
-
-  /** Seconds the cached scan entries took when they were computed. */
-  scanSeconds(keys: readonly string[]): number {
-    return keys.reduce((sum, key) => sum + (this.scanLines.get(key)?.seconds ?? 0), 0);
   }
 
   /** A stored JSON result (e.g. a finished arm), or undefined. */

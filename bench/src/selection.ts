@@ -10,52 +10,57 @@
  *    scan), `all_layers` (one ratio everywhere), `random` (random layers at random scanned ratios, several
  *    draws); each is fine-tuned with the same epochs, schedule and seed, then evaluated on the test set.
  *
+ * A thin driver of the pipeline (`@decompose/pipeline`): the baseline is a training-run unit, the scan
+ * `scanOnExecutor` (scan-layer units on worker threads), each (arm, seed) an arm unit on a local executor.
  * Writes bench/results/selection.json and prints a table. Everything finished is cached in the work directory,
  * so a killed run continues where it stopped. Run `node bench/dist/selection.js --help` for the flags.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
+import { type Cifar10Images, findBundledSubset, readCifar10 } from '@decompose/cifar10';
+import { type EngineInfo, initEngine } from '@decompose/engine';
+import { type Executor, localExecutor, type UnitProgress } from '@decompose/jobs';
 import {
-  type Cifar10Images,
-  createBatchStream,
-  findBundledSubset,
-  readCifar10,
-  splitCalibration,
-} from '@decompose/cifar10';
-import { applyStrategy, costTable, reestimateBatchNorm } from '@decompose/core';
-import { createGradientComputer, type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
-import { calibrationSeenInTraining, holdOutSchema } from '@decompose/pipeline';
+  type ArmUnitResult,
+  armUnit,
+  BUILT_IN_STRATEGIES,
+  type CalibrationImages,
+  calibrationSeenInTraining,
+  calibrationSplit,
+  type HoldOut,
+  holdOutSchema,
+  loadModel,
+  measureModel,
+  PIPELINE_CATALOGUE,
+  PipelineError,
+  packImageSet,
+  packModel,
+  type SgdSettings,
+  saveModel,
+  scanLayers,
+  scanOnExecutor,
+  trainingRunUnit,
+  trainOnExecutor,
+} from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
 import {
   type Budget,
-  type Metric,
-  type ScanEntry,
   type Selection,
   type SensitivityMetric,
   type SensitivityTable,
-  scanEntryKey,
-  scanSensitivity,
   selectGreedy,
   selectPerLayer,
 } from '@decompose/sensitivity';
-import {
-  augmentedImages,
-  type EpochMetrics,
-  evaluate,
-  METRICS_FILE,
-  type TrainOptions,
-  train,
-} from '@decompose/train';
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import { firstImages, labelledImages } from './calibration-images.js';
+import type { EpochMetrics } from '@decompose/train';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { firstImages } from './calibration-images.js';
 import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
-import { median } from './samples.js';
 import {
   type Candidate,
   candidateLayers,
@@ -76,8 +81,8 @@ const USAGE = `node bench/dist/selection.js [flags]
                           scratch: each arm's architecture is initialised afresh and trained with the
                           baseline's recipe (lr 0.1, --baseline-epochs), as the paper trains basis networks
   --fine-tune-epochs N    fine-tune epochs of every arm (default 2; 0 tests the arms as rewritten)
-  --fine-tune-seeds LIST  fine-tune each arm once per seed, from the same rewritten model, and report the
-                          mean and spread (default: --seed; fine-tune mode only)
+  --fine-tune-seeds LIST  fine-tune each arm once per seed (its BatchNorm re-estimation drawn with that
+                          seed), and report the mean and spread (default: --seed; fine-tune mode only)
   --bn-images N           re-estimate the BatchNorm statistics of each rewritten model on N augmented
                           training images before its fine-tune (default 1024; 0: keep the baseline's)
   --fine-tune-lr X        peak lr of the fine-tune's cosine schedule (default 0.01)
@@ -89,7 +94,11 @@ const USAGE = `node bench/dist/selection.js [flags]
   --limit-train N         use only the first N training images (smoke runs)
   --limit-test N          use only the first N test images (smoke runs)
   --batch N               training batch size (default 128)
-  --workers N             gradient workers of every training (default 0: this thread)
+  --workers N             gradient workers of every training (default 0: the thread it runs in)
+  --scan-threads N        worker threads of the scan, one layer per unit (default: one per core; 0 or 1:
+                          this thread)
+  --arm-threads N         worker threads the (arm, seed) runs share (default 0: one after another in this
+                          thread, so the timed throughput steps do not share the cores with a training)
   --timing-batch N        batch of the timed throughput steps (default 32)
   --timing-steps N        timed steps per measurement, after one warm-up (default 3)
   --work-dir DIR          cache of a resumable run (default bench/results/selection-work)
@@ -120,6 +129,8 @@ interface Config {
   limitTest: number | null;
   batch: number;
   workers: number;
+  scanThreads: number;
+  armThreads: number;
   timingBatch: number;
   timingSteps: number;
   workDir: string;
@@ -147,6 +158,8 @@ function parseConfig(argv: string[]): Config | null {
       'limit-test': { type: 'string' },
       batch: { type: 'string', default: '128' },
       workers: { type: 'string', default: '0' },
+      'scan-threads': { type: 'string' },
+      'arm-threads': { type: 'string', default: '0' },
       'timing-batch': { type: 'string', default: '32' },
       'timing-steps': { type: 'string', default: '3' },
       'work-dir': { type: 'string' },
@@ -196,6 +209,8 @@ function parseConfig(argv: string[]): Config | null {
     limitTest: optional('limit-test', values['limit-test']),
     batch: integer('batch', values.batch, 1),
     workers: integer('workers', values.workers, 0),
+    scanThreads: integer('scan-threads', values['scan-threads'] ?? String(availableParallelism()), 0),
+    armThreads: integer('arm-threads', values['arm-threads'], 0),
     timingBatch: integer('timing-batch', values['timing-batch'], 1),
     timingSteps: integer('timing-steps', values['timing-steps'], 1),
     workDir: path.resolve(values['work-dir'] ?? path.join(results, 'selection-work')),
@@ -208,32 +223,52 @@ const log = (text: string) => process.stdout.write(`[${new Date().toISOString().
 /** Peak learning rate of the baseline recipe (and of arms trained from scratch with it). */
 const BASELINE_LR = 0.1;
 
-/** The untrained baseline network: ResNet-20, option-B shortcuts, PyTorch init, seeded. */
-function freshResNet(config: Config): tfl.LayersModel {
-  return createCifarResNet({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed });
-}
+/**
+ * The shape of the work directory's files, kept with its configuration so that a directory an earlier version
+ * of this script wrote is refused rather than misread (2: the pipeline's scan cache, one file per (arm, seed)).
+ */
+const WORK_FORMAT = 2;
+
+/** The baseline network (and, from scratch, every arm's before its surgery): ResNet-20, option-B shortcuts, PyTorch init. */
+const architecture = (config: Config) =>
+  ({ arch: 'resnet20', shortcut: 'B', init: 'pytorch', seed: config.seed }) as const;
 
 /** The SGD recipe of `decompose train` (momentum 0.9, weight decay 5e-4 on all weights, cosine lr). */
-function sgdOptions(config: Config, lr: number, epochs: number, checkpointDir: string, seed = config.seed) {
+function sgdSettings(config: Config, lr: number, seed: number): SgdSettings {
   return {
-    epochs,
-    batchSize: config.batch,
-    evalBatchSize: 256,
-    workers: config.workers,
-    // Workers rebuild the model from its JSON, so they need the BasisConv2D class registered.
-    workerOptions: { setupModules: ['@decompose/basis'], resolveFrom: new URL('.', import.meta.url) },
-    seed,
+    batch: config.batch,
+    lr,
+    momentum: 0.9,
+    nesterov: false,
+    weightDecay: 5e-4,
+    decayOn: 'all',
+    schedule: 'cosine',
+    gamma: 0.1, // of step schedules only
+    warmupEpochs: 0,
+    labelSmoothing: 0,
     augment: true,
-    schedule: { type: 'cosine', lr },
-    optimizer: { momentum: 0.9, weightDecay: 5e-4, weightDecayScope: 'all' },
-    checkpointDir,
-    resume: true,
-    onEpoch: (m: EpochMetrics) =>
+    workers: config.workers,
+    seed,
+  };
+}
+
+/** Logs the epochs of a training unit and the test accuracies an arm unit reports, as they arrive. */
+function logProgress(label: string): (progress: UnitProgress) => void {
+  return (progress) => {
+    if (typeof progress === 'number') return;
+    if (progress.phase === 'epoch') {
+      const m = progress.metrics as unknown as EpochMetrics;
       log(
-        `  epoch ${m.epoch}/${m.epochs}: train loss ${m.train.loss.toFixed(3)} acc ${pct(m.train.accuracy)}, ` +
-          `${m.train.seconds.toFixed(0)} s (${m.train.imagesPerSecond.toFixed(1)} img/s)`,
-      ),
-  } satisfies Partial<TrainOptions>;
+        `  ${label} epoch ${m.epoch}/${m.epochs}: train loss ${m.train.loss.toFixed(3)} acc ${pct(m.train.accuracy)}, ` +
+          `${m.train.seconds.toFixed(0)} s (${m.train.imagesPerSecond.toFixed(1)} img/s)` +
+          (m.eval === null ? '' : `; test acc ${pct(m.eval.accuracy)}`),
+      );
+    } else if (progress.phase === 'surgery-evaluated') {
+      log(`  ${label}: test acc after surgery ${pct(progress.accuracy as number)}`);
+    } else if (progress.phase === 'batch-norm') {
+      log(`  ${label}: test acc ${pct(progress.accuracy as number)} with BatchNorm statistics re-estimated`);
+    }
+  };
 }
 
 interface Baseline {
@@ -249,77 +284,94 @@ interface Baseline {
   sawCalibration: boolean;
 }
 
+/** What the training of a baseline here leaves in the work directory beside the model. */
+interface TrainedHere {
+  epochs: EpochMetrics[];
+  holdOut: HoldOut | null;
+  trainImages: number;
+}
+
+const trainSeconds = (epochs: readonly EpochMetrics[]) => epochs.reduce((s, e) => s + e.train.seconds, 0);
 const summarySeconds = (epochs: readonly EpochMetrics[]) => ({
-  trainSeconds: epochs.reduce((s, e) => s + e.train.seconds, 0),
+  trainSeconds: trainSeconds(epochs),
   epochSeconds: epochs.reduce((s, e) => s + e.seconds, 0),
 });
 
+/**
+ * The baseline: `--baseline-dir`, or trained here as a training-run unit (`trainOnExecutor`) on the training
+ * images less the calibration split (its hold-out), resumably in the work directory.
+ */
 async function loadBaseline(
   config: Config,
   work: WorkDir,
-  split: { train: Cifar10Images; calibrationIndices: Uint32Array },
-  /** The training images the split was drawn from. */
-  source: Cifar10Images,
+  /** The training images the calibration split was drawn from, and the test images. */
+  data: { train: Cifar10Images; test: Cifar10Images },
+  split: CalibrationImages,
+  executor: Executor,
 ): Promise<Baseline> {
-  const trainSplit = split.train;
+  const saw = (holdOut: HoldOut | null) => calibrationSeenInTraining(data.train, holdOut, split.indices) > 0;
   if (config.baselineDir !== null) {
     const summary = JSON.parse(await readFile(path.join(config.baselineDir, 'summary.json'), 'utf8')) as {
       epochs: EpochMetrics[];
       data: { train: number };
       holdOut?: unknown;
     };
-    const model = await tfl.loadLayersModel(fileSystem(path.join(config.baselineDir, 'model')));
     return {
-      model,
+      model: await loadModel(path.join(config.baselineDir, 'model')),
       source: config.baselineDir,
       ...summarySeconds(summary.epochs),
       epochs: summary.epochs.length,
       trainImages: summary.data.train,
       // A summary of another shape (or none) says nothing held out: every calibration image counts as seen.
-      sawCalibration:
-        calibrationSeenInTraining(
-          source,
-          holdOutSchema
-            .nullable()
-            .catch(null)
-            .parse(summary.holdOut ?? null),
-          split.calibrationIndices,
-        ) > 0,
+      sawCalibration: saw(
+        holdOutSchema
+          .nullable()
+          .catch(null)
+          .parse(summary.holdOut ?? null),
+      ),
     };
   }
   const modelDir = work.file('baseline', 'model');
-  const checkpointDir = work.file('baseline', 'checkpoints');
-  const model = freshResNet(config);
-  const done = await work.read<{ epochs: number }>('baseline/done');
-  if (done === undefined) {
-    log(`training the baseline: ${config.baselineEpochs} epochs on ${trainSplit.count} images`);
-    await train({
-      model,
-      trainData: trainSplit,
-      ...sgdOptions(config, BASELINE_LR, config.baselineEpochs, checkpointDir),
-    });
-    await model.save(fileSystem(modelDir));
-    await work.write('baseline/done', { epochs: config.baselineEpochs });
+  let trained = await work.read<TrainedHere>('baseline/done');
+  let model: tfl.LayersModel;
+  if (trained === undefined) {
+    log(
+      `training the baseline: ${config.baselineEpochs} epochs on ${split.rest.count} images ` +
+        `(${split.calibration.count} held out for the scan)`,
+    );
+    const run = await trainOnExecutor(
+      executor,
+      {
+        architecture: architecture(config),
+        data,
+        recipe: { ...sgdSettings(config, BASELINE_LR, config.seed), epochs: config.baselineEpochs },
+        holdOut: { count: config.calibration, seed: config.seed },
+        checkpointDir: work.file('baseline', 'checkpoints'),
+      },
+      { what: 'the baseline training', onProgress: logProgress('baseline') },
+    );
+    model = run.model;
+    await saveModel(model, modelDir);
+    trained = { epochs: run.epochs, holdOut: run.holdOut, trainImages: run.trainImages };
+    await work.write('baseline/done', trained);
   } else {
-    model.dispose();
+    model = await loadModel(modelDir);
   }
-  const metrics = (await readFile(path.join(checkpointDir, METRICS_FILE), 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as EpochMetrics);
   return {
-    model: done === undefined ? model : await tfl.loadLayersModel(fileSystem(modelDir)),
+    model,
     source: `trained here (${work.file('baseline')})`,
-    ...summarySeconds(metrics),
-    epochs: metrics.length,
-    trainImages: trainSplit.count,
-    sawCalibration: false,
+    ...summarySeconds(trained.epochs),
+    epochs: trained.epochs.length,
+    trainImages: trained.trainImages,
+    sawCalibration: saw(trained.holdOut),
   };
 }
 
 /**
- * The scan: one `scanSensitivity` call on the calibration images for each set of ratios the strategy supports
- * (on ResNet-20, one call for all candidates); a layer is scanned only at the ratios it supports.
+ * The scan, through the pipeline (`scanOnExecutor`: one `scan-layer` unit per layer, on worker threads): every
+ * candidate layer alone as a basis convolution at each ratio the strategy supports there, on the calibration
+ * images, cached in the work directory's `scan.jsonl`. Its `seconds` are the scan's wall-clock seconds summed
+ * over the runs that computed entries.
  */
 async function runScan(
   baseline: tfl.LayersModel,
@@ -328,133 +380,80 @@ async function runScan(
   calibration: Cifar10Images,
   work: WorkDir,
 ): Promise<SensitivityTable> {
-  const clock = { mark: performance.now() };
-  const cache = work.scanCache(clock);
-  const groups = new Map<string, { ratios: number[]; layers: string[] }>();
-  for (const candidate of candidates) {
-    const ratios = config.ratios.filter((r) => candidate.costAt(r) !== null);
-    if (ratios.length === 0) continue;
-    const group = groups.get(ratios.join()) ?? { ratios, layers: [] };
-    group.layers.push(candidate.layer);
-    groups.set(ratios.join(), group);
-  }
-  const split = labelledImages(calibration);
-  const layers: SensitivityTable['layers'] = [];
-  const entries: ScanEntry[] = [];
-  const keys: string[] = [];
-  let baselineMetric: Metric | null = null;
-  let done = 0;
-  const total = [...groups.values()].reduce((n, g) => n + g.layers.length * g.ratios.length, 0);
+  const layers = candidates.map((c) => c.layer);
+  const field = 'the candidate layers';
+  const scanned = scanLayers(baseline, basisStrategy, config.ratios, {}, layers, field, 'supported').length;
+  const threads = config.scanThreads >= 2 ? Math.min(config.scanThreads, scanned) : 0;
+  const executor = await localExecutor(threads > 0 ? { threads, catalogue: PIPELINE_CATALOGUE } : {});
+  const time = await work.scanTime();
+  const started = performance.now();
+  let computed = 0;
   try {
-    for (const group of groups.values()) {
-      // An entry's seconds run from the previous entry's end, so the first one's include the baseline's evaluation.
-      clock.mark = performance.now();
-      const table = await scanSensitivity({
+    const table = await scanOnExecutor(
+      executor,
+      {
         model: baseline,
         strategy: basisStrategy,
-        layers: group.layers,
-        ratios: group.ratios,
-        calibration: split,
-        cache,
+        strategySpecifier: basisStrategy.name,
+        layers,
+        layersField: field,
+        ratios: config.ratios,
+        layerRatios: 'supported',
+        calibration,
         seed: config.seed,
-        onProgress: ({ entry, cached }) => {
-          done++;
-          if (!cached)
-            log(
-              `  scan ${done}/${total} ${entry.layer} @${entry.ratio}: calibration acc ${pct(entry.metric.accuracy)}`,
-            );
+        cacheFile: work.file('scan.jsonl'),
+      },
+      {
+        onStart: ({ total, cached }) =>
+          log(
+            `scan: ${scanned} layers × ratios ${config.ratios.join(', ')} (${total} entries) on ${calibration.count} images, ` +
+              `${threads > 0 ? `${threads} worker threads` : 'this thread'}` +
+              (cached > 0 ? ` (${cached} entries cached)` : ''),
+          ),
+        onProgress: ({ done, total, entry, cached }) => {
+          if (cached) return;
+          computed++;
+          log(
+            `  scan ${done}/${total} ${entry.layer} @${entry.ratio}: calibration acc ${pct(entry.metric.accuracy)}`,
+          );
+          // A failed write surfaces at the last record, awaited below.
+          time.record((performance.now() - started) / 1000).catch(() => undefined);
         },
-      });
-      baselineMetric ??= table.baseline;
-      layers.push(...table.layers);
-      entries.push(...table.entries);
-      keys.push(
-        ...group.layers.flatMap((layer) => group.ratios.map((r) => scanEntryKey(basisStrategy, layer, r, 0))),
-      );
-    }
+      },
+    );
+    if (computed > 0) await time.record(table.seconds);
+    return { ...table, seconds: time.earlier + (computed > 0 ? table.seconds : 0) };
   } finally {
-    split.images.dispose();
+    await executor.close();
   }
-  return {
-    strategy: { name: basisStrategy.name, version: basisStrategy.version },
-    baseline: baselineMetric ?? { accuracy: 0, loss: 0 },
-    ratios: config.ratios,
-    layers,
-    entries,
-    calibrationSize: calibration.count,
-    fineTuneSteps: 0,
-    seconds: work.scanSeconds(keys),
-  };
 }
 
+/** Measured throughput of a model (the pipeline's `measureModel`, wall-clock). */
 interface Throughput {
-  /** Images per second of forward+backward (gradient computation, no optimizer update), by process CPU time. */
+  /** Images per second of forward+backward (gradient computation, no optimizer update). */
   trainImgPerS: number;
-  /** Images per second of inference (predict), by process CPU time. */
+  /** Images per second of inference, BatchNorms folded into the convolutions. */
   evalImgPerS: number;
-  /** The same by wall-clock time (inflated by waiting for a core on a shared machine). */
-  trainImgPerSWall: number;
-  evalImgPerSWall: number;
 }
 
-async function timeSteps(steps: number, step: () => Promise<void>): Promise<{ cpu: number; wall: number }> {
-  await step();
-  const cpu: number[] = [];
-  const wall: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const wallStart = performance.now();
-    const cpuStart = process.cpuUsage();
-    await step();
-    const used = process.cpuUsage(cpuStart);
-    wall.push((performance.now() - wallStart) / 1000);
-    cpu.push((used.user + used.system) / 1e6);
-  }
-  return { cpu: median(cpu), wall: median(wall) };
-}
-
-/**
- * Measured throughput of a model on one fixed batch. The timed gradient steps update the BatchNorm statistics,
- * so the model's weights are put back afterwards: the dense arm times the baseline itself, which every later
- * arm is rewritten from.
- */
-async function throughput(model: tfl.LayersModel, data: Cifar10Images, config: Config): Promise<Throughput> {
-  const weights = model.getWeights().map((w) => w.clone());
-  try {
-    return await timeModel(model, data, config);
-  } finally {
-    model.setWeights(weights);
-    tf.dispose(weights);
-  }
-}
-
-async function timeModel(model: tfl.LayersModel, data: Cifar10Images, config: Config): Promise<Throughput> {
-  const stream = createBatchStream(data, { batchSize: config.timingBatch, shuffle: false });
-  const batch = stream.epoch(0).next().value;
-  if (!batch) throw new Error('No images to time.');
-  const images = batch.images.slice();
-  const labels = batch.labels.slice();
-  const count = batch.count;
-  const computer = await createGradientComputer({ model, workers: 0, numClasses: 10 });
-  try {
-    const training = await timeSteps(config.timingSteps, async () => {
-      await computer.compute({ images, labels, count });
-    });
-    const input = tf.tensor4d(images, [count, 32, 32, 3]);
-    const inference = await timeSteps(config.timingSteps, async () => {
-      const out = model.predict(input) as tf.Tensor;
-      await out.data();
-      out.dispose();
-    });
-    input.dispose();
-    return {
-      trainImgPerS: count / training.cpu,
-      evalImgPerS: count / inference.cpu,
-      trainImgPerSWall: count / training.wall,
-      evalImgPerSWall: count / inference.wall,
-    };
-  } finally {
-    await computer.close();
-  }
+/** One run of an arm (one seed), as its unit reported it; kept in the work directory. */
+interface ArmRun {
+  plan: PlanLayer[];
+  seed: number;
+  /** Test figures after the fine-tune (or the training from scratch); without one, as tested before it. */
+  testAcc: number;
+  testLoss: number;
+  /** Test accuracy of the rewritten model as the surgery left it, with the baseline's BatchNorm statistics. */
+  testAccAfterSurgery: number;
+  /** Test accuracy where the fine-tune starts: after the BatchNorm re-estimation, if one ran. */
+  testAccBeforeFineTune: number;
+  /** Wall-clock seconds of the fine-tune's training steps (per-epoch test evaluation excluded); 0 without one. */
+  fineTuneSeconds: number;
+  /** Whole-model params and forward MACs per image (every layer with weights). */
+  params: number;
+  macs: number;
+  /** Measured in the arm's first run (null in the others: the architecture is the same). */
+  throughput: Throughput | null;
 }
 
 /** One fine-tune of an arm's rewritten model (or, from scratch, one training of its architecture). */
@@ -469,160 +468,268 @@ interface ArmResult {
   name: string;
   plan: PlanLayer[];
   candidateCost: PlanCost;
-  /** Whole-model params and forward MACs per image (every layer with weights). */
   params: number;
   macs: number;
-  /** Test accuracy of the rewritten model as the surgery left it, with the baseline's BatchNorm statistics. */
+  /** Means over the runs (see {@link ArmRun}). */
   testAccAfterSurgery: number;
-  /** Test accuracy where the fine-tune starts: after the BatchNorm re-estimation, if one ran. */
   testAccBeforeFineTune: number;
   /** One per fine-tune seed; without a fine-tune, the rewritten model itself. */
   runs: FineTuneRun[];
   /** Mean test accuracy and loss of the runs. */
   testAcc: number;
   testLoss: number;
-  /** Mean wall-clock seconds of a run's training. */
+  /** Mean seconds of a run's training. */
   fineTuneSeconds: number;
   throughput: Throughput;
 }
 
-interface ArmContext {
-  baseline: tfl.LayersModel;
-  candidates: Candidate[];
-  config: Config;
-  work: WorkDir;
+/**
+ * An arm: its layer plan, and what its runs are — `decomposed`: an `arm` unit per seed (surgery, BatchNorm
+ * re-estimation, fine-tune or training from scratch, measurement); `dense`: the baseline measured as it is;
+ * `dense-fine-tuned`: a `training-run` unit per seed that fine-tunes the baseline as the arms are.
+ */
+interface ArmSpec {
+  name: string;
+  plan: PlanLayer[];
+  kind: 'decomposed' | 'dense' | 'dense-fine-tuned';
+  seeds: number[];
 }
 
-interface ArmData {
-  train: Cifar10Images;
-  test: Cifar10Images;
-  /** Augmented training images for `reestimateBatchNorm` after a surgery, or null to keep the baseline's statistics. */
-  batchNormImages: tf.Tensor | null;
+/** Everything the arms share. */
+interface ArmContext {
+  config: Config;
+  candidates: Candidate[];
+  work: WorkDir;
+  executor: Executor;
+  baseline: tfl.LayersModel;
+  /** The training images less the calibration split, and the test images. */
+  data: { train: Cifar10Images; test: Cifar10Images };
 }
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
-async function runArm(
-  name: string,
-  plan: PlanLayer[],
-  context: ArmContext,
-  data: ArmData,
-  fineTune = plan.length > 0,
-): Promise<ArmResult> {
-  const { baseline, candidates, config, work } = context;
-  const cached = await work.read<ArmResult>(`arms/${name}`);
-  if (cached !== undefined && JSON.stringify(cached.plan) !== JSON.stringify(plan)) {
-    // Plans follow from the configuration and the scan, so only a changed selection rule gets here.
-    throw new WorkDirMismatchError(work.dir, [`arm ${name} was run with another layer plan`]);
-  }
-  if (cached !== undefined) {
-    log(`${name}: cached, test acc ${pct(cached.testAcc)}`);
-    return cached;
-  }
-  const candidateCost = planCost(candidates, plan);
-  log(
-    `${name}: ${plan.length} layers (${plan.map((p) => `${p.layer}@${p.ratio}`).join(', ')}), ` +
-      `candidate params −${pct(candidateCost.paramsReduction)}`,
-  );
-  const scratch = config.armTraining === 'scratch' && plan.length > 0;
-  let model = baseline;
-  if (plan.length > 0) {
-    // From scratch the arm's layers are rewritten in an untrained network, else in the trained baseline.
-    const source = scratch ? freshResNet(config) : baseline;
-    model = applyStrategy(source, basisStrategy, {
-      perLayerOptions: Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }])),
-      init: scratch ? 'scratch' : 'trained',
-      seed: config.seed,
-    }).model;
-    if (source !== baseline) source.dispose();
-  }
-  try {
-    const afterSurgery = await evaluate(model, data.test, 256);
-    let start = afterSurgery;
-    if (plan.length > 0 && !scratch && data.batchNormImages !== null) {
-      reestimateBatchNorm(model, data.batchNormImages, { batchSize: config.batch });
-      start = await evaluate(model, data.test, 256);
+/** The arm's run of one seed from its arm unit's result. */
+function armRun(plan: PlanLayer[], seed: number, done: ArmUnitResult): ArmRun {
+  const { surgery, measured } = done;
+  if (surgery === null) throw new Error('An arm unit with data came back without its test figures.');
+  const start = done.batchNorm ?? surgery;
+  const final = done.fineTuned ?? measured ?? start;
+  return {
+    plan,
+    seed,
+    testAcc: final.accuracy,
+    testLoss: final.loss,
+    testAccAfterSurgery: surgery.accuracy,
+    testAccBeforeFineTune: start.accuracy,
+    fineTuneSeconds: trainSeconds(done.fineTune?.epochs ?? []),
+    params: done.cost.params,
+    macs: done.cost.forwardMacs,
+    throughput:
+      measured === null
+        ? null
+        : { trainImgPerS: measured.trainImagesPerSecond, evalImgPerS: measured.evalImagesPerSecond },
+  };
+}
+
+/**
+ * Runs every (arm, seed) not finished in the work directory: the dense measurement here, the others as units on
+ * the executor (the decomposed arms' `arm` units, then the dense fine-tunes' `training-run` units), each stored
+ * as it finishes; returns each arm's result.
+ */
+async function runArms(specs: readonly ArmSpec[], ctx: ArmContext): Promise<Map<string, ArmResult>> {
+  const { config, work, executor, data } = ctx;
+  const runs = new Map<string, ArmRun>();
+  const runKey = (name: string, seed: number) => `arms/${name}/seed-${seed}`;
+  for (const spec of specs) {
+    for (const seed of spec.seeds) {
+      const cached = await work.read<ArmRun>(runKey(spec.name, seed));
+      if (cached === undefined) continue;
+      if (JSON.stringify(cached.plan) !== JSON.stringify(spec.plan)) {
+        // Plans follow from the configuration and the scan, so only a changed selection rule gets here.
+        throw new WorkDirMismatchError(work.dir, [`arm ${spec.name} was run with another layer plan`]);
+      }
+      runs.set(runKey(spec.name, seed), cached);
     }
+  }
+  const label = ({ spec, seed }: { spec: ArmSpec; seed: number }) =>
+    spec.seeds.length > 1 ? `${spec.name} seed ${seed}` : spec.name;
+  const store = async (spec: ArmSpec, run: ArmRun) => {
+    runs.set(runKey(spec.name, run.seed), run);
+    await work.write(runKey(spec.name, run.seed), run);
+    log(`${label({ spec, seed: run.seed })}: test acc ${pct(run.testAcc)}`);
+  };
+  const pending = specs.flatMap((spec) =>
+    spec.seeds.filter((seed) => !runs.has(runKey(spec.name, seed))).map((seed) => ({ spec, seed })),
+  );
+  for (const spec of specs) {
+    const cost = planCost(ctx.candidates, spec.plan);
+    const todo = pending.filter((p) => p.spec === spec).length;
     log(
-      `  test acc ${scratch ? 'untrained' : 'after surgery'} ${pct(afterSurgery.accuracy)}` +
-        (start === afterSurgery ? '' : `, ${pct(start.accuracy)} with BatchNorm statistics re-estimated`),
+      `${spec.name}: ${spec.plan.length} layers (${spec.plan.map((p) => `${p.layer}@${p.ratio}`).join(', ')}), ` +
+        `candidate params −${pct(cost.paramsReduction)}; ${todo === 0 ? 'cached' : `${todo} of ${spec.seeds.length} run(s) to do`}`,
     );
-    const tuning = fineTune && (scratch || config.fineTuneEpochs > 0);
-    const runs: FineTuneRun[] = [];
-    for (const seed of tuning ? (scratch ? [config.seed] : config.fineTuneSeeds) : []) {
-      runs.push(await fineTuneRun(name, model, seed, scratch, context, data));
-    }
-    if (runs.length === 0) {
-      runs.push({ seed: config.seed, testAcc: start.accuracy, testLoss: start.loss, seconds: 0 });
-    }
-    const totals = costTable(model, { strategies: [basisStrategy] }).total;
-    const result: ArmResult = {
-      name,
-      plan,
-      candidateCost,
-      params: totals.params,
-      macs: totals.forwardMacs,
-      testAccAfterSurgery: afterSurgery.accuracy,
-      testAccBeforeFineTune: start.accuracy,
-      runs,
-      testAcc: mean(runs.map((r) => r.testAcc)),
-      testLoss: mean(runs.map((r) => r.testLoss)),
-      fineTuneSeconds: mean(runs.map((r) => r.seconds)),
-      throughput: await throughput(model, data.test, config),
-    };
-    log(`  test acc ${pct(result.testAcc)}${runs.length > 1 ? ` (mean of ${runs.length} seeds)` : ''}`);
-    await work.write(`arms/${name}`, result);
-    return result;
-  } finally {
-    if (model !== baseline) model.dispose();
   }
-}
 
-/** Trains a copy of `start` with `seed`: the arm's fine-tune, or from scratch the baseline's recipe. Cached. */
-async function fineTuneRun(
-  name: string,
-  start: tfl.LayersModel,
-  seed: number,
-  scratch: boolean,
-  { config, work }: ArmContext,
-  data: ArmData,
-): Promise<FineTuneRun> {
-  const key = `arms/${name}/seed-${seed}`;
-  const cached = await work.read<FineTuneRun>(key);
-  if (cached !== undefined) return cached;
-  const model = await copyModel(start);
-  try {
-    const checkpoints = work.file('arms', name, `checkpoints-seed-${seed}`);
-    const started = performance.now();
-    await train({
-      model,
-      trainData: data.train,
-      ...(scratch
-        ? sgdOptions(config, BASELINE_LR, config.baselineEpochs, checkpoints, seed)
-        : sgdOptions(config, config.fineTuneLr, config.fineTuneEpochs, checkpoints, seed)),
+  const measure = { batch: config.timingBatch, steps: config.timingSteps };
+  for (const { spec, seed } of pending.filter((p) => p.spec.kind === 'dense')) {
+    const m = await measureModel(ctx.baseline, data.test, {
+      evalBatch: config.batch,
+      ...measure,
+      strategies: BUILT_IN_STRATEGIES,
     });
-    const seconds = (performance.now() - started) / 1000;
-    const after = await evaluate(model, data.test, 256);
-    const run: FineTuneRun = { seed, testAcc: after.accuracy, testLoss: after.loss, seconds };
-    log(`  seed ${seed}: test acc ${pct(run.testAcc)}`);
-    await work.write(key, run);
-    return run;
-  } finally {
-    model.dispose();
+    await store(spec, {
+      plan: spec.plan,
+      seed,
+      testAcc: m.accuracy,
+      testLoss: m.loss,
+      testAccAfterSurgery: m.accuracy,
+      testAccBeforeFineTune: m.accuracy,
+      fineTuneSeconds: 0,
+      params: m.params,
+      macs: m.forwardMacs,
+      throughput: { trainImgPerS: m.trainImagesPerSecond, evalImgPerS: m.evalImagesPerSecond },
+    });
   }
-}
 
-/** An independent copy of a model (topology and weights), through an in-memory save. */
-async function copyModel(model: tfl.LayersModel): Promise<tfl.LayersModel> {
-  let saved: tf.io.ModelArtifacts | null = null;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  if (saved === null) throw new Error('Saving the model to memory produced nothing.');
-  return tfl.loadLayersModel(tf.io.fromMemory(saved));
+  const scratch = config.armTraining === 'scratch';
+  const decomposed = pending.filter((p) => p.spec.kind === 'decomposed');
+  const fineTunedDense = pending.filter((p) => p.spec.kind === 'dense-fine-tuned');
+  if (decomposed.length === 0 && fineTunedDense.length === 0) return results();
+  const fresh = scratch ? createCifarResNet(architecture(config)) : null;
+  const blobs = {
+    baseline: await executor.blobs.put(await packModel(ctx.baseline)),
+    // From scratch the arms' layers are rewritten in the untrained network.
+    fresh: fresh === null ? null : await executor.blobs.put(await packModel(fresh)),
+    train: await executor.blobs.put(packImageSet(data.train)),
+    test: await executor.blobs.put(packImageSet(data.test)),
+  };
+  fresh?.dispose();
+  const images = { train: blobs.train, test: blobs.test };
+  const checkpoints = (name: string, seed: number) => work.file('arms', name, `checkpoints-seed-${seed}`);
+  const failures: string[] = [];
+  const finishing: Promise<void>[] = [];
+  try {
+    await executor.run(
+      decomposed.map(({ spec, seed }) =>
+        armUnit.unit({
+          baseline: blobs.fresh ?? blobs.baseline,
+          strategy: basisStrategy.name,
+          perLayerOptions: Object.fromEntries(spec.plan.map((p) => [p.layer, { ratio: p.ratio }])),
+          init: scratch ? 'scratch' : 'trained',
+          seed: config.seed,
+          recipe: scratch
+            ? { ...sgdSettings(config, BASELINE_LR, seed), epochs: config.baselineEpochs, bnImages: 0 }
+            : {
+                ...sgdSettings(config, config.fineTuneLr, seed),
+                epochs: config.fineTuneEpochs,
+                bnImages: config.bnImages,
+              },
+          data: images,
+          measure: seed === spec.seeds[0] ? measure : null,
+          checkpointDir: checkpoints(spec.name, seed),
+        }),
+      ),
+      {
+        onProgress: (i, progress) => logProgress(label(decomposed[i]!))(progress),
+        onResult: (i, outcome) => {
+          const { spec, seed } = decomposed[i]!;
+          if (!outcome.ok) {
+            failures.push(`${label(decomposed[i]!)}: ${outcome.error.name}: ${outcome.error.message}`);
+            return;
+          }
+          finishing.push(
+            store(spec, armRun(spec.plan, seed, outcome.result)).then(() =>
+              executor.blobs.delete(outcome.result.model),
+            ),
+          );
+        },
+      },
+    );
+    // The dense fine-tunes share the dense run's figures before the fine-tune (the same model, no surgery).
+    const denseSpec = specs.find((s) => s.kind === 'dense');
+    const dense = denseSpec && runs.get(runKey(denseSpec.name, denseSpec.seeds[0]!));
+    await executor.run(
+      fineTunedDense.map(({ spec, seed }) =>
+        trainingRunUnit.unit({
+          architecture: null,
+          model: blobs.baseline,
+          data: images,
+          recipe: { ...sgdSettings(config, config.fineTuneLr, seed), epochs: config.fineTuneEpochs },
+          holdOut: null,
+          checkpointDir: checkpoints(spec.name, seed),
+        }),
+      ),
+      {
+        onProgress: (i, progress) => logProgress(label(fineTunedDense[i]!))(progress),
+        onResult: (i, outcome) => {
+          const { spec, seed } = fineTunedDense[i]!;
+          const test = outcome.ok ? outcome.result.epochs.at(-1)?.eval : undefined;
+          if (!outcome.ok || test === undefined || test === null || dense === undefined) {
+            const why = outcome.ok
+              ? 'no test evaluation or dense run'
+              : `${outcome.error.name}: ${outcome.error.message}`;
+            failures.push(`${label(fineTunedDense[i]!)}: ${why}`);
+            return;
+          }
+          finishing.push(
+            store(spec, {
+              ...dense,
+              seed,
+              testAcc: test.accuracy,
+              testLoss: test.loss,
+              fineTuneSeconds: trainSeconds(outcome.result.epochs),
+              throughput: seed === spec.seeds[0] ? dense.throughput : null,
+            }).then(() => executor.blobs.delete(outcome.result.model)),
+          );
+        },
+      },
+    );
+  } finally {
+    await Promise.allSettled(finishing);
+    await Promise.all(
+      Object.values(blobs)
+        .filter((id): id is string => id !== null)
+        .map((id) => executor.blobs.delete(id)),
+    );
+  }
+  await Promise.all(finishing);
+  if (failures.length > 0)
+    throw new Error(`Arm runs failed (the others are stored):\n${failures.join('\n')}`);
+  return results();
+
+  function results(): Map<string, ArmResult> {
+    return new Map(
+      specs.map((spec) => {
+        const armRuns = spec.seeds.map((seed) => runs.get(runKey(spec.name, seed))!);
+        const throughput = armRuns[0]?.throughput;
+        if (armRuns[0] === undefined || throughput === undefined || throughput === null) {
+          throw new Error(`Arm ${spec.name} has no measured first run.`);
+        }
+        return [
+          spec.name,
+          {
+            name: spec.name,
+            plan: spec.plan,
+            candidateCost: planCost(ctx.candidates, spec.plan),
+            params: armRuns[0].params,
+            macs: armRuns[0].macs,
+            testAccAfterSurgery: mean(armRuns.map((r) => r.testAccAfterSurgery)),
+            testAccBeforeFineTune: mean(armRuns.map((r) => r.testAccBeforeFineTune)),
+            runs: armRuns.map((r) => ({
+              seed: r.seed,
+              testAcc: r.testAcc,
+              testLoss: r.testLoss,
+              seconds: r.fineTuneSeconds,
+            })),
+            testAcc: mean(armRuns.map((r) => r.testAcc)),
+            testLoss: mean(armRuns.map((r) => r.testLoss)),
+            fineTuneSeconds: mean(armRuns.map((r) => r.fineTuneSeconds)),
+            throughput,
+          },
+        ];
+      }),
+    );
+  }
 }
 
 /**
@@ -698,11 +805,29 @@ async function main(): Promise<void> {
   const dataset = await readCifar10(dataDir);
   const fullTrain = firstImages(dataset.train, config.limitTrain);
   const test = firstImages(dataset.test, config.limitTest);
-  const split = splitCalibration(fullTrain, { count: config.calibration, seed: config.seed });
-  const { workDir: _w, out: _o, ...fingerprint } = config;
-  const work = await WorkDir.open(config.workDir, fingerprint);
+  const split = calibrationSplit(fullTrain, config.calibration, config.seed, '--calibration');
+  // Where the units run does not change their numbers, so a resumed run may use other thread counts.
+  const { workDir: _w, out: _o, scanThreads: _s, armThreads: _a, ...settings } = config;
+  const work = await WorkDir.open(config.workDir, { ...settings, workFormat: WORK_FORMAT });
+  const threads = config.armThreads >= 2 ? config.armThreads : 0;
+  const executor = await localExecutor(threads > 0 ? { threads, catalogue: PIPELINE_CATALOGUE } : {});
+  try {
+    await runBenchmark(config, work, executor, { dir: dataDir, train: fullTrain, test, split }, engine);
+  } finally {
+    await executor.close();
+  }
+}
 
-  const baseline = await loadBaseline(config, work, split, fullTrain);
+/** The baseline, the scan, the selections and the arms; writes the result and prints the table. */
+async function runBenchmark(
+  config: Config,
+  work: WorkDir,
+  executor: Executor,
+  data: { dir: string; train: Cifar10Images; test: Cifar10Images; split: CalibrationImages },
+  engine: EngineInfo,
+): Promise<void> {
+  const { split, test } = data;
+  const baseline = await loadBaseline(config, work, { train: data.train, test }, split, executor);
   const candidates = candidateLayers(baseline.model, basisStrategy);
   log(
     `baseline: ${baseline.source}, ${baseline.epochs} epochs, ${baseline.trainSeconds.toFixed(0)} s of training; ` +
@@ -712,9 +837,6 @@ async function main(): Promise<void> {
         : ''),
   );
 
-  log(
-    `scan: ${candidates.length} layers × ratios ${config.ratios.join(', ')} on ${split.calibration.count} images`,
-  );
   const table = await runScan(baseline.model, candidates, config, split.calibration, work);
   await writeAtomically(work.file('scan-table.json'), `${JSON.stringify(table, null, 2)}\n`);
   const budget: Budget = { kind: 'reduction', target: 'params', reduction: config.reduction };
@@ -729,30 +851,53 @@ async function main(): Promise<void> {
       `greedy: ${greedy.choices.length} layers, estimated drop ${pct(greedy.estimatedDrop)}; uniform ratio ${uniform.ratio}`,
   );
 
-  const context: ArmContext = { baseline: baseline.model, candidates, config, work };
   const reestimating = config.armTraining === 'fine-tune' && config.bnImages > 0;
-  const data: ArmData = {
-    train: split.train,
-    test,
-    batchNormImages: reestimating ? augmentedImages(split.train, config.bnImages, config.seed) : null,
-  };
-  const dense = await runArm('dense', [], context, data);
-  const selected = await runArm('selected', selectedPlan, context, data);
-  const allLayers = await runArm('all_layers', uniform.plan, context, data);
-  const draws: ArmResult[] = [];
-  for (let i = 0; i < config.randomDraws; i++) {
-    const plan = randomPlan(candidates, config.ratios, config.reduction, config.seed * 1000 + i + 1);
-    draws.push(await runArm(`random-${i}`, plan, context, data));
-  }
   // Fine-tune mode only: from scratch the dense arm is the baseline itself, trained with the same recipe, and
   // each extra arm costs a whole training.
   const fineTuning = config.armTraining === 'fine-tune';
-  const selectedByLoss = fineTuning ? await runArm('selected_loss', byLoss.plan, context, data) : null;
-  // The dense model with the same fine-tune: what the extra training alone is worth (the reference to beat).
-  const denseFineTuned =
-    fineTuning && config.fineTuneEpochs > 0
-      ? await runArm('dense_fine_tuned', [], context, data, true)
-      : null;
+  const tunedSeeds = fineTuning && config.fineTuneEpochs > 0 ? config.fineTuneSeeds : [config.seed];
+  // A plan without layers (a selection that chose none) is the baseline as it is.
+  const arm = (name: string, plan: PlanLayer[]): ArmSpec =>
+    plan.length === 0
+      ? { name, plan, kind: 'dense', seeds: [config.seed] }
+      : { name, plan, kind: 'decomposed', seeds: tunedSeeds };
+  const randomPlans = Array.from({ length: config.randomDraws }, (_, i) =>
+    randomPlan(candidates, config.ratios, config.reduction, config.seed * 1000 + i + 1),
+  );
+  const specs: ArmSpec[] = [
+    arm('dense', []),
+    arm('selected', selectedPlan),
+    arm('all_layers', uniform.plan),
+    ...randomPlans.map((plan, i) => arm(`random-${i}`, plan)),
+    ...(fineTuning ? [arm('selected_loss', byLoss.plan)] : []),
+    // The dense model with the same fine-tune: what the extra training alone is worth (the reference to beat).
+    ...(fineTuning && config.fineTuneEpochs > 0
+      ? [
+          {
+            name: 'dense_fine_tuned',
+            plan: [],
+            kind: 'dense-fine-tuned',
+            seeds: tunedSeeds,
+          } satisfies ArmSpec,
+        ]
+      : []),
+  ];
+  const arms = await runArms(specs, {
+    config,
+    candidates,
+    work,
+    executor,
+    baseline: baseline.model,
+    data: { train: split.rest, test },
+  });
+  baseline.model.dispose();
+  const armResult = (name: string) => arms.get(name)!;
+  const dense = armResult('dense');
+  const selected = armResult('selected');
+  const allLayers = armResult('all_layers');
+  const draws = randomPlans.map((_, i) => armResult(`random-${i}`));
+  const selectedByLoss = arms.get('selected_loss') ?? null;
+  const denseFineTuned = arms.get('dense_fine_tuned') ?? null;
 
   const scanSeconds = table.seconds;
   const common = {
@@ -774,13 +919,10 @@ async function main(): Promise<void> {
     candidate_macs_reduction: r.candidateCost.macsReduction,
     train_img_per_s: r.throughput.trainImgPerS,
     eval_img_per_s: r.throughput.evalImgPerS,
-    train_img_per_s_wall: r.throughput.trainImgPerSWall,
-    eval_img_per_s_wall: r.throughput.evalImgPerSWall,
     fine_tune_seconds: r.fineTuneSeconds,
     layers: r.plan,
     ...common,
   });
-  data.batchNormImages?.dispose();
   const drawMean = (f: (r: ArmResult) => number) => mean(draws.map(f));
   const accuracy = meanAndSpread(draws.map((d) => d.testAcc));
   const records = [
@@ -802,8 +944,6 @@ async function main(): Promise<void> {
       candidate_macs_reduction: drawMean((d) => d.candidateCost.macsReduction),
       train_img_per_s: drawMean((d) => d.throughput.trainImgPerS),
       eval_img_per_s: drawMean((d) => d.throughput.evalImgPerS),
-      train_img_per_s_wall: drawMean((d) => d.throughput.trainImgPerSWall),
-      eval_img_per_s_wall: drawMean((d) => d.throughput.evalImgPerSWall),
       fine_tune_seconds: drawMean((d) => d.fineTuneSeconds),
       ...common,
       draws: draws.map((d, i) => record(`random-${i}`, d)),
@@ -815,8 +955,8 @@ async function main(): Promise<void> {
     config: {
       ...config,
       data: {
-        dir: dataDir,
-        train: split.train.count,
+        dir: data.dir,
+        train: split.rest.count,
         calibration: split.calibration.count,
         test: test.count,
       },
@@ -836,19 +976,19 @@ async function main(): Promise<void> {
       `Counted params: kernel weights of the ${candidates.length} candidate layers = every trainable 3×3 conv (stem included; 1×1 shortcut projections, batch norm and the classifier excluded), ${planCost(candidates, []).denseParams} dense. Every arm removes ≥ ${config.reduction} of them (achieved: candidate_params_reduction). params/macs are whole-model totals (costTable; batch-norm statistics included in params).`,
       "selected_loss: the same selection with metric 'loss' (calibration loss increase in place of the accuracy drop), to see whether the coarse accuracy signal of a small calibration split limits the selection.",
       'selected = selectPerLayer for the budget: the smallest accepted per-layer drop that meets it, then trimmed back to it inside the selector (layers move to milder ratios or back to dense, those giving back the most drop per saved parameter first, while the budget is still met), because at that drop every layer whose curve stays under it takes its most compressive ratio and the budget can be overshot by far. The reduction before trimming (untrimmed_reduction) and the greedy selection are reported under selection.',
-      'Scan: each candidate layer alone decomposed at each ratio the strategy supports there (one that would not save weights is skipped), no fine-tune, accuracy/loss on the calibration split. scan_seconds = wall-clock of the dense calibration evaluation + every entry (surgery + evaluation), summed over resumed runs from the cache.',
-      "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or metrics.jsonl; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
-      'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, epochs — on the training split without the calibration images, once per fine-tune seed from the same rewritten model; test_acc is the mean over seeds (test_acc_runs), test_acc_std their spread. For random, test_acc is the mean over draws and test_acc_std the spread of the draw means.',
+      `Scan: each candidate layer alone decomposed at each ratio the strategy supports there (one that would not save weights is skipped), no fine-tune, accuracy/loss on the calibration split. scan_seconds = wall-clock seconds of the scan (the pipeline's scanOnExecutor: one scan-layer unit per layer, on ${config.scanThreads >= 2 ? `${config.scanThreads} worker threads (at most one per layer)` : 'this thread'}, the dense calibration evaluation and packing the model included), summed over the runs that computed entries of it (a resumed run adds its own).`,
+      "baseline_train_seconds = wall-clock seconds of the baseline's training steps (sum of per-epoch train seconds, per-epoch test evaluation excluded), from its summary.json or its training-run unit; scan_to_baseline_ratio divides the two. Both are wall-clock on this shared 2-core machine, measured at different times, so the load differs.",
+      'Fine-tune: the same for every arm — SGD momentum 0.9, weight decay 5e-4, cosine lr from fine_tune_lr, batch, epochs — on the training split without the calibration images, one arm unit of the pipeline (surgery, BatchNorm re-estimation, fine-tune, measurement) per fine-tune seed, each seed also drawing the re-estimation images; test_acc is the mean over seeds (test_acc_runs), test_acc_std their spread. For random, test_acc is the mean over draws and test_acc_std the spread of the draw means.',
       reestimating
-        ? `BatchNorm re-estimation: after the surgery, before the fine-tune, every rewritten model's BatchNorm statistics are replaced (core's reestimateBatchNorm) by the average over ${config.bnImages} augmented training images in batches of ${config.batch}. test_acc_after_surgery is the rewritten model with the baseline's statistics, test_acc_before_fine_tune after the re-estimation.`
+        ? `BatchNorm re-estimation: after the surgery, before the fine-tune, every rewritten model's BatchNorm statistics are replaced (core's reestimateBatchNorm) by the average over ${config.bnImages} augmented training images in batches of ${config.batch}. test_acc_after_surgery is the rewritten model with the baseline's statistics, test_acc_before_fine_tune after the re-estimation (both means over the fine-tune seeds, whose re-estimation images differ).`
         : 'No BatchNorm re-estimation (--bn-images 0 or from scratch): test_acc_before_fine_tune = test_acc_after_surgery.',
-      'train_img_per_s: gradient computation (forward+backward, no optimizer update) on one fixed batch of timing_batch test images; eval_img_per_s: predict on the same batch; median of timing_steps steps after a warm-up, by process CPU time (single-threaded wasm, so CPU time ≈ compute time on a loaded machine); *_wall are the wall-clock equivalents.',
+      `train_img_per_s: gradient computation (forward+backward, no optimizer update) on one fixed batch of timing_batch test images; eval_img_per_s: inference on the same batch with the BatchNorms folded into the convolutions; wall-clock over timing_steps steps after a warm-up (the pipeline's measureModel, as compare's leaderboard), in the arm's first run, ${config.armThreads >= 2 ? `with ${config.armThreads} arm threads sharing the cores` : 'one arm at a time'}. fine_tune_seconds: wall-clock seconds of the training steps of a run (per-epoch test evaluation excluded).`,
       !fineTuning
         ? `Arms trained from scratch (--arm-training scratch): each arm's architecture (basis convolutions at its layers and ratios, everything else as the baseline) is initialised afresh (He-normal basis filters, LeCun-normal coefficients; the rest PyTorch init, seed ${config.seed}) and trained with the baseline's recipe (lr 0.1 cosine, ${config.baselineEpochs} epochs); the dense reference is the baseline itself. test_acc_before_fine_tune is then the untrained network's; fine_tune_seconds is the whole training.`
         : denseFineTuned === null
           ? 'No fine-tune (--fine-tune-epochs 0): every arm is tested as rewritten (after the BatchNorm re-estimation, if any).'
           : `dense_fine_tuned: the dense baseline given the same fine-tune as the arms (test acc ${pct(denseFineTuned.testAcc)}): the extra training alone, the reference an arm has to match to "not degrade the final model".`,
-      `dense reference: test acc ${pct(dense.testAcc)}, train ${dense.throughput.trainImgPerS.toFixed(1)} img/s, eval ${dense.throughput.evalImgPerS.toFixed(1)} img/s (CPU time).`,
+      `dense reference: test acc ${pct(dense.testAcc)}, train ${dense.throughput.trainImgPerS.toFixed(1)} img/s, eval ${dense.throughput.evalImgPerS.toFixed(1)} img/s.`,
     ],
     dense: record('dense', dense),
     dense_fine_tuned: denseFineTuned === null ? null : record('dense_fine_tuned', denseFineTuned),
@@ -906,8 +1046,9 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (error) {
-  // Bad flags and a foreign work directory are the user's to fix: say what, without a stack trace.
-  if (!(error instanceof BenchError)) throw error;
+  // Bad flags (a calibration split too large among them) and a foreign work directory are the user's to fix:
+  // say what, without a stack trace.
+  if (!(error instanceof BenchError || error instanceof PipelineError)) throw error;
   process.stderr.write(`${error.name}: ${error.message}\n`);
   process.exitCode = 2;
 }
