@@ -1,22 +1,24 @@
 /**
  * How reliable is the sensitivity scan's signal, and which selector turns it into the best plan? On a trained
  * CIFAR ResNet-20 (`--model-dir`, e.g. the `model/` folder of `decompose train --hold-out 500 --hold-out-seed 0`)
- * and the bundled subset, with the calibration split held out of the training images (`splitCalibration`, the
- * same split as `decompose train --hold-out` and `bench:selection`):
+ * and the bundled subset, with the calibration split held out of the training images (the pipeline's
+ * `resolveCalibration`, the same split as `decompose train --hold-out` and `bench:selection`, and its warning
+ * when the model's training run saw any of those images):
  *
- * 1. plain scans (`scanSensitivity({ calibration })`, basis strategy, every trainable 3×3 conv × each ratio,
- *    no fine-tune) on the whole calibration split and on each of its two disjoint halves; with `--adaptive`,
- *    also the whole-split scan with each entry's BatchNorm statistics re-estimated on augmented training
- *    images before it is measured (`fineTune` running core's `reestimateBatchNorm`; slow);
+ * 1. plain scans (the pipeline's `scanOnExecutor`: `scan-layer` units on this thread or `--workers` threads;
+ *    basis strategy, every trainable 3×3 conv × each ratio, no fine-tune) on the whole calibration split and
+ *    on each of its two disjoint halves; with `--adaptive`, also the whole split measured again with each
+ *    entry's BatchNorm statistics re-estimated on augmented training images (each entry an arm of the
+ *    pipeline's `runArmPipeline`, its one layer at its ratio, tested on the calibration split; slow);
  * 2. reliability: the Spearman rank correlation of the per-entry calibration accuracy drop, and of the loss
  *    increase, between the two halves (and, with `--adaptive`, between the plain and the adaptive scan), over
  *    all entries and within each ratio — the selection works at the mild ratios, so the within-ratio figures
  *    are the ones that say whether the scan can rank layers there;
  * 3. selectors: `selectPerLayer` and `selectGreedy` × metric accuracy / loss × ratio floor none / ≥ 0.25 /
  *    ≥ 0.5 (the table's entries below the floor removed) for the same parameter budget, on the plain table
- *    (and the adaptive one), plus one ratio everywhere (`uniformPlan`); each plan is applied to the trained
- *    model (weights from the trained layers, no fine-tune) and tested as the surgery left it and after its
- *    BatchNorm statistics are re-estimated on `--bn-images` augmented training images.
+ *    (and the adaptive one), plus one ratio everywhere (`uniformPlan`); each plan is an arm of
+ *    `runArmPipeline` (weights from the trained layers, no fine-tune), tested as the surgery left it and after
+ *    its BatchNorm statistics are re-estimated on `--bn-images` augmented training images.
  *
  * Writes bench/results/scan-signal.json and prints the correlations and a table of the plans. Run
  * `node bench/dist/scan-signal.js --help` for the flags.
@@ -27,16 +29,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
-import {
-  type Cifar10Images,
-  findBundledSubset,
-  readCifar10,
-  selectImages,
-  splitCalibration,
-} from '@decompose/cifar10';
-import { applyStrategy, reestimateBatchNorm } from '@decompose/core';
+import { type Cifar10Images, findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { type EngineInfo, fileSystem, initEngine } from '@decompose/engine';
-import { calibrationSeenInTraining, holdOutSchema } from '@decompose/pipeline';
+import { type Executor, localExecutor } from '@decompose/jobs';
+import {
+  type ArmRecipe,
+  CalibrationError,
+  holdOutSchema,
+  PIPELINE_CATALOGUE,
+  resolveCalibration,
+  runArmPipeline,
+  ScanRequestError,
+  scanLayers,
+  scanOnExecutor,
+  type TrainingRecord,
+} from '@decompose/pipeline';
 import {
   accuracyDrop,
   type Budget,
@@ -46,14 +53,12 @@ import {
   type Selection,
   type SensitivityMetric,
   type SensitivityTable,
-  scanSensitivity,
   selectGreedy,
   selectPerLayer,
 } from '@decompose/sensitivity';
-import { augmentedImages, evaluate } from '@decompose/train';
-import type * as tf from '@tensorflow/tfjs-core';
+import { evaluate } from '@decompose/train';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { firstImages, labelledImages } from './calibration-images.js';
+import { firstImages } from './calibration-images.js';
 import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
 import { printTable, writeAtomically } from './output.js';
@@ -71,6 +76,7 @@ const USAGE = `node bench/dist/scan-signal.js --model-dir DIR [flags]
                       plan's surgery and in the adaptive scan (default 1024)
   --adaptive          also scan with each entry's BatchNorm statistics re-estimated (slow: on 500 images
                       × 76 entries about 12 min against 4 for the plain scan)
+  --workers N         worker threads the plain scans run on, one layer per unit (default 0: this thread)
   --seed N            seed of the split, the augmented images and the surgery (default 0)
   --limit-test N      test only on the first N test images (smoke runs)
   --out FILE          result JSON (default bench/results/scan-signal.json)`;
@@ -87,6 +93,7 @@ interface Config {
   reduction: number;
   bnImages: number;
   adaptive: boolean;
+  workers: number;
   seed: number;
   limitTest: number | null;
   out: string;
@@ -103,6 +110,7 @@ function parseConfig(argv: string[]): Config | null {
       reduction: { type: 'string', default: '0.4' },
       'bn-images': { type: 'string', default: '1024' },
       adaptive: { type: 'boolean', default: false },
+      workers: { type: 'string', default: '0' },
       seed: { type: 'string', default: '0' },
       'limit-test': { type: 'string' },
       out: { type: 'string' },
@@ -123,6 +131,7 @@ function parseConfig(argv: string[]): Config | null {
     reduction: fraction('reduction', values.reduction),
     bnImages: integer('bn-images', values['bn-images'], 1),
     adaptive: values.adaptive,
+    workers: integer('workers', values.workers, 0),
     seed: integer('seed', values.seed, 0),
     limitTest: limitTest === undefined ? null : integer('limit-test', limitTest, 1),
     out: path.resolve(values.out ?? fileURLToPath(new URL('../results/scan-signal.json', import.meta.url))),
@@ -131,8 +140,8 @@ function parseConfig(argv: string[]): Config | null {
 
 const log = (text: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+/** Images per forward pass of the BatchNorm re-estimations and of the tests. */
 const BN_BATCH = 128;
-const EVAL_BATCH = 256;
 /** Ratio floors of the selector variants: 0 keeps every scanned ratio. */
 const RATIO_FLOORS = [0, 0.25, 0.5] as const;
 const METRICS: readonly SensitivityMetric[] = ['accuracy', 'loss'];
@@ -306,52 +315,90 @@ function selectorVariants(scan: Scan, candidates: readonly Candidate[], reductio
 }
 
 /**
- * Applies a plan to the trained model (weights from the trained layers), tests the result, re-estimates its
- * BatchNorm statistics on `bnImages` and tests it again. The trained model is not modified.
+ * A plan as an arm of the pipeline (`runArmPipeline`: surgery with weights from the trained layers, the
+ * re-estimation of `recipe`, no fine-tune), tested on `data.test` as the surgery left it and after its
+ * BatchNorm statistics are re-estimated. The trained model is not modified.
  */
 async function testPlan(
   base: tfl.LayersModel,
   plan: readonly PlanLayer[],
-  test: Cifar10Images,
-  bnImages: tf.Tensor,
+  data: { train: Cifar10Images; test: Cifar10Images },
+  recipe: ArmRecipe,
   seed: number,
 ): Promise<PlanTest> {
-  const { model } = applyStrategy(base, basisStrategy, {
+  const arm = await runArmPipeline({
+    baseline: base,
+    strategy: basisStrategy.name,
     perLayerOptions: Object.fromEntries(plan.map((p) => [p.layer, { ratio: p.ratio }])),
     init: 'trained',
     seed,
+    recipe,
+    data,
   });
-  try {
-    const surgery = await evaluate(model, test, EVAL_BATCH);
-    reestimateBatchNorm(model, bnImages, { batchSize: BN_BATCH });
-    const adapted = await evaluate(model, test, EVAL_BATCH);
-    return {
-      afterSurgery: { accuracy: surgery.accuracy, loss: surgery.loss },
-      afterBatchNorm: { accuracy: adapted.accuracy, loss: adapted.loss },
-    };
-  } finally {
-    model.dispose();
-  }
+  arm.model.dispose();
+  // Both are measured: the arm has data and recipe.bnImages ≥ 1.
+  const { surgery, batchNorm } = arm;
+  if (surgery === null || batchNorm === null) throw new Error('The arm pipeline tested nothing.');
+  return {
+    afterSurgery: { accuracy: surgery.accuracy, loss: surgery.loss },
+    afterBatchNorm: { accuracy: batchNorm.accuracy, loss: batchNorm.loss },
+  };
 }
 
 /**
- * Whether the model's `decompose train` run (summary.json next to the model folder) trained on any of the
- * calibration images; null when there is no summary to tell.
+ * The adaptive scan: each entry of `plain` (one layer at one ratio) as an arm of the pipeline, measured on the
+ * same calibration split after its BatchNorm statistics are re-estimated. Its table is `plain`'s with those
+ * metrics (layers, costs and the baseline are the same); `fineTuneSteps` 1 stands for the re-estimation.
  */
-async function sawCalibration(
-  modelDir: string,
-  trainImages: Cifar10Images,
-  calibrationIndices: Uint32Array,
-): Promise<boolean | null> {
+async function adaptiveScan(
+  plain: Scan,
+  base: tfl.LayersModel,
+  data: { train: Cifar10Images; test: Cifar10Images },
+  recipe: ArmRecipe,
+  seed: number,
+): Promise<Scan> {
+  const started = performance.now();
+  const entries: ScanEntry[] = [];
+  const total = plain.table.entries.length;
+  for (const entry of plain.table.entries) {
+    const tested = await testPlan(base, [entry], data, recipe, seed);
+    entries.push({ ...entry, metric: tested.afterBatchNorm });
+    logQuarter('adaptive', entries.length, total, started);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    name: 'adaptive',
+    table: { ...plain.table, entries, fineTuneSteps: 1, seconds },
+    images: plain.images,
+  };
+}
+
+/** About four lines a scan: after every quarter of its entries. */
+function logQuarter(name: string, done: number, total: number, started: number): void {
+  if (done % Math.ceil(total / 4) === 0 && done < total)
+    log(`  ${name}: ${done}/${total} entries, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/**
+ * What the model's `decompose train` run (summary.json next to the model folder) says about its calibration
+ * images, for the pipeline's `resolveCalibration`; null when there is no summary.
+ */
+async function trainingRecord(modelDir: string): Promise<TrainingRecord | null> {
   const file = path.join(modelDir, '..', 'summary.json');
   if (!existsSync(file)) return null;
-  const summary = JSON.parse(await readFile(file, 'utf8')) as { holdOut?: unknown };
-  // A hold-out of another shape says nothing was held out: every calibration image counts as seen.
-  const holdOut = holdOutSchema
-    .nullable()
-    .catch(null)
-    .parse(summary.holdOut ?? null);
-  return calibrationSeenInTraining(trainImages, holdOut, calibrationIndices) > 0;
+  const summary = JSON.parse(await readFile(file, 'utf8')) as {
+    config?: { seed?: unknown };
+    holdOut?: unknown;
+  };
+  const seed = summary.config?.seed;
+  return {
+    trainingSeed: typeof seed === 'number' ? seed : null,
+    // A hold-out of another shape says nothing was held out: every calibration image counts as seen.
+    holdOut: holdOutSchema
+      .nullable()
+      .catch(null)
+      .parse(summary.holdOut ?? null),
+  };
 }
 
 function tableJson(scan: Scan) {
@@ -387,86 +434,103 @@ async function main(): Promise<void> {
   const dataDir = findBundledSubset();
   const dataset = await readCifar10(dataDir);
   const test = firstImages(dataset.test, config.limitTest);
-  const split = splitCalibration(dataset.train, { count: config.calibration, seed: config.seed });
+  const base = await tfl.loadLayersModel(fileSystem(config.modelDir));
+  const record = await trainingRecord(config.modelDir);
+  const split = resolveCalibration(
+    dataset.train,
+    record ?? { trainingSeed: null, holdOut: null },
+    { count: config.calibration, seed: config.seed },
+    { count: '--calibration', model: '--model-dir' },
+  );
   const half = Math.floor(split.calibration.count / 2);
   const range = (from: number, to: number) => Uint32Array.from({ length: to - from }, (_, i) => from + i);
   const halves = {
     half_a: selectImages(split.calibration, range(0, half)),
     half_b: selectImages(split.calibration, range(half, split.calibration.count)),
   };
-  const base = await tfl.loadLayersModel(fileSystem(config.modelDir));
   const candidates = candidateLayers(base, basisStrategy);
-  const scanned = candidates.filter((c) => config.ratios.every((r) => c.costAt(r) !== null));
+  // The candidates the strategy rewrites at every ratio, as the scan picks them.
+  const scanned = scanLayers(
+    base,
+    basisStrategy,
+    config.ratios,
+    {},
+    candidates.map((c) => c.layer),
+    '--ratios',
+  );
   if (scanned.length < candidates.length) {
     log(
       `not scanned (a ratio the strategy does not support there): ${candidates
-        .filter((c) => !scanned.includes(c))
+        .filter((c) => !scanned.includes(c.layer))
         .map((c) => c.layer)
         .join(', ')}`,
     );
   }
-  const saw = await sawCalibration(config.modelDir, dataset.train, split.calibrationIndices);
+  // The pipeline's rule: no warning means the training run held every calibration image out.
+  const saw = record === null ? null : split.warning !== null;
   log(
     `model ${config.modelDir}: ${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params; ` +
-      `calibration ${split.calibration.count} images (halves ${halves.half_a.count} + ${halves.half_b.count}), ` +
-      `test ${test.count}` +
-      (saw === true
-        ? `; the model was trained on calibration images (train it with --hold-out ${config.calibration} --hold-out-seed ${config.seed})`
-        : saw === null
-          ? '; no summary.json next to the model: whether it saw the calibration images is unknown'
-          : ''),
+      `calibration ${split.description}: ${split.calibration.count} images (halves ${halves.half_a.count} + ${halves.half_b.count}), ` +
+      `test ${test.count}`,
   );
-  const bnImages = augmentedImages(split.train, config.bnImages, config.seed);
+  if (split.warning !== null) log(split.warning);
+  const recipe: ArmRecipe = {
+    epochs: 0,
+    bnImages: config.bnImages,
+    batch: BN_BATCH,
+    seed: config.seed,
+    // Unused without a fine-tune: `decompose train`'s defaults.
+    lr: 0.1,
+    momentum: 0.9,
+    nesterov: false,
+    weightDecay: 5e-4,
+    decayOn: 'all',
+    schedule: 'cosine',
+    gamma: 0.1,
+    warmupEpochs: 0,
+    labelSmoothing: 0,
+    augment: true,
+    workers: 0,
+  };
+  const executor: Executor = await localExecutor(
+    config.workers > 0 ? { threads: config.workers, catalogue: PIPELINE_CATALOGUE } : {},
+  );
   try {
-    const dense = await evaluate(base, test, EVAL_BATCH);
+    const dense = await evaluate(base, test, BN_BATCH);
     log(`dense model: test acc ${pct(dense.accuracy)}, loss ${dense.loss.toFixed(3)}`);
 
-    const runScan = async (
-      name: string,
-      data: Cifar10Images,
-      fineTune?: { steps: number; run: (m: tfl.LayersModel) => Promise<void> },
-    ): Promise<Scan> => {
-      const calibration = labelledImages(data);
-      const total = scanned.length * config.ratios.length;
+    const runScan = async (name: string, data: Cifar10Images): Promise<Scan> => {
       log(
-        `scan ${name}: ${scanned.length} layers × ratios ${config.ratios.join(', ')} on ${data.count} images`,
+        `scan ${name}: ${scanned.length} layers × ratios ${config.ratios.join(', ')} on ${data.count} images` +
+          (config.workers > 0 ? ` in ${config.workers} worker threads` : ''),
       );
       const started = performance.now();
-      try {
-        const table = await scanSensitivity({
+      const table = await scanOnExecutor(
+        executor,
+        {
           model: base,
           strategy: basisStrategy,
-          layers: scanned.map((c) => c.layer),
+          strategySpecifier: basisStrategy.name,
+          layers: scanned,
+          layersField: '--ratios',
           ratios: config.ratios,
-          calibration,
+          calibration: data,
           seed: config.seed,
-          ...(fineTune === undefined ? {} : { fineTune }),
-          onProgress: ({ done }) => {
-            // About four lines a scan: after every quarter of the layers.
-            if (done % (config.ratios.length * Math.ceil(scanned.length / 4)) === 0 && done < total)
-              log(
-                `  ${name}: ${done}/${total} entries, ${((performance.now() - started) / 1000).toFixed(0)} s`,
-              );
-          },
-        });
-        log(
-          `scan ${name}: ${table.seconds.toFixed(0)} s, calibration acc ${pct(table.baseline.accuracy)}, loss ${table.baseline.loss.toFixed(3)}`,
-        );
-        return { name, table, images: data.count };
-      } finally {
-        calibration.images.dispose();
-      }
+        },
+        { onProgress: ({ done, total }) => logQuarter(name, done, total, started) },
+      );
+      log(
+        `scan ${name}: ${table.seconds.toFixed(0)} s, calibration acc ${pct(table.baseline.accuracy)}, loss ${table.baseline.loss.toFixed(3)}`,
+      );
+      return { name, table, images: data.count };
     };
     const plain = await runScan('plain', split.calibration);
     const halfA = await runScan('half_a', halves.half_a);
     const halfB = await runScan('half_b', halves.half_b);
+    if (config.adaptive)
+      log(`scan adaptive: the ${plain.table.entries.length} entries of plain, each re-estimated`);
     const adaptive = config.adaptive
-      ? await runScan('adaptive', split.calibration, {
-          steps: 1,
-          run: async (m) => {
-            reestimateBatchNorm(m, bnImages, { batchSize: BN_BATCH });
-          },
-        })
+      ? await adaptiveScan(plain, base, { train: split.rest, test: split.calibration }, recipe, config.seed)
       : null;
     const scans = [plain, halfA, halfB, ...(adaptive === null ? [] : [adaptive])];
 
@@ -507,7 +571,7 @@ async function main(): Promise<void> {
       const cost = planCost(candidates, variant.plan);
       let result = tested.get(key) ?? null;
       if (result === null && variant.plan.length > 0) {
-        result = await testPlan(base, variant.plan, test, bnImages, config.seed);
+        result = await testPlan(base, variant.plan, { train: split.rest, test }, recipe, config.seed);
         tested.set(key, result);
       }
       log(
@@ -552,7 +616,7 @@ async function main(): Promise<void> {
         ...config,
         data: {
           dir: dataDir,
-          train: split.train.count,
+          train: split.rest.count,
           calibration: split.calibration.count,
           half_a: halves.half_a.count,
           half_b: halves.half_b.count,
@@ -561,16 +625,16 @@ async function main(): Promise<void> {
         model: 'resnet20 from --model-dir',
         saw_calibration_images: saw,
         strategy: `${basisStrategy.name}@${basisStrategy.version}, options { ratio }, weights from the trained layer`,
-        layers: scanned.map((c) => c.layer),
+        layers: scanned,
         budget,
         ratio_floors: RATIO_FLOORS,
         bn_batch: BN_BATCH,
       },
       notes: [
-        "Scans: scanSensitivity({ calibration }) with no fine-tune; half_a is the calibration split's first half (in the training set's order), half_b the rest. adaptive: the same whole-split scan with each entry's BatchNorm statistics re-estimated (reestimateBatchNorm on the bn_images augmented training images, batches of bn_batch) before it is measured. seconds: wall-clock of each scan.",
+        "Scans: the pipeline's scanOnExecutor (scan-layer units, one per layer, in this thread or config.workers worker threads) with no fine-tune; half_a is the calibration split's first half (in the training set's order), half_b the rest. adaptive: each entry of plain run as an arm of the pipeline (runArmPipeline: surgery, BatchNorm re-estimation on the bn_images augmented training images in batches of bn_batch, no fine-tune) and measured on the whole split after the re-estimation (its fine_tune_steps 1 stands for the re-estimation). seconds: wall-clock of each scan.",
         'Correlations: Spearman rank correlation (ties at their average rank) of the per-entry calibration accuracy drop, or loss increase, between two scans, over the entries both have (all) and within each ratio; null when a series is constant (e.g. every drop 0).',
         "Variants: selectPerLayer / selectGreedy for the budget (reduction of the candidate layers' params) by accuracy drop or loss increase, on the scan's table with the entries below ratio_floor removed; uniform: one ratio on every candidate layer (uniformPlan). estimated_drop / estimated_loss_increase: the selector's sums of the chosen single-layer sensitivities.",
-        "Tests: each plan applied to the trained model (applyStrategy, init 'trained', no fine-tune), tested on the test set as the surgery left it (test_after_surgery), then its BatchNorm statistics re-estimated on the bn_images augmented training images and tested again (test_after_bn). Identical plans are tested once; a ratio floor that removes no further scanned ratio (e.g. 0.25 when the smallest scanned ratio is 0.5) is skipped.",
+        "Tests: each plan run as an arm of the pipeline (runArmPipeline, init 'trained', epochs 0) on the trained model, tested on the test set as the surgery left it (test_after_surgery), then its BatchNorm statistics re-estimated on the bn_images augmented training images (batches of bn_batch, the tests' batch too) and tested again (test_after_bn). Identical plans are tested once; a ratio floor that removes no further scanned ratio (e.g. 0.25 when the smallest scanned ratio is 0.5) is skipped.",
       ],
       dense_test: { accuracy: dense.accuracy, loss: dense.loss },
       scans: Object.fromEntries(scans.map((s) => [s.name, tableJson(s)])),
@@ -606,7 +670,7 @@ async function main(): Promise<void> {
       `\ndense: test acc ${pct(dense.accuracy)}; scans: ${scans.map((s) => `${s.name} ${s.table.seconds.toFixed(0)} s`).join(', ')}\nwrote ${config.out}\n`,
     );
   } finally {
-    bnImages.dispose();
+    await executor.close();
     base.dispose();
   }
 }
@@ -623,7 +687,10 @@ if (isScript) {
     await main();
   } catch (error) {
     // Bad flags are the user's to fix: say what, without a stack trace.
-    if (!(error instanceof BenchError)) throw error;
+    if (
+      !(error instanceof BenchError || error instanceof CalibrationError || error instanceof ScanRequestError)
+    )
+      throw error;
     process.stderr.write(`${error.name}: ${error.message}\n`);
     process.exitCode = 2;
   }
