@@ -30,7 +30,7 @@ import { checkTrainingBatch } from '../config.js';
 import { dataRecord, type LoadedData, loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
-import { openExecutor, queueAddress } from '../executor.js';
+import { openExecutor, type QueueAddress, queueAddress } from '../executor.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
@@ -79,6 +79,8 @@ interface Context {
   fingerprint: string;
   seed: number;
   executor: Executor;
+  /** The queue the units run on (`--queue`), or none: in this process. */
+  queue: QueueAddress | undefined;
   /** Blob ids of the packed baseline and images, put once for every arm's unit. */
   blobs: { baseline: string; train: string; test: string };
 }
@@ -223,8 +225,9 @@ interface ArmPlan {
 }
 
 /**
- * The sensitivity scan and selection of a selecting arm, run here by the coordinator (the scan machinery has
- * its own parallelism); an arm with layers by glob plans nothing.
+ * The sensitivity scan and selection of a selecting arm, decided here by the coordinator: the scan's units run
+ * on worker threads (or this thread), or with `--queue` on the queue's workers; an arm with layers by glob
+ * plans nothing.
  */
 async function planArm(
   ctx: Context,
@@ -264,6 +267,7 @@ async function planArm(
       cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
       layersField: `'arms.${index}.layers'`,
       workers,
+      ...(ctx.queue === undefined ? {} : { queue: ctx.queue }),
     },
     out,
   );
@@ -272,7 +276,8 @@ async function planArm(
   for (const line of formatSelection(selection)) out.log(line);
   return {
     scan,
-    scanWorkers: scanWorkerCount({ ...s, workers }, scan.layers.length),
+    // 0 with --queue, as sensitivity records it: no threads of this process.
+    scanWorkers: ctx.queue === undefined ? scanWorkerCount({ ...s, workers }, scan.layers.length) : 0,
     selection,
     scanSeconds,
   };
@@ -495,6 +500,7 @@ async function compareOn(
         fingerprint,
         seed: baseline.seed,
         executor,
+        queue: queueAddress(config),
         blobs: {
           baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins)),
           train: await executor.blobs.put(packImageSet(data.train)),
