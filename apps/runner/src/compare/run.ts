@@ -67,6 +67,13 @@ async function timed<T>(phases: Phase[], phase: string, run: () => Promise<T>): 
   return value;
 }
 
+/**
+ * How long the arms' inputs (the packed baseline and images) stay in a queue's Redis after the last coordinator
+ * put them: they are not deleted after the batch, because another coordinator on the same Redis may be using
+ * the same bytes (blobs are content-addressed), and they must outlast the batch's longest wait for a worker.
+ */
+const keepInputs = { expireSeconds: 7 * 24 * 3600 };
+
 /** Everything a run shares across its arms. */
 interface Context {
   config: CompareConfig;
@@ -502,9 +509,9 @@ async function compareOn(
         executor,
         queue: queueAddress(config),
         blobs: {
-          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins)),
-          train: await executor.blobs.put(packImageSet(data.train)),
-          test: await executor.blobs.put(packImageSet(data.test)),
+          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins), keepInputs),
+          train: await executor.blobs.put(packImageSet(data.train), keepInputs),
+          test: await executor.blobs.put(packImageSet(data.test), keepInputs),
         },
       };
       for (const [index, arm] of config.arms.entries()) {
@@ -569,7 +576,6 @@ async function compareOn(
         },
       );
       await Promise.all(saving);
-      await Promise.all(Object.values(ctx.blobs).map((id) => executor.blobs.delete(id)));
       // In the config's order, whatever order they finished in.
       failed.sort(
         (x, y) =>
