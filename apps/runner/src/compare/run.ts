@@ -365,8 +365,6 @@ async function finishArm(
   } finally {
     model.dispose();
   }
-  // The model is in the report now: Redis need not keep it.
-  await ctx.executor.blobs.delete(done.model);
   const { measured, surgery } = done;
   if (measured === null || surgery === null)
     throw new Error('an arm with data came back without its measurement');
@@ -396,6 +394,9 @@ async function finishArm(
     modelBytes: await weightBytes(modelDir),
   };
   await writeJsonAtomic(path.join(armDir, COMPARE_FILES.result), result);
+  // The arm is in the report now (a re-run reuses its result.json): Redis need not keep its model. Not before,
+  // or a coordinator stopped in between would find the completed job without its model.
+  await ctx.executor.blobs.delete(done.model);
   return result;
 }
 
