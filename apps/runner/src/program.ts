@@ -1,15 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runBench } from './bench.js';
-import {
-  addDataOptions,
-  type CommandDeps,
-  commandAction,
-  commandConsole,
-  numberOption,
-  outputOptions,
-} from './command.js';
-import { registerCompareCommand, runDemo } from './compare/index.js';
+import { addDataOptions, type CommandDeps, commandAction, numberOption, outputOptions } from './command.js';
+import { registerCompareCommand, registerDemoCommand } from './compare/index.js';
 import { runCompress } from './compress.js';
 import {
   benchConfigSchema,
@@ -278,12 +271,7 @@ export function createProgram(io: ProgramIo, setExit: (code: number) => void): C
       }),
     );
 
-  program
-    .command('demo')
-    .description(
-      "The README's main job on the embedded defaults: train a small ResNet-20 baseline on the bundled subset, scan layer sensitivity, compare basis convolutions (selected and all layers), SVD and the Tucker plugin, and write the report to reports/demo.",
-    )
-    .action((_options: unknown, self: Command) => guarded(() => runDemo(commandConsole(io, self))));
+  registerDemoCommand(program, deps);
   registerSensitivityCommand(program, deps);
   registerCompareCommand(program, deps);
   registerWebCommand(program, deps);

@@ -58,7 +58,7 @@ export function registerWorkerCommand(program: Command, deps: CommandDeps): Comm
   const command = program
     .command('worker')
     .description(
-      'Run units of work (sensitivity scan layers) from a Redis queue that `decompose sensitivity --queue` fills; one process per job.',
+      'Run units of work (scan layers, arms, training runs) from a Redis queue that `decompose sensitivity|compare|demo|train --queue` fills; one process per job.',
     )
     .option('--queue <url>', 'redis://HOST:PORT[/DB], the same as the coordinator gives')
     .option('--queue-name <name>', 'the queue to take units from (default decompose)')

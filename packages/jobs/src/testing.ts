@@ -4,8 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { JobsError } from './errors.js';
-import { probeRedis } from './redis.js';
+import type { JobData } from './queue.js';
+import { createRedis, probeRedis } from './redis.js';
 
 /** `redis-server` is not installed, or it did not start. */
 export class RedisServerError extends JobsError {
@@ -111,5 +113,50 @@ export async function startRedisServer(options: { timeoutMs?: number } = {}): Pr
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** What BullMQ recorded of one job: enough to tell whether a coordinator's restart ran it again. */
+export interface QueueJobRecord {
+  /** The job id: the unit's id (`unitId`). */
+  id: string;
+  /** The unit's kind (`scan-layer`, `arm`, …). */
+  kind: string;
+  /** `completed`, `failed`, `active`, `waiting`, `delayed`, … */
+  state: string;
+  /** Tries that ended (a worker lost mid-job does not count). */
+  attemptsMade: number;
+  /** Tries that started. */
+  attemptsStarted: number;
+  /** When the latest try started (ms since the epoch). */
+  processedOn: number | null;
+  /** When it completed or failed for good. */
+  finishedOn: number | null;
+  /** The worker that ran the latest try. */
+  processedBy: string | null;
+}
+
+/** Every job of queue `queue` on the Redis at `url`, as BullMQ records it, in id order. */
+export async function readQueueJobs(url: string, queue: string): Promise<QueueJobRecord[]> {
+  const client = createRedis(url, { blocking: false });
+  const inspect = new Queue<JobData>(queue, { connection: client });
+  try {
+    const jobs = await inspect.getJobs();
+    const records = await Promise.all(
+      jobs.map(async (job) => ({
+        id: job.id ?? '',
+        kind: job.data.kind,
+        state: await job.getState(),
+        attemptsMade: job.attemptsMade,
+        attemptsStarted: job.attemptsStarted,
+        processedOn: job.processedOn ?? null,
+        finishedOn: job.finishedOn ?? null,
+        processedBy: job.processedBy ?? null,
+      })),
+    );
+    return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  } finally {
+    await inspect.close();
+    client.disconnect();
   }
 }

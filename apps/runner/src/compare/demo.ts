@@ -1,3 +1,7 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { type CommandDeps, commandAction } from '../command.js';
+import { queueFields } from '../config.js';
 import type { Console } from '../progress.js';
 import { type CompareConfigInput, compareConfigSchema } from './config.js';
 import type { CompareResults } from './results.js';
@@ -44,9 +48,50 @@ export const DEMO_PRESET = {
 } satisfies CompareConfigInput;
 
 /**
- * `decompose demo`: {@link runCompare} on {@link DEMO_PRESET} (fields of `overrides` replace the preset's, e.g.
- * `{ reportDir, limitTrain }`), writing `reports/demo/`.
+ * `decompose demo`: {@link runCompare} on `preset` ({@link DEMO_PRESET}; fields of `overrides` replace the
+ * preset's, e.g. `{ reportDir, limitTrain }` or `{ queue }`), writing `reports/demo/`.
  */
-export function runDemo(out: Console, overrides: Partial<CompareConfigInput> = {}): Promise<CompareResults> {
-  return runCompare(compareConfigSchema.parse({ ...DEMO_PRESET, ...overrides }), out);
+export function runDemo(
+  out: Console,
+  overrides: Partial<CompareConfigInput> = {},
+  preset: CompareConfigInput = DEMO_PRESET,
+): Promise<CompareResults> {
+  return runCompare(compareConfigSchema.parse({ ...preset, ...overrides }), out);
+}
+
+/** `decompose demo`: where its units run (`--queue`, `--queue-name`); the rest is the preset. */
+export const demoConfigSchema = z.strictObject(queueFields);
+export type DemoConfig = z.output<typeof demoConfigSchema>;
+
+/**
+ * Adds `decompose demo` to the program: {@link runDemo} on `preset` (the tests give a smaller one), in this
+ * process or, with `--queue`, as units on `decompose worker` processes.
+ */
+export function registerDemoCommand(
+  program: Command,
+  deps: CommandDeps,
+  preset: CompareConfigInput = DEMO_PRESET,
+): Command {
+  const command = program
+    .command('demo')
+    .description(
+      "The README's main job on the embedded defaults: train a small ResNet-20 baseline on the bundled subset, scan layer sensitivity, compare basis convolutions (selected and all layers), SVD and the Tucker plugin, and write the report to reports/demo.",
+    )
+    .option(
+      '--queue <url>',
+      'run the baseline training, the scan and the arms as units on this Redis queue, redis://HOST:PORT[/DB], taken by `decompose worker --queue` processes (default: in this process)',
+    )
+    .option('--queue-name <name>', 'the queue the workers take units from (default decompose)')
+    .addHelpText(
+      'after',
+      ['', 'Examples:', '  $ decompose demo', '  $ decompose demo --queue redis://10.0.0.5:6379', ''].join(
+        '\n',
+      ),
+    );
+  return commandAction(
+    command,
+    demoConfigSchema,
+    (config: DemoConfig, out) => runDemo(out, config, preset),
+    deps,
+  );
 }

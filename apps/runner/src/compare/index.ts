@@ -10,7 +10,7 @@ export {
   type Recipe,
   recipeSchema,
 } from './config.js';
-export { DEMO_PRESET, runDemo } from './demo.js';
+export { DEMO_PRESET, registerDemoCommand, runDemo } from './demo.js';
 export { weightBytes } from './measure.js';
 export { COMPARE_CHARTS, compareMarkdown, resultsCsv, writeCompareReport } from './report.js';
 export type {

@@ -1,29 +1,35 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset } from '@decompose/cifar10';
-import { type RedisServer, startRedisServer } from '@decompose/jobs/testing';
-import { PIPELINE_QUEUE } from '@decompose/pipeline';
+import {
+  type QueueJobRecord,
+  type RedisServer,
+  readQueueJobs,
+  startRedisServer,
+} from '@decompose/jobs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { trainConfigSchema } from '../config.js';
 import { Console } from '../progress.js';
+import { type CliProcess, killStartedCli, startCli, startWorker, stopCli } from '../test-cli.js';
 import { runCommand } from '../test-command.js';
 import { runTrain, type TrainSummary } from '../train.js';
 import { registerCompareCommand } from './command.js';
+import type { CompareConfigInput } from './config.js';
+import { DEMO_PRESET, registerDemoCommand } from './demo.js';
 import type { CompareResults } from './results.js';
 
-const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', import.meta.url));
 const failingPlugin = fileURLToPath(new URL('./fixtures/failing-plugin.mjs', import.meta.url));
-// The jobs package's hook that lets a process run TypeScript sources (tests run from src/, not dist/).
-const register = new URL('./source/register.mjs', import.meta.resolve('@decompose/jobs')).href;
 
 /** Runs `decompose compare` in-process. */
 const compare = (...argv: string[]) => runCommand(registerCompareCommand, 'compare', argv);
 
-/** A tiny comparison: a baseline trained for one epoch on 48 images, two arms and one that always fails. */
+/**
+ * A tiny comparison: a baseline trained for one epoch on 32 images (16 held out for the scan), an arm that
+ * selects its layers by a sensitivity scan, two arms by glob and one that always fails.
+ */
 const tinyConfig = {
   data: findBundledSubset(),
   limitTrain: 48,
@@ -32,6 +38,12 @@ const tinyConfig = {
   fineTune: { epochs: 1, batch: 16, lr: 0.01, bnImages: 16, workers: 0 },
   measure: { batch: 4, steps: 1 },
   arms: [
+    {
+      name: 'basis-selected',
+      strategy: 'basis',
+      layers: 'stage3.*.conv2',
+      select: { budget: 'params:0.3', selector: 'greedy', ratios: [0.25, 0.5], calibration: 16 },
+    },
     { name: 'svd', strategy: 'svd', options: { ratio: 0.5 }, layers: ['stage3.block3.*'] },
     { name: 'broken', strategy: failingPlugin, options: { ratio: 0.5 }, layers: 'stage3.block2.conv1' },
     { name: 'tucker', strategy: 'tucker', options: { ratio: 0.5 }, layers: 'stage3.block1.conv1' },
@@ -58,64 +70,55 @@ function numbers(results: CompareResults) {
       steps: a.fineTune.steps,
       epochLosses: a.fineTune.epochs.map((e) => [e.train.loss, e.eval?.loss]),
       modelBytes: a.modelBytes,
+      scan: a.scan?.entries ?? null,
+      selection: a.selection?.choices ?? null,
     })),
     failed: results.failed,
   };
 }
 
-describe('decompose compare --queue', () => {
+/** The same comparison and the same report paths whatever ran it: in this process or through a queue. */
+async function writeConfig(dir: string, name: string, config: object = tinyConfig): Promise<string> {
+  const file = path.join(dir, `${name}.yaml`);
+  await writeFile(file, stringify({ ...config, run: name, reportDir: path.join(dir, 'reports') }));
+  return file;
+}
+
+const readResults = async (dir: string, name: string) =>
+  JSON.parse(await readFile(path.join(dir, 'reports', name, 'results.json'), 'utf8')) as CompareResults;
+
+describe('decompose compare --queue with decompose worker processes', () => {
   let dir: string;
   let redis: RedisServer;
-  const workers: ChildProcess[] = [];
+  let local: { results: CompareResults; log: string };
+  let workers: CliProcess[];
 
-  /** Starts a queue worker process and resolves once it takes jobs. */
-  async function startWorker(): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@decompose/source', '--import', register, workerScript, redis.url, PIPELINE_QUEUE],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    workers.push(child);
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('ready')) resolve();
-      });
-      child.stderr!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
-      child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
-    });
-  }
+  /** Runs `decompose compare` in this process on `name`'s config, with `flags`. */
+  const run = async (name: string, ...flags: string[]) => {
+    const { code, err, out } = await compare('--config', await writeConfig(dir, name), ...flags);
+    expect(err).toEqual([]);
+    expect(code).toBe(0);
+    return { results: await readResults(dir, name), log: out.join('\n') };
+  };
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'decompose-compare-queue-'));
     redis = await startRedisServer();
-    await Promise.all([startWorker(), startWorker()]);
-  }, 60_000);
+    local = await run('local');
+    // Two `decompose worker` processes on queue 'same' (the other tests start their own on their queues).
+    workers = await Promise.all([startWorker(redis.url, 'same'), startWorker(redis.url, 'same')]);
+  });
   afterAll(async () => {
-    for (const child of workers) if (child.exitCode === null) child.kill('SIGTERM');
+    if (workers !== undefined) expect(await stopCli(workers)).toEqual([0, 0]);
+    killStartedCli();
     await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('writes the same report through Redis and two workers as in this process; a failing arm fails alone', async () => {
-    const run = async (name: string, ...flags: string[]) => {
-      const file = path.join(dir, `${name}.yaml`);
-      await writeFile(file, stringify({ ...tinyConfig, run: name, reportDir: path.join(dir, 'reports') }));
-      const { code, err, out } = await compare('--config', file, ...flags);
-      expect(err).toEqual([]);
-      expect(code).toBe(0);
-      const results = JSON.parse(
-        await readFile(path.join(dir, 'reports', name, 'results.json'), 'utf8'),
-      ) as CompareResults;
-      return { results, log: out.join('\n') };
-    };
-    const local = await run('local');
-    const queued = await run('queued', '--queue', redis.url);
+  it('writes the same report through Redis and two workers as in this process, scan included; a failing arm fails alone', async () => {
+    const queued = await run('queued', '--queue', redis.url, '--queue-name', 'same');
 
-    expect(local.results.arms.map((a) => a.name)).toEqual(['svd', 'tucker']);
+    expect(local.results.arms.map((a) => a.name)).toEqual(['basis-selected', 'svd', 'tucker']);
     expect(local.results.failed).toEqual([
       {
         name: 'broken',
@@ -125,15 +128,28 @@ describe('decompose compare --queue', () => {
     ]);
     expect(local.log).toContain("arm 'broken': failed: RangeError: always-fails");
     expect(queued.log).toContain("arm 'broken': failed: RangeError: always-fails");
+    // The selecting arm's scan ran on the workers too (one unit per layer), with the same table and selection.
+    expect(local.log).toContain(
+      'scanning 3 layers x 2 ratios with basis on 16 calibration images on this thread',
+    );
+    expect(queued.log).toContain(
+      `scanning 3 layers x 2 ratios with basis on 16 calibration images through queue 'same' at ${redis.url}`,
+    );
+    expect(local.results.arms[0]?.scan?.entries).toHaveLength(6);
+    expect(local.results.arms[0]?.selection?.choices.length).toBeGreaterThan(0);
     expect(numbers(queued.results)).toEqual(numbers(local.results));
+    const kinds = (await readQueueJobs(redis.url, 'same')).map((job) => job.kind);
+    expect(kinds.filter((k) => k === 'scan-layer')).toHaveLength(3);
+    const logged = workers.flatMap((w) => w.output.stdout.match(/scan-layer \S+: done/g) ?? []);
+    expect(logged).toHaveLength(3);
     const markdown = await readFile(path.join(dir, 'reports', 'queued', 'report.md'), 'utf8');
     expect(markdown).toContain('**1 arm failed**');
 
     // A re-run reuses the finished arms and tries the failed one again (and it fails again).
-    const again = await run('queued', '--queue', redis.url);
+    const again = await run('queued', '--queue', redis.url, '--queue-name', 'same');
     expect(again.log).toContain("'svd': finished earlier");
     expect(numbers(again.results)).toEqual(numbers(local.results));
-  }, 90_000);
+  }, 240_000);
 
   it('decompose train --queue trains on a worker: the same epochs, accuracy and model as in this process', async () => {
     const recipe = {
@@ -151,13 +167,94 @@ describe('decompose compare --queue', () => {
         trainConfigSchema.parse({ ...recipe, out: path.join(dir, name), ...queue }),
         new Console(false, () => {}),
       );
-    const local = await train('train-local', {});
-    const queued = await train('train-queued', { queue: redis.url });
+    const trainedHere = await train('train-local', {});
+    const trainedThere = await train('train-queued', { queue: redis.url, queueName: 'same' });
     const losses = (s: TrainSummary) => s.epochs.map((e) => [e.train.loss, e.eval?.loss, e.eval?.accuracy]);
-    expect(losses(queued)).toEqual(losses(local));
-    expect(queued.finalTest).toEqual(local.finalTest);
-    expect(queued.holdOut).toEqual(local.holdOut);
+    expect(losses(trainedThere)).toEqual(losses(trainedHere));
+    expect(trainedThere.finalTest).toEqual(trainedHere.finalTest);
+    expect(trainedThere.holdOut).toEqual(trainedHere.holdOut);
     const weights = (s: TrainSummary) => readFile(path.join(s.modelDir, 'weights.bin'));
-    expect(await weights(queued)).toEqual(await weights(local));
-  }, 60_000);
+    expect(await weights(trainedThere)).toEqual(await weights(trainedHere));
+  });
+
+  it('re-attaches when the coordinator is killed (kill -9) and started again: nothing done runs again, same report', async () => {
+    const worker = await startWorker(redis.url, 'restart');
+    const file = await writeConfig(dir, 'restarted');
+    const args = ['compare', '--config', file, '--queue', redis.url, '--queue-name', 'restart'];
+    const first = startCli(args);
+    // Killed once an arm is done and the next one runs on the (only) worker.
+    const arms = (jobs: QueueJobRecord[]) => jobs.filter((job) => job.kind === 'arm');
+    let before: QueueJobRecord[] = [];
+    for (const until = Date.now() + 180_000; ; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      before = await readQueueJobs(redis.url, 'restart');
+      const states = arms(before).map((job) => job.state);
+      if (states.includes('completed') && states.includes('active')) break;
+      if (first.child.exitCode !== null || Date.now() > until) {
+        throw new Error(`no arm done while another ran: ${first.output.stdout}${first.output.stderr}`);
+      }
+    }
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBe(128);
+    const running = arms(before).find((job) => job.state === 'active')!;
+
+    const second = startCli(args);
+    expect(await second.exited, second.output.stderr).toBe(0);
+    expect(numbers(await readResults(dir, 'restarted'))).toEqual(numbers(local.results));
+    const after = await readQueueJobs(redis.url, 'restart');
+    // The same jobs (the units have the same ids), and none that had finished ran again.
+    expect(after.map((job) => job.id)).toEqual(before.map((job) => job.id));
+    const runs = (job: QueueJobRecord | undefined) => [
+      job?.attemptsMade,
+      job?.attemptsStarted,
+      job?.processedOn,
+      job?.finishedOn,
+    ];
+    for (const job of before.filter((j) => j.state === 'completed')) {
+      expect(runs(after.find((j) => j.id === job.id)), `${job.kind} ${job.id}`).toEqual(runs(job));
+    }
+    // The arm that was running when the coordinator died ran once: the new coordinator waited for it.
+    const finished = after.find((job) => job.id === running.id);
+    expect(finished?.state).toBe('completed');
+    expect(finished?.attemptsStarted).toBe(1);
+    expect(await stopCli([worker])).toEqual([0]);
+  }, 300_000);
+
+  it('decompose demo --queue runs the demo (a smaller preset) on a decompose worker', async () => {
+    const worker = await startWorker(redis.url, 'demo');
+    // The preset's arms and strategies, on stage 3's second convolutions and 16 calibration images.
+    const shrink = (arm: CompareConfigInput['arms'][number]) => ({
+      ...arm,
+      layers: 'stage3.*.conv2',
+      ...(arm.select === undefined ? {} : { select: { ...arm.select, calibration: 16 } }),
+    });
+    const preset: CompareConfigInput = {
+      ...DEMO_PRESET,
+      data: findBundledSubset(),
+      limitTrain: 48,
+      limitTest: 16,
+      reportDir: path.join(dir, 'reports'),
+      baseline: { ...DEMO_PRESET.baseline, epochs: 1, batch: 16, workers: 0 },
+      fineTune: { ...DEMO_PRESET.fineTune, epochs: 1, batch: 16, bnImages: 16, workers: 0 },
+      measure: { batch: 4, steps: 1 },
+      arms: DEMO_PRESET.arms.map(shrink),
+    };
+    const demo = await runCommand((program, deps) => registerDemoCommand(program, deps, preset), 'demo', [
+      '--queue',
+      redis.url,
+      '--queue-name',
+      'demo',
+    ]);
+    expect(demo.err).toEqual([]);
+    expect(demo.code).toBe(0);
+    const results = await readResults(dir, 'demo');
+    expect(results.arms.map((a) => a.name)).toEqual(DEMO_PRESET.arms.map((a) => a.name));
+    // Every unit (the baseline, the scan's layers, the arms) ran on the worker.
+    const jobs = await readQueueJobs(redis.url, 'demo');
+    expect(new Set(jobs.map((job) => job.kind))).toEqual(new Set(['training-run', 'scan-layer', 'arm']));
+    expect(jobs.filter((job) => job.kind === 'arm')).toHaveLength(DEMO_PRESET.arms.length);
+    for (const job of jobs)
+      expect([job.state, job.processedBy]).toEqual(['completed', expect.stringMatching(/:\d+$/)]);
+    expect(worker.output.stdout).toMatch(/^arm.*: done in/m);
+    expect(await stopCli([worker])).toEqual([0]);
+  }, 240_000);
 });

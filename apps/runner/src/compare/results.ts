@@ -52,7 +52,7 @@ export interface ArmResult extends ModelMeasurement {
   skipped: SkippedLayer[];
   /** The sensitivity scan and selection, when the arm selects layers by sensitivity. */
   scan: SensitivityTable | null;
-  /** Worker threads the scan ran on (0: this thread); null without a scan. */
+  /** Worker threads the scan ran on (0: this thread, or the queue's workers with `--queue`); null without a scan. */
   scanWorkers: number | null;
   selection: Selection | null;
   /** Test accuracy right after surgery, with the baseline's BatchNorm statistics. */

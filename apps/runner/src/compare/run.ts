@@ -30,7 +30,7 @@ import { checkTrainingBatch } from '../config.js';
 import { dataRecord, type LoadedData, loadData } from '../data.js';
 import { describeEngine } from '../engine-report.js';
 import { ConfigError } from '../errors.js';
-import { openExecutor, queueAddress } from '../executor.js';
+import { openExecutor, type QueueAddress, queueAddress } from '../executor.js';
 import { ensureDirectory, writeAtomic, writeJsonAtomic } from '../files.js';
 import type { Console } from '../progress.js';
 import { machineInfo } from '../report/machine.js';
@@ -67,6 +67,13 @@ async function timed<T>(phases: Phase[], phase: string, run: () => Promise<T>): 
   return value;
 }
 
+/**
+ * How long the arms' inputs (the packed baseline and images) stay in a queue's Redis after the last coordinator
+ * put them: they are not deleted after the batch, because another coordinator on the same Redis may be using
+ * the same bytes (blobs are content-addressed), and they must outlast the batch's longest wait for a worker.
+ */
+const keepInputs = { expireSeconds: 7 * 24 * 3600 };
+
 /** Everything a run shares across its arms. */
 interface Context {
   config: CompareConfig;
@@ -79,6 +86,8 @@ interface Context {
   fingerprint: string;
   seed: number;
   executor: Executor;
+  /** The queue the units run on (`--queue`), or none: in this process. */
+  queue: QueueAddress | undefined;
   /** Blob ids of the packed baseline and images, put once for every arm's unit. */
   blobs: { baseline: string; train: string; test: string };
 }
@@ -223,8 +232,9 @@ interface ArmPlan {
 }
 
 /**
- * The sensitivity scan and selection of a selecting arm, run here by the coordinator (the scan machinery has
- * its own parallelism); an arm with layers by glob plans nothing.
+ * The sensitivity scan and selection of a selecting arm, decided here by the coordinator: the scan's units run
+ * on worker threads (or this thread), or with `--queue` on the queue's workers; an arm with layers by glob
+ * plans nothing.
  */
 async function planArm(
   ctx: Context,
@@ -264,6 +274,7 @@ async function planArm(
       cacheFile: path.join(ctx.reportDir, COMPARE_FILES.scanCache),
       layersField: `'arms.${index}.layers'`,
       workers,
+      ...(ctx.queue === undefined ? {} : { queue: ctx.queue }),
     },
     out,
   );
@@ -272,7 +283,8 @@ async function planArm(
   for (const line of formatSelection(selection)) out.log(line);
   return {
     scan,
-    scanWorkers: scanWorkerCount({ ...s, workers }, scan.layers.length),
+    // 0 with --queue, as sensitivity records it: no threads of this process.
+    scanWorkers: ctx.queue === undefined ? scanWorkerCount({ ...s, workers }, scan.layers.length) : 0,
     selection,
     scanSeconds,
   };
@@ -353,8 +365,6 @@ async function finishArm(
   } finally {
     model.dispose();
   }
-  // The model is in the report now: Redis need not keep it.
-  await ctx.executor.blobs.delete(done.model);
   const { measured, surgery } = done;
   if (measured === null || surgery === null)
     throw new Error('an arm with data came back without its measurement');
@@ -384,6 +394,9 @@ async function finishArm(
     modelBytes: await weightBytes(modelDir),
   };
   await writeJsonAtomic(path.join(armDir, COMPARE_FILES.result), result);
+  // The arm is in the report now (a re-run reuses its result.json): Redis need not keep its model. Not before,
+  // or a coordinator stopped in between would find the completed job without its model.
+  await ctx.executor.blobs.delete(done.model);
   return result;
 }
 
@@ -495,10 +508,11 @@ async function compareOn(
         fingerprint,
         seed: baseline.seed,
         executor,
+        queue: queueAddress(config),
         blobs: {
-          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins)),
-          train: await executor.blobs.put(packImageSet(data.train)),
-          test: await executor.blobs.put(packImageSet(data.test)),
+          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins), keepInputs),
+          train: await executor.blobs.put(packImageSet(data.train), keepInputs),
+          test: await executor.blobs.put(packImageSet(data.test), keepInputs),
         },
       };
       for (const [index, arm] of config.arms.entries()) {
@@ -563,7 +577,6 @@ async function compareOn(
         },
       );
       await Promise.all(saving);
-      await Promise.all(Object.values(ctx.blobs).map((id) => executor.blobs.delete(id)));
       // In the config's order, whatever order they finished in.
       failed.sort(
         (x, y) =>

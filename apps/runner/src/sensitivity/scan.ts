@@ -11,7 +11,6 @@ import { percent } from '../train.js';
 
 export { matchLayers, scanLayers, weightsFingerprint } from '@decompose/pipeline';
 
-/** Where the scan's units run through a queue: `redis://HOST:PORT[/DB]` and the queue's name. */
 /** Everything a scan of one model with one strategy needs. */
 export interface ScanRequest {
   model: tfl.LayersModel;
