@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findBundledSubset } from '@decompose/cifar10';
 import { StrategyError } from '@decompose/core';
@@ -20,6 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, reportError } from './errors.js';
 import { runCli } from './program.js';
+import { sourceNodeArgs } from './test-cli.js';
 
 const subset = findBundledSubset();
 // A tiny run: 16 training images in batches of 8, 8 test images, no BatchNorm re-estimation.
@@ -234,16 +234,6 @@ describe('the catalogue of user mistakes and failing disks', () => {
 });
 
 const execFileAsync = promisify(execFile);
-const sourceCli = fileURLToPath(new URL('./cli.ts', import.meta.url));
-// The engine's transpile-on-load hooks run the CLI from its TypeScript sources, as `docs/check-cli.mjs --source`.
-const sourceHooks = new URL(import.meta.resolve('@decompose/engine/source-hooks'));
-const sourceNodeArgs = [
-  '--conditions=@decompose/source',
-  '--import',
-  `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(sourceHooks.href)})`,
-  sourceCli,
-];
-
 /**
  * Runs the CLI from its sources in a child process as a user without privileges: as `nobody` when the tests run
  * as root (who ignores permission bits), else as the current user. Returns its exit code and stderr.

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 // real redis-server, as on several machines.
 const sourceCli = fileURLToPath(new URL('./cli.ts', import.meta.url));
 const sourceHooks = new URL(import.meta.resolve('@decompose/engine/source-hooks'));
-const sourceNodeArgs = [
+/** Node's arguments that run the CLI from its TypeScript sources (append the CLI's own arguments). */
+export const sourceNodeArgs: readonly string[] = [
   '--conditions=@decompose/source',
   '--import',
   `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(sourceHooks.href)})`,
