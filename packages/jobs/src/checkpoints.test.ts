@@ -12,7 +12,7 @@ import { prepareUnit, type UnitProgress } from './unit.js';
 
 const catalogue = new URL('./fixtures/checkpoint-catalogue.ts', import.meta.url);
 const register = new URL('./source/register.mjs', import.meta.url).href;
-const workerScript = fileURLToPath(new URL('./fixtures/catalogue-worker.ts', import.meta.url));
+const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', import.meta.url));
 
 const interrupted = resumableSum.unit({ seed: 5, steps: 6, failAt: 2 });
 const uninterrupted = resumableSum.unit({ seed: 5, steps: 6 });

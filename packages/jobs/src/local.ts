@@ -25,7 +25,10 @@ export interface LocalExecutorOptions {
   catalogue?: CatalogueRef;
   /** 0 (the default): every unit runs in this thread, one after the other; n ≥ 1: n worker threads. */
   threads?: number;
-  /** The largest blob (and unit checkpoint) the in-memory stores take (default and cap: {@link MAX_BLOB_BYTES}, as on Redis). */
+  /**
+   * The largest blob, and unit checkpoint, the in-memory stores take (default and cap: {@link MAX_BLOB_BYTES},
+   * as on Redis).
+   */
   maxBlobBytes?: number;
 }
 

@@ -1,6 +1,6 @@
 import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { initEngine } from '@decompose/engine';
-import { localExecutor } from '@decompose/jobs';
+import { type Executor, localExecutor } from '@decompose/jobs';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
@@ -30,13 +30,21 @@ const recipe = {
   bnImages: 8,
 };
 
-it('runs arm units on blobs; a bad option and a NaN baseline fail alone, with their error', async () => {
+/** The first 16 training and test images of the bundled subset, as blobs of `executor`. */
+async function putImages(executor: Executor) {
   const data = await readCifar10(findBundledSubset());
   const pick = (set: typeof data.train) =>
     selectImages(
       set,
       Uint32Array.from({ length: 16 }, (_, i) => i),
     );
+  return {
+    train: await executor.blobs.put(packImageSet(pick(data.train))),
+    test: await executor.blobs.put(packImageSet(pick(data.test))),
+  };
+}
+
+it('runs arm units on blobs; a bad option and a NaN baseline fail alone, with their error', async () => {
   const model = createCifarResNet({ arch: 'resnet20', seed: 3 });
   const executor = await localExecutor({ threads: 0 });
   try {
@@ -45,10 +53,7 @@ it('runs arm units on blobs; a bad option and a NaN baseline fail alone, with th
     model.setWeights(nan);
     tf.dispose(nan);
     const nanBaseline = await executor.blobs.put(await packModel(model));
-    const images = {
-      train: await executor.blobs.put(packImageSet(pick(data.train))),
-      test: await executor.blobs.put(packImageSet(pick(data.test))),
-    };
+    const images = await putImages(executor);
     const arm = (blob: string, ratio: number) =>
       armUnit.unit({
         baseline: blob,
@@ -78,12 +83,6 @@ it('runs arm units on blobs; a bad option and a NaN baseline fail alone, with th
 });
 
 it('resumes an interrupted fine-tune from its unit checkpoint, with the same model and step losses', async () => {
-  const data = await readCifar10(findBundledSubset());
-  const pick = (set: typeof data.train) =>
-    selectImages(
-      set,
-      Uint32Array.from({ length: 16 }, (_, i) => i),
-    );
   const model = createCifarResNet({ arch: 'resnet20', seed: 3 });
   const executor = await localExecutor({ threads: 0 });
   try {
@@ -94,10 +93,7 @@ it('resumes an interrupted fine-tune from its unit checkpoint, with the same mod
       layers: 'stage3.block3.conv1',
       seed: 0,
       recipe: { ...recipe, epochs: 3 },
-      data: {
-        train: await executor.blobs.put(packImageSet(pick(data.train))),
-        test: await executor.blobs.put(packImageSet(pick(data.test))),
-      },
+      data: await putImages(executor),
       measure: null,
     });
     const [expected] = await executor.run([unit]);

@@ -18,7 +18,7 @@ import { trainingRunUnit } from './training-run.js';
 // The jobs package's test worker (a queue worker process on any catalogue) and the hook that lets a process
 // run TypeScript sources: tests run from src/, not dist/.
 const jobs = import.meta.resolve('@decompose/jobs');
-const workerScript = fileURLToPath(new URL('./fixtures/catalogue-worker.ts', jobs));
+const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', jobs));
 const register = new URL('./source/register.mjs', jobs).href;
 
 const EPOCHS = 3;
