@@ -101,6 +101,20 @@ export class BlobTooLargeError extends JobsError {
   }
 }
 
+/** A unit wrote a checkpoint larger than its back end keeps (the blob limit: Redis strings hold at most 512 MB). */
+export class CheckpointTooLargeError extends JobsError {
+  override readonly name = 'CheckpointTooLargeError';
+  constructor(
+    readonly bytes: number,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `A unit's checkpoint of ${bytes} bytes is larger than the limit of ${maxBytes} bytes. ` +
+        'Leave out of it what the unit can recompute, or raise maxBlobBytes (at most 512 MB).',
+    );
+  }
+}
+
 /** No blob with this id is in the store (never put, deleted, or another Redis database or prefix). */
 export class BlobNotFoundError extends JobsError {
   override readonly name = 'BlobNotFoundError';

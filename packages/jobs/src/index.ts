@@ -9,10 +9,12 @@ export {
   redisBlobStore,
 } from './blobs.js';
 export { type Catalogue, type CatalogueRef, catalogueOf, catalogueUrl, loadCatalogue } from './catalogue.js';
+export { checkpointPrefix, type UnitCheckpoint } from './checkpoints.js';
 export {
   BlobNotFoundError,
   BlobTooLargeError,
   CatalogueError,
+  CheckpointTooLargeError,
   ExecutorClosedError,
   JobsError,
   JobsOptionError,

@@ -1,8 +1,9 @@
 // A worker thread of the local executor: imports the catalogue, runs units it is sent, and reaches the
-// executor's in-memory blob store through messages (threads share no memory with it).
+// executor's in-memory blob and checkpoint stores through messages (threads share no memory with it).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BlobStore } from './blobs.js';
 import { loadCatalogue } from './catalogue.js';
+import { checkCheckpointSize, type UnitCheckpoint } from './checkpoints.js';
 import { BlobNotFoundError, BlobTooLargeError } from './errors.js';
 import { failureOf } from './executor.js';
 import type { BlobErrorJson, FromThread, ThreadSetup, ToThread } from './local-protocol.js';
@@ -13,15 +14,21 @@ const setup = workerData as ThreadSetup;
 const post = (message: FromThread, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer);
 
 let nextRequest = 0;
-const requests = new Map<number, (reply: Extract<ToThread, { type: 'blob-reply' }>) => void>();
+type Reply = Extract<ToThread, { type: 'reply' }>;
+const requests = new Map<number, (reply: Reply) => void>();
 
-function blobRequest(
-  message: { op: 'put'; bytes: Uint8Array } | { op: 'get' | 'has' | 'delete'; id: string },
-): Promise<Extract<ToThread, { type: 'blob-reply' }>> {
+/** Sends a blob or checkpoint request to the executor and waits for its reply. */
+function storeRequest(
+  message:
+    | { type: 'blob'; op: 'put'; bytes: Uint8Array }
+    | { type: 'blob'; op: 'get' | 'has' | 'delete'; id: string }
+    | { type: 'checkpoint'; op: 'read'; unit: string }
+    | { type: 'checkpoint'; op: 'write'; unit: string; bytes: Uint8Array },
+): Promise<Reply> {
   const request = nextRequest++;
   return new Promise((resolve, reject) => {
     requests.set(request, (reply) => (reply.error ? reject(blobError(reply.error)) : resolve(reply)));
-    post({ type: 'blob', request, ...message });
+    post({ ...message, request });
   });
 }
 
@@ -39,25 +46,40 @@ const blobs: BlobStore = {
     // Checked here too, so that an oversized blob is not copied to the main thread first.
     if (bytes.byteLength > setup.maxBlobBytes)
       throw new BlobTooLargeError(bytes.byteLength, setup.maxBlobBytes);
-    return (await blobRequest({ op: 'put', bytes })).id!;
+    return (await storeRequest({ type: 'blob', op: 'put', bytes })).id!;
   },
   async get(id) {
-    return (await blobRequest({ op: 'get', id })).bytes!;
+    return (await storeRequest({ type: 'blob', op: 'get', id })).bytes!;
   },
   async has(id) {
-    return (await blobRequest({ op: 'has', id })).has!;
+    return (await storeRequest({ type: 'blob', op: 'has', id })).has!;
   },
   async delete(id) {
-    await blobRequest({ op: 'delete', id });
+    await storeRequest({ type: 'blob', op: 'delete', id });
   },
 };
+
+/** The checkpoint of the unit `unit` (its id), kept by the executor. */
+function checkpointOf(unit: string): UnitCheckpoint {
+  return {
+    maxBytes: setup.maxBlobBytes,
+    async read() {
+      return (await storeRequest({ type: 'checkpoint', op: 'read', unit })).bytes ?? null;
+    },
+    async write(bytes) {
+      // Checked here too, so that an oversized checkpoint is not copied to the main thread first.
+      checkCheckpointSize(bytes, setup.maxBlobBytes);
+      await storeRequest({ type: 'checkpoint', op: 'write', unit, bytes });
+    },
+  };
+}
 
 const controllers = new Map<number, AbortController>();
 
 try {
   const catalogue = await loadCatalogue(setup.catalogue);
   port.on('message', (message: ToThread) => {
-    if (message.type === 'blob-reply') {
+    if (message.type === 'reply') {
       requests.get(message.request)?.(message);
       requests.delete(message.request);
     } else if (message.type === 'abort') {
@@ -73,6 +95,7 @@ try {
             reportProgress: (progress) => post({ type: 'progress', task, progress }),
             signal: controller.signal,
             blobs,
+            checkpoint: checkpointOf(message.unit),
           });
           post({ type: 'done', task, ok: true, result });
         } catch (error) {

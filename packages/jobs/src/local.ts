@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { type BlobStore, MAX_BLOB_BYTES, memoryBlobStore } from './blobs.js';
 import { type Catalogue, type CatalogueRef, loadCatalogue } from './catalogue.js';
+import { type CheckpointStore, memoryCheckpointStore, unitCheckpoint } from './checkpoints.js';
 import { ExecutorClosedError, JobsOptionError, UnitWorkerDiedError } from './errors.js';
 import { type Executor, failureOf, type RunOptions, type UnitOutcome } from './executor.js';
 import type { BlobErrorJson, FromThread, ThreadSetup, ToThread } from './local-protocol.js';
@@ -24,13 +25,17 @@ export interface LocalExecutorOptions {
   catalogue?: CatalogueRef;
   /** 0 (the default): every unit runs in this thread, one after the other; n ≥ 1: n worker threads. */
   threads?: number;
-  /** The largest blob the in-memory store takes (default and cap: {@link MAX_BLOB_BYTES}, as on Redis). */
+  /**
+   * The largest blob, and unit checkpoint, the in-memory stores take (default and cap: {@link MAX_BLOB_BYTES},
+   * as on Redis).
+   */
   maxBlobBytes?: number;
 }
 
 /**
  * The local back end: units run in this thread (`threads: 0`) or in worker threads that import the
- * catalogue. Blobs live in this process's memory. Throws {@link CatalogueError} when the catalogue does not load.
+ * catalogue. Blobs and unit checkpoints live in this process's memory (a unit run again, after it failed or
+ * was aborted, reads the checkpoint it wrote). Throws {@link CatalogueError} when the catalogue does not load.
  */
 export async function localExecutor(options: LocalExecutorOptions = {}): Promise<Executor> {
   const threads = options.threads ?? 0;
@@ -49,8 +54,11 @@ export async function localExecutor(options: LocalExecutorOptions = {}): Promise
   }
   const catalogue = options.catalogue === undefined ? undefined : await loadCatalogue(options.catalogue);
   const blobs = memoryBlobStore({ maxBytes });
+  const checkpoints = memoryCheckpointStore({ maxBytes });
   const pool =
-    threads > 0 && catalogue !== undefined ? new ThreadPool(threads, catalogue.url, blobs) : undefined;
+    threads > 0 && catalogue !== undefined
+      ? new ThreadPool(threads, catalogue.url, blobs, checkpoints)
+      : undefined;
   let closed = false;
 
   return {
@@ -62,10 +70,19 @@ export async function localExecutor(options: LocalExecutorOptions = {}): Promise
         runOptions,
         catalogue,
         threads > 0 ? threads : 1,
-        (prepared, unit, onProgress, signal) =>
-          pool !== undefined
-            ? pool.run(prepared, onProgress, signal)
-            : executeUnit(unit.kind, prepared.input, { reportProgress: onProgress, signal, blobs }),
+        async (prepared, unit, onProgress, signal) => {
+          const result =
+            pool !== undefined
+              ? await pool.run(prepared, onProgress, signal)
+              : await executeUnit(unit.kind, prepared.input, {
+                  reportProgress: onProgress,
+                  signal,
+                  blobs,
+                  checkpoint: unitCheckpoint(checkpoints, prepared.id),
+                });
+          await checkpoints.clear(prepared.id);
+          return result;
+        },
       );
     },
     async close() {
@@ -141,7 +158,11 @@ class Thread {
   readonly ready: Promise<void>;
   task: { id: number; task: Task } | undefined;
 
-  constructor(setup: ThreadSetup, blobs: BlobStore, onExit: (thread: Thread) => void) {
+  constructor(
+    setup: ThreadSetup,
+    stores: { blobs: BlobStore; checkpoints: CheckpointStore },
+    onExit: (thread: Thread) => void,
+  ) {
     const script = threadScript();
     this.worker = new Worker(script.url, { workerData: setup, execArgv: script.execArgv });
     this.worker.unref();
@@ -162,7 +183,7 @@ class Thread {
       if (message.type === 'ready') settle?.resolve();
       else if (message.type === 'init-failed') {
         settle?.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-      } else if (message.type === 'blob') void this.blob(message, blobs);
+      } else if (message.type === 'blob' || message.type === 'checkpoint') void this.store(message, stores);
       else if (this.task?.id === message.task) {
         const { task } = this.task;
         if (message.type === 'progress') task.onProgress(message.progress);
@@ -179,18 +200,29 @@ class Thread {
     this.worker.postMessage(message, transfer);
   }
 
-  private async blob(message: Extract<FromThread, { type: 'blob' }>, blobs: BlobStore) {
+  /** Answers a thread's request to the blob or checkpoint store. */
+  private async store(
+    message: Extract<FromThread, { type: 'blob' | 'checkpoint' }>,
+    { blobs, checkpoints }: { blobs: BlobStore; checkpoints: CheckpointStore },
+  ) {
     const { request } = message;
     try {
-      if (message.op === 'put')
-        this.post({ type: 'blob-reply', request, id: await blobs.put(message.bytes) });
+      if (message.type === 'checkpoint') {
+        if (message.op === 'read') {
+          const bytes = await checkpoints.read(message.unit);
+          this.post({ type: 'reply', request, ...(bytes === null ? {} : { bytes }) });
+        } else {
+          await checkpoints.write(message.unit, message.bytes);
+          this.post({ type: 'reply', request });
+        }
+      } else if (message.op === 'put')
+        this.post({ type: 'reply', request, id: await blobs.put(message.bytes) });
       else if (message.op === 'get')
-        this.post({ type: 'blob-reply', request, bytes: await blobs.get(message.id) });
-      else if (message.op === 'has')
-        this.post({ type: 'blob-reply', request, has: await blobs.has(message.id) });
+        this.post({ type: 'reply', request, bytes: await blobs.get(message.id) });
+      else if (message.op === 'has') this.post({ type: 'reply', request, has: await blobs.has(message.id) });
       else {
         await blobs.delete(message.id);
-        this.post({ type: 'blob-reply', request });
+        this.post({ type: 'reply', request });
       }
     } catch (error) {
       const e = error as Error & Partial<BlobErrorJson>;
@@ -198,7 +230,7 @@ class Thread {
       if (typeof e.id === 'string') json.id = e.id;
       if (typeof e.bytes === 'number') json.bytes = e.bytes;
       if (typeof e.maxBytes === 'number') json.maxBytes = e.maxBytes;
-      this.post({ type: 'blob-reply', request, error: json });
+      this.post({ type: 'reply', request, error: json });
     }
   }
 }
@@ -214,6 +246,7 @@ class ThreadPool {
     size: number,
     private readonly catalogueUrl: string,
     private readonly blobs: BlobStore,
+    private readonly checkpoints: CheckpointStore,
   ) {
     for (let i = 0; i < size; i++) this.spawn();
   }
@@ -221,7 +254,7 @@ class ThreadPool {
   private spawn() {
     const thread = new Thread(
       { catalogue: this.catalogueUrl, maxBlobBytes: this.blobs.maxBytes },
-      this.blobs,
+      { blobs: this.blobs, checkpoints: this.checkpoints },
       (dead) => {
         const at = this.threads.indexOf(dead);
         if (at < 0) return;
@@ -269,6 +302,7 @@ class ThreadPool {
           kind: prepared.kind,
           version: prepared.version,
           input: prepared.input,
+          unit: prepared.id,
         });
       });
     } finally {

@@ -2,14 +2,20 @@
 // synchronous step of a unit (a tfjs kernel) cannot stall the worker's lock renewal. Imports the catalogue
 // named in its environment and dispatches each job by kind.
 import type { SandboxedJob } from 'bullmq';
-import { redisBlobStore } from './blobs.js';
+import { MAX_BLOB_BYTES, redisBlobStore } from './blobs.js';
 import { type Catalogue, loadCatalogue } from './catalogue.js';
+import {
+  type CheckpointStore,
+  checkpointPrefix,
+  redisCheckpointStore,
+  unitCheckpoint,
+} from './checkpoints.js';
 import { UnitInputError, UnitResultError } from './errors.js';
 import { encodeFailure, failureOf } from './executor.js';
 import type { JobData } from './queue.js';
 import { blobPrefix } from './queue.js';
 import { createRedis } from './redis.js';
-import { executeUnit, type JsonValue } from './unit.js';
+import { executeUnit, type JsonValue, unitId } from './unit.js';
 
 /** The environment a queue worker gives its sandboxed processors. */
 export const PROCESSOR_ENV = {
@@ -23,7 +29,9 @@ export const PROCESSOR_ENV = {
 // that another worker now owns.
 if (process.send !== undefined) process.once('disconnect', () => process.exit(1));
 
-let setup: Promise<{ catalogue: Catalogue; blobs: ReturnType<typeof redisBlobStore> }> | undefined;
+let setup:
+  | Promise<{ catalogue: Catalogue; blobs: ReturnType<typeof redisBlobStore>; checkpoints: CheckpointStore }>
+  | undefined;
 
 function load() {
   setup ??= (async () => {
@@ -35,12 +43,12 @@ function load() {
     };
     const catalogue = await loadCatalogue(env(PROCESSOR_ENV.catalogue));
     const redis = createRedis(env(PROCESSOR_ENV.url), { blocking: false });
-    const maxBytes = Number(process.env[PROCESSOR_ENV.maxBlobBytes]);
-    const blobs = redisBlobStore(redis, {
-      prefix: blobPrefix(env(PROCESSOR_ENV.queue)),
-      ...(Number.isFinite(maxBytes) && maxBytes > 0 ? { maxBytes } : {}),
-    });
-    return { catalogue, blobs };
+    const given = Number(process.env[PROCESSOR_ENV.maxBlobBytes]);
+    const maxBytes = Number.isFinite(given) && given > 0 ? Math.min(given, MAX_BLOB_BYTES) : MAX_BLOB_BYTES;
+    const queue = env(PROCESSOR_ENV.queue);
+    const blobs = redisBlobStore(redis, { prefix: blobPrefix(queue), maxBytes });
+    const checkpoints = redisCheckpointStore(redis, { prefix: checkpointPrefix(queue), maxBytes });
+    return { catalogue, blobs, checkpoints };
   })();
   return setup;
 }
@@ -52,15 +60,22 @@ export default async function processor(
   signal?: AbortSignal,
 ): Promise<JsonValue> {
   try {
-    const { catalogue, blobs } = await load();
+    const { catalogue, blobs, checkpoints } = await load();
     const { kind, version, input } = job.data;
-    return await executeUnit(catalogue.get(kind, version), input, {
+    // The unit's identity (the job id the coordinator gave it), computed again rather than trusted.
+    const unit = unitId(kind, version, input);
+    const result = await executeUnit(catalogue.get(kind, version), input, {
       reportProgress: (progress) => {
         job.updateProgress(progress).catch(() => {});
       },
       signal: signal ?? new AbortController().signal,
       blobs,
+      checkpoint: unitCheckpoint(checkpoints, unit),
     });
+    // Cleared before the result is stored: a worker killed in between costs a re-run, never a wrong result.
+    // A failed clear only leaves the bytes behind, so it does not fail a unit that completed.
+    await checkpoints.clear(unit).catch(() => {});
+    return result;
   } catch (error) {
     const failure = new Error(encodeFailure(failureOf(error)));
     // A unit is a pure function of its input: a bad input or result would be bad again, so it is not retried

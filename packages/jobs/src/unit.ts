@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { z } from 'zod';
 import type { BlobStore } from './blobs.js';
+import type { UnitCheckpoint } from './checkpoints.js';
 import { UnitInputError, UnitResultError } from './errors.js';
 
 /** A JSON value: what travels between the coordinator and workers (inputs, results, progress). */
@@ -18,6 +19,12 @@ export interface UnitContext {
   readonly signal: AbortSignal;
   /** The executor's blob store: in memory for the local back end, Redis for the queue back end. */
   readonly blobs: BlobStore;
+  /**
+   * The unit's progress kept across attempts, keyed by its id: in Redis for the queue back end (a retry on
+   * another worker reads it), in memory for the local back ends (running the unit again reads it). Cleared
+   * once the unit completes.
+   */
+  readonly checkpoint: UnitCheckpoint;
 }
 
 /** What {@link defineUnitKind} takes. */

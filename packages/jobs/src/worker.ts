@@ -29,7 +29,7 @@ export interface QueueWorkerOptions {
   handleSignals?: boolean;
   /** The worker's name, stored on the jobs it takes (`processedBy`; default `<host>:<pid>`). */
   name?: string;
-  /** The largest blob its units may put (default and cap: 512 MB). */
+  /** The largest blob, and unit checkpoint, its units may write (default and cap: 512 MB). */
   maxBlobBytes?: number;
   /** Called with errors of the connection or of BullMQ (packages do not print; the app decides). */
   onError?: (error: Error) => void;

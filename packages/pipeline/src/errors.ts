@@ -1,18 +1,28 @@
 /** Base class of every error this package throws, so callers can catch all pipeline problems at once. */
 export abstract class PipelineError extends Error {}
 
-/** Bytes handed to `unpackModel` or `unpackImageSet` are not what `packModel` or `packImageSet` wrote. */
+/** What writes each kind of packed bytes, for {@link PackedFormatError}'s message. */
+const PACKED_BY = {
+  model: 'packModel',
+  'image set': 'packImageSet',
+  'training checkpoint': "a training unit's checkpoint",
+} as const;
+
+/** Bytes handed to `unpackModel` or `unpackImageSet` (or a unit's checkpoint) are not what was packed. */
 export class PackedFormatError extends PipelineError {
   override readonly name = 'PackedFormatError';
   constructor(
-    /** What was expected: `model` or `image set`. */
-    readonly kind: 'model' | 'image set',
+    /** What was expected: `model`, `image set` or `training checkpoint`. */
+    readonly kind: keyof typeof PACKED_BY,
     /** What is wrong with the bytes. */
     readonly problem: string,
   ) {
     super(
-      `These bytes are not a packed ${kind}: ${problem}. They must come from pack${kind === 'model' ? 'Model' : 'ImageSet'} ` +
-        'of this version of @decompose/pipeline; re-pack the source (a blob cut short or from another version reads so).',
+      `These bytes are not a packed ${kind}: ${problem}. They must come from ${PACKED_BY[kind]} ` +
+        'of this version of @decompose/pipeline; ' +
+        (kind === 'training checkpoint'
+          ? "delete the unit's checkpoint (on a queue, the key decompose-jobs:<queue>:checkpoint:<unit id>) to train it afresh."
+          : 're-pack the source (a blob cut short or from another version reads so).'),
     );
   }
 }

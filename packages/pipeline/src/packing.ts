@@ -29,7 +29,7 @@ export function frame(magic: string, header: unknown, payload: readonly Uint8Arr
 export function unframe(
   bytes: Uint8Array,
   magic: string,
-  kind: 'model' | 'image set',
+  kind: PackedFormatError['kind'],
 ): { header: unknown; payload: Uint8Array } {
   if (bytes.length < 8 || textDecoder.decode(bytes.subarray(0, 4)) !== magic) {
     throw new PackedFormatError(kind, `they do not start with '${magic}'`);

@@ -4,17 +4,19 @@ import { blobIdSchema, defineUnitKind } from '@decompose/jobs';
 import { z } from 'zod';
 import { armRecipeSchema, runArmPipeline } from '../arm.js';
 import { loadPackedModel, packModel, unpackModel } from '../models.js';
+import { checkpointDirSchema, withCheckpointFolder } from './checkpoint-folder.js';
 import {
-  checkpointDirSchema,
   dataBlobsSchema,
   epochMetricsSchema,
   epochProgress,
   readImageSets,
+  resumedProgress,
   stepProgress,
-  withCheckpointFolder,
 } from './shared.js';
 
 const figuresSchema = z.object({ accuracy: z.number(), loss: z.number() });
+/** The fine-tune's running mean loss after each step, as `runArmPipeline` reports it. */
+const stepLossesSchema = z.array(z.object({ step: z.number().int(), loss: z.number() }));
 
 /** The input of an {@link armUnit}. */
 export const armUnitInputSchema = z.object({
@@ -61,7 +63,7 @@ export const armUnitResultSchema = z.object({
   fineTune: z
     .object({
       epochs: z.array(epochMetricsSchema),
-      steps: z.array(z.object({ step: z.number().int(), loss: z.number() })),
+      steps: stepLossesSchema,
     })
     .nullable(),
   measured: z
@@ -88,46 +90,64 @@ export type ArmUnitResult = z.output<typeof armUnitResultSchema>;
 /**
  * One arm as a unit of work (`runArmPipeline` on blobs): baseline and images come as blob ids, the compressed
  * model goes back as one. Its progress is the pipeline's events (`{ phase: 'surgery', … }`), each fine-tune
- * step (`phase: 'step'`, with train's `StepProgress` fields) and epoch (`phase: 'epoch'`, `metrics`). The
- * fine-tune's checkpoints live in a temporary folder of the worker: a retried unit fine-tunes again from
- * the start (same seed, same numbers).
+ * step (`phase: 'step'`, with train's `StepProgress` fields) and epoch (`phase: 'epoch'`, `metrics`), and
+ * `phase: 'resumed'` when the fine-tune goes on from a checkpoint. Each fine-tune epoch's checkpoint, with the
+ * step losses so far, is saved through the unit's checkpoint (Redis on a queue): a retried unit redoes the
+ * surgery and re-estimation (deterministic), then resumes the fine-tune after the last saved epoch, with the
+ * same numbers as an uninterrupted run.
  */
 export const armUnit = defineUnitKind({
   kind: 'arm',
   version: '1',
   input: armUnitInputSchema,
   result: armUnitResultSchema,
-  async run(input, { blobs, reportProgress, signal }) {
+  async run(input, { blobs, checkpoint, reportProgress, signal }) {
     await initEngine();
     const packed = await blobs.get(input.baseline);
     const baselinePlugins = unpackModel(packed).plugins;
     const baseline = await loadPackedModel(packed);
     try {
       const data = input.data === null ? null : await readImageSets(blobs, input.data);
-      const done = await withCheckpointFolder('arm', input.checkpointDir, (checkpointDir, resume) =>
-        runArmPipeline(
-          {
-            baseline,
-            baselinePlugins,
-            strategy: input.strategy,
-            layers: input.layers,
-            options: input.options,
-            perLayerOptions: input.perLayerOptions,
-            init: input.init,
-            seed: input.seed,
-            recipe: input.recipe,
-            data,
-            measure: input.measure,
-          },
-          {
-            checkpointDir,
-            resume,
-            signal,
-            onEvent: (event) => reportProgress({ done: 0, total: 1, ...event }),
-            onStep: (p) => reportProgress(stepProgress(p)),
-            onEpoch: (m) => reportProgress(epochProgress(m)),
-          },
-        ),
+      const done = await withCheckpointFolder(
+        'arm',
+        input.checkpointDir,
+        checkpoint,
+        z.object({ steps: stepLossesSchema }),
+        async ({ dir, restored, saved }) => {
+          if (restored !== null) reportProgress(resumedProgress(restored.epoch, input.recipe.epochs));
+          // The step losses of the epochs before a resume come with the checkpoint; train reports the rest.
+          const steps = restored?.extra.steps ?? [];
+          const result = await runArmPipeline(
+            {
+              baseline,
+              baselinePlugins,
+              strategy: input.strategy,
+              layers: input.layers,
+              options: input.options,
+              perLayerOptions: input.perLayerOptions,
+              init: input.init,
+              seed: input.seed,
+              recipe: input.recipe,
+              data,
+              measure: input.measure,
+            },
+            {
+              checkpointDir: dir,
+              resume: true,
+              signal,
+              onEvent: (event) => reportProgress({ done: 0, total: 1, ...event }),
+              onStep: (p) => {
+                steps.push({ step: p.globalStep, loss: p.loss });
+                reportProgress(stepProgress(p));
+              },
+              onEpoch: (m) => {
+                saved(m.epoch, { steps });
+                reportProgress(epochProgress(m));
+              },
+            },
+          );
+          return result.fineTune === null ? result : { ...result, fineTune: { ...result.fineTune, steps } };
+        },
       );
       try {
         const model = await blobs.put(await packModel(done.model, done.plugins));

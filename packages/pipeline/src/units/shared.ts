@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { ImageSet } from '@decompose/cifar10';
 import { type BlobStore, blobIdSchema, type JsonValue, type UnitProgress } from '@decompose/jobs';
 import type { EpochMetrics, StepProgress } from '@decompose/train';
@@ -63,34 +60,7 @@ export function epochProgress(m: EpochMetrics): UnitProgress {
   };
 }
 
-/**
- * Runs `body` with the folder a unit's training keeps its checkpoints in, and whether to resume from them:
- * `given` (a folder on the machine that runs the unit, such as a local run's report folder: a re-run resumes
- * there), else a fresh temporary folder, removed afterwards (workers share no file system with the
- * coordinator, so a retried unit starts its training again from its seed).
- */
-export async function withCheckpointFolder<T>(
-  prefix: string,
-  given: string | undefined,
-  body: (dir: string, resume: boolean) => Promise<T>,
-): Promise<T> {
-  if (given !== undefined) return body(given, true);
-  const dir = await mkdtemp(path.join(tmpdir(), `decompose-${prefix}-`));
-  try {
-    return await body(path.join(dir, 'checkpoints'), false);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/** A restored unit checkpoint as unit progress: the training goes on after `epoch` of `epochs`. */
+export function resumedProgress(epoch: number, epochs: number): UnitProgress {
+  return { phase: 'resumed', done: epoch, total: epochs };
 }
-
-/**
- * The optional `checkpointDir` of a training unit's input: set it only where the unit runs on the machine that
- * owns the folder (a local executor); queue workers leave it out.
- */
-export const checkpointDirSchema = z
-  .string()
-  .min(1)
-  .optional()
-  .describe(
-    'a folder of the machine running the unit for the training checkpoints; a re-run resumes from it',
-  );

@@ -8,14 +8,14 @@ import { holdOutSchema, holdOutSplit } from '../calibration.js';
 import { loadPackedModel, packModel, unpackModel } from '../models.js';
 import { BUILT_IN_LAYER_MODULES } from '../strategies.js';
 import { sgdSettingsSchema, trainOptions } from '../training.js';
+import { checkpointDirSchema, withCheckpointFolder } from './checkpoint-folder.js';
 import {
-  checkpointDirSchema,
   dataBlobsSchema,
   epochMetricsSchema,
   epochProgress,
   readImageSets,
+  resumedProgress,
   stepProgress,
-  withCheckpointFolder,
 } from './shared.js';
 
 /** The input of a {@link trainingRunUnit}. */
@@ -58,15 +58,17 @@ export const trainingRunResultSchema = z.object({
 /**
  * A training run (the baseline training of `decompose compare`, `decompose train --queue`) as a unit of work:
  * a fresh ResNet or a packed model, trained with the recipe on the training images less the hold-out,
- * evaluated on the test images each epoch. Progress: each step (`phase: 'step'`) and epoch (`phase: 'epoch'`).
- * Checkpoints live in a temporary folder of the worker, so a retried unit trains again from its seed.
+ * evaluated on the test images each epoch. Progress: each step (`phase: 'step'`) and epoch (`phase: 'epoch'`),
+ * and `phase: 'resumed'` when it goes on from a checkpoint. Each epoch's checkpoint is saved through the
+ * unit's checkpoint (Redis on a queue), so a retried unit (its worker killed) resumes after the last saved
+ * epoch and ends with the same weights as an uninterrupted run.
  */
 export const trainingRunUnit = defineUnitKind({
   kind: 'training-run',
   version: '1',
   input: trainingRunInputSchema,
   result: trainingRunResultSchema,
-  async run(input, { blobs, reportProgress, signal }) {
+  async run(input, { blobs, checkpoint, reportProgress, signal }) {
     await initEngine();
     const data = await readImageSets(blobs, input.data);
     const held =
@@ -83,30 +85,32 @@ export const trainingRunUnit = defineUnitKind({
     } else {
       model = createCifarResNet(input.architecture ?? { arch: 'resnet20' });
     }
+    const { epochs } = input.recipe;
     try {
       const history = await withCheckpointFolder(
         'training-run',
         input.checkpointDir,
-        async (checkpointDir, resume) => {
-          const done = await train({
-            ...trainOptions(input.recipe, {
-              model,
-              trainData,
-              evalData: data.test,
-              epochs: input.recipe.epochs,
-            }),
-            checkpointDir,
-            resume,
+        checkpoint,
+        z.null(),
+        async ({ dir, restored, saved }) => {
+          if (restored !== null) reportProgress(resumedProgress(restored.epoch, epochs));
+          await train({
+            ...trainOptions(input.recipe, { model, trainData, evalData: data.test, epochs }),
+            checkpointDir: dir,
+            resume: true,
             signal,
             onStep: (p) => reportProgress(stepProgress(p)),
-            onEpoch: (m) => reportProgress(epochProgress(m)),
+            onEpoch: (m) => {
+              saved(m.epoch, null);
+              reportProgress(epochProgress(m));
+            },
             workerOptions: {
               setupModules: [...BUILT_IN_LAYER_MODULES, ...plugins],
               resolveFrom: new URL('.', import.meta.url),
             },
           });
           // Every epoch, those before a resume included.
-          return resume ? await readMetrics(checkpointDir) : done.history;
+          return await readMetrics(dir);
         },
       );
       return {
