@@ -2,9 +2,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGradientComputer, initEngine } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
+import { MOBILENET_STAGES, mobileNetV2 } from './mobilenet-model.js';
 import { printTable, writeAtomically } from './output.js';
 
 // A MobileNetV2-style train step on the wasm backend with the engine's kernels: where its time goes, by kind of
@@ -18,48 +18,6 @@ class MobileNetOptionError extends BenchError {
 }
 
 const NUM_CLASSES = 10;
-
-/** (expansion t, output channels c, blocks n, first stride s) per stage, MobileNetV2's table cut after 96 channels. */
-const STAGES: readonly [number, number, number, number][] = [
-  [1, 16, 1, 1],
-  [6, 24, 2, 1],
-  [6, 32, 3, 2],
-  [6, 64, 2, 2],
-  [6, 96, 2, 1],
-];
-
-const relu6 = () => tfl.layers.reLU({ maxValue: 6 });
-const bn = () => tfl.layers.batchNormalization();
-const pointwise = (filters: number) => tfl.layers.conv2d({ filters, kernelSize: 1, useBias: false });
-
-/** Stem (3×3 conv, 32 channels), inverted residual blocks, global average pool, dense. */
-function mobileNetV2(size: number): tfl.LayersModel {
-  const input = tfl.input({ shape: [size, size, 3] });
-  const apply = (layer: tfl.layers.Layer, x: tfl.SymbolicTensor) => layer.apply(x) as tfl.SymbolicTensor;
-  let x = apply(tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', useBias: false }), input);
-  x = apply(relu6(), apply(bn(), x));
-  let channels = 32;
-  for (const [t, c, n, s] of STAGES) {
-    for (let i = 0; i < n; i++) {
-      const stride = i === 0 ? s : 1;
-      let y = x;
-      if (t !== 1) y = apply(relu6(), apply(bn(), apply(pointwise(channels * t), y)));
-      const depthwise = tfl.layers.depthwiseConv2d({
-        kernelSize: 3,
-        strides: stride,
-        padding: 'same',
-        useBias: false,
-      });
-      y = apply(relu6(), apply(bn(), apply(depthwise, y)));
-      y = apply(bn(), apply(pointwise(c), y));
-      x = stride === 1 && channels === c ? (tfl.layers.add().apply([x, y]) as tfl.SymbolicTensor) : y;
-      channels = c;
-    }
-  }
-  x = apply(tfl.layers.globalAveragePooling2d({}), x);
-  const output = apply(tfl.layers.dense({ units: NUM_CLASSES }), x);
-  return tfl.model({ inputs: input, outputs: output });
-}
 
 type Category =
   | 'depthwise gradients'
@@ -162,7 +120,7 @@ async function main(): Promise<void> {
   const out = values.out ?? fileURLToPath(new URL('../results/mobilenet.json', import.meta.url));
 
   const engine = await initEngine({ backend: 'wasm' });
-  const model = mobileNetV2(size);
+  const model = mobileNetV2(size, NUM_CLASSES);
   const images = new Float32Array(batch * size * size * 3);
   for (let i = 0; i < images.length; i++) images[i] = Math.sin(i * 12.9898) * 0.5;
   const labels = Int32Array.from({ length: batch }, (_, i) => i % NUM_CLASSES);
@@ -226,7 +184,7 @@ async function main(): Promise<void> {
       model: {
         name: 'MobileNetV2-style (stem 3×3/32, inverted residuals t=6 up to 96 channels, ReLU6, BatchNorm)',
         input: [size, size, 3],
-        stages: STAGES.map(([t, c, n, s]) => ({ t, c, n, s })),
+        stages: MOBILENET_STAGES.map(([t, c, n, s]) => ({ t, c, n, s })),
         params: model.countParams(),
         layers: model.layers.length,
       },
