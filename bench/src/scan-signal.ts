@@ -24,7 +24,6 @@
  * `node bench/dist/scan-signal.js --help` for the flags.
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,14 +34,13 @@ import { type Executor, localExecutor } from '@decompose/jobs';
 import {
   type ArmRecipe,
   CalibrationError,
-  holdOutSchema,
   PIPELINE_CATALOGUE,
+  readTrainingRecord,
   resolveCalibration,
   runArmPipeline,
   ScanRequestError,
   scanLayers,
   scanOnExecutor,
-  type TrainingRecord,
 } from '@decompose/pipeline';
 import {
   accuracyDrop,
@@ -379,28 +377,6 @@ function logQuarter(name: string, done: number, total: number, started: number):
     log(`  ${name}: ${done}/${total} entries, ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
-/**
- * What the model's `decompose train` run (summary.json next to the model folder) says about its calibration
- * images, for the pipeline's `resolveCalibration`; null when there is no summary.
- */
-async function trainingRecord(modelDir: string): Promise<TrainingRecord | null> {
-  const file = path.join(modelDir, '..', 'summary.json');
-  if (!existsSync(file)) return null;
-  const summary = JSON.parse(await readFile(file, 'utf8')) as {
-    config?: { seed?: unknown };
-    holdOut?: unknown;
-  };
-  const seed = summary.config?.seed;
-  return {
-    trainingSeed: typeof seed === 'number' ? seed : null,
-    // A hold-out of another shape says nothing was held out: every calibration image counts as seen.
-    holdOut: holdOutSchema
-      .nullable()
-      .catch(null)
-      .parse(summary.holdOut ?? null),
-  };
-}
-
 function tableJson(scan: Scan) {
   const { table } = scan;
   return {
@@ -435,10 +411,11 @@ async function main(): Promise<void> {
   const dataset = await readCifar10(dataDir);
   const test = firstImages(dataset.test, config.limitTest);
   const base = await tfl.loadLayersModel(fileSystem(config.modelDir));
-  const record = await trainingRecord(config.modelDir);
+  const summaryFile = path.join(config.modelDir, '..', 'summary.json');
+  const record = await readTrainingRecord(summaryFile);
   const split = resolveCalibration(
     dataset.train,
-    record ?? { trainingSeed: null, holdOut: null },
+    record,
     { count: config.calibration, seed: config.seed },
     { count: '--calibration', model: '--model-dir' },
   );
@@ -467,7 +444,7 @@ async function main(): Promise<void> {
     );
   }
   // The pipeline's rule: no warning means the training run held every calibration image out.
-  const saw = record === null ? null : split.warning !== null;
+  const saw = existsSync(summaryFile) ? split.warning !== null : null;
   log(
     `model ${config.modelDir}: ${candidates.length} candidate 3×3 convs, ${planCost(candidates, []).denseParams} params; ` +
       `calibration ${split.description}: ${split.calibration.count} images (halves ${halves.half_a.count} + ${halves.half_b.count}), ` +

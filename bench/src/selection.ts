@@ -32,7 +32,6 @@ import {
   calibrationSeenInTraining,
   calibrationSplit,
   type HoldOut,
-  holdOutSchema,
   loadModel,
   measureModel,
   PIPELINE_CATALOGUE,
@@ -43,6 +42,7 @@ import {
   saveModel,
   scanLayers,
   scanOnExecutor,
+  trainingRecordOf,
   trainingRunUnit,
   trainOnExecutor,
 } from '@decompose/pipeline';
@@ -322,13 +322,7 @@ async function loadBaseline(
       ...summarySeconds(summary.epochs),
       epochs: summary.epochs.length,
       trainImages: summary.data.train,
-      // A summary of another shape (or none) says nothing held out: every calibration image counts as seen.
-      sawCalibration: saw(
-        holdOutSchema
-          .nullable()
-          .catch(null)
-          .parse(summary.holdOut ?? null),
-      ),
+      sawCalibration: saw(trainingRecordOf(summary).holdOut),
     };
   }
   const modelDir = work.file('baseline', 'model');

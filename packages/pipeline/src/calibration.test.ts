@@ -1,6 +1,15 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { ImageSet } from '@decompose/cifar10';
 import { describe, expect, it } from 'vitest';
-import { calibrationSeenInTraining, holdOutSplit, resolveCalibration } from './calibration.js';
+import {
+  calibrationSeenInTraining,
+  holdOutSplit,
+  readTrainingRecord,
+  resolveCalibration,
+  trainingRecordOf,
+} from './calibration.js';
 import { CalibrationError } from './errors.js';
 
 /** `count` distinct 1×1×3 images in two classes. */
@@ -56,5 +65,28 @@ describe('resolveCalibration', () => {
     expect(() =>
       resolveCalibration(train, { trainingSeed: null, holdOut: null }, { count: 40 }, fields),
     ).toThrow(CalibrationError);
+  });
+});
+
+describe('trainingRecordOf and readTrainingRecord', () => {
+  const { record } = holdOutSplit(images(40), 8, 3, '--hold-out');
+
+  it('reads the seed and the hold-out of a training summary', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'record-'));
+    const file = path.join(dir, 'summary.json');
+    await writeFile(file, JSON.stringify({ config: { seed: 7 }, holdOut: record, epochs: [] }));
+    expect(await readTrainingRecord(file)).toEqual({ trainingSeed: 7, holdOut: record });
+  });
+
+  it('says nothing was held out, and no seed, for a missing file or fields of another shape', async () => {
+    expect(await readTrainingRecord(path.join(tmpdir(), 'no-such-run', 'summary.json'))).toEqual({
+      trainingSeed: null,
+      holdOut: null,
+    });
+    expect(trainingRecordOf({ config: { seed: -1 }, holdOut: { count: 8 } })).toEqual({
+      trainingSeed: null,
+      holdOut: null,
+    });
+    expect(trainingRecordOf(null)).toEqual({ trainingSeed: null, holdOut: null });
   });
 });

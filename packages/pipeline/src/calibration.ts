@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { type Cifar10Images, selectImages, splitCalibration } from '@decompose/cifar10';
 import { z } from 'zod';
 import { CalibrationError } from './errors.js';
@@ -135,6 +136,32 @@ export interface TrainingRecord {
   trainingSeed: number | null;
   /** Its hold-out, or null when it held none out (or left no summary). */
   holdOut: HoldOut | null;
+}
+
+/**
+ * The {@link TrainingRecord} of a training run's summary (the JSON of `decompose train`'s summary.json, or null when
+ * there is none): its seed when it is a count, and its hold-out when it has the shape of one (a hold-out of another
+ * shape says nothing was held out, so every calibration image counts as seen).
+ */
+export function trainingRecordOf(summary: unknown): TrainingRecord {
+  const { config, holdOut } = (summary ?? {}) as { config?: { seed?: unknown }; holdOut?: unknown };
+  const seed = config?.seed;
+  return {
+    trainingSeed: typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 ? seed : null,
+    holdOut: holdOutSchema
+      .nullable()
+      .catch(null)
+      .parse(holdOut ?? null),
+  };
+}
+
+/** {@link trainingRecordOf} the summary file `file`; both null when the file does not exist. */
+export async function readTrainingRecord(file: string): Promise<TrainingRecord> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  return trainingRecordOf(text === null ? null : JSON.parse(text));
 }
 
 /** The calibration images a scan uses, and what to log about them. */

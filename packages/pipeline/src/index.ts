@@ -27,8 +27,10 @@ export {
   holdOutSplit,
   imagesFingerprint,
   type ResolvedCalibration,
+  readTrainingRecord,
   resolveCalibration,
   type TrainingRecord,
+  trainingRecordOf,
 } from './calibration.js';
 export { PIPELINE_CATALOGUE } from './catalogue-url.js';
 export {

@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { holdOutSchema, type TrainingRecord } from '@decompose/pipeline';
-import { z } from 'zod';
+import { readTrainingRecord, type TrainingRecord } from '@decompose/pipeline';
 import { ConfigError } from '../errors.js';
 import { RUN_FILES } from '../train.js';
 
@@ -14,11 +12,6 @@ export interface TrainedModel extends TrainingRecord {
   /** The folder holding model.json. */
   modelDir: string;
 }
-
-const summarySchema = z.object({
-  config: z.object({ seed: z.number().int().min(0) }),
-  holdOut: holdOutSchema.nullable().optional(),
-});
 
 /**
  * Finds a trained model from `dir`: either the model folder itself (holding model.json; the run's summary is
@@ -38,11 +31,8 @@ export async function locateTrainedModel(dir: string, field: string): Promise<Tr
       `${field}: got ${JSON.stringify(dir)}; expected a folder holding model.json (e.g. runs/r20/model) or a training run's folder holding model/`,
     ]);
   }
-  const text = await readFile(path.join(found.runDir, RUN_FILES.summary), 'utf8').catch(() => null);
-  const summary = text === null ? null : summarySchema.safeParse(JSON.parse(text));
   return {
     modelDir: found.modelDir,
-    trainingSeed: summary?.success ? summary.data.config.seed : null,
-    holdOut: summary?.success ? (summary.data.holdOut ?? null) : null,
+    ...(await readTrainingRecord(path.join(found.runDir, RUN_FILES.summary))),
   };
 }
