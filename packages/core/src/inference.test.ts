@@ -40,7 +40,7 @@ function randomiseBatchNorms(model: LayersModel, seed: number): void {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const values = tf.tidy(() =>
       layer.weights.map((w, i) => {
-        const draw = tf.randomUniform(w.shape, 0.5, 1.5, 'float32', seed + 4 * index + i);
+        const draw = tf.randomUniform(w.shape as number[], 0.5, 1.5, 'float32', seed + 4 * index + i);
         // gamma and variance positive, beta and mean around 0
         return /gamma|variance/.test(w.name) ? draw : tf.sub(draw, 1);
       }),
