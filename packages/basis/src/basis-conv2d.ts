@@ -1,5 +1,9 @@
 import type {
+  AffineFold,
+  AffineFoldableLayer,
+  ChannelAffine,
   CostAwareLayer,
+  Layer,
   LayerCost,
   LayerCostContext,
   StockLowerableLayer,
@@ -279,6 +283,82 @@ export function checkBasisArgs<Activation extends string>(
   };
 }
 
+/** The weights and form of a basis layer (`BasisConv2D`, `BasisDense`) that {@link foldBasisAffine} folds into. */
+export interface BasisWeights {
+  /** The basis filters, their last axis the m basis outputs. */
+  basis: tf.Tensor;
+  /** A'ᵀ `[m, C_out − m]` (shrunk), Aᵀ `[m, C_out]` (full), or null. */
+  coefficients: tf.Tensor2D | null;
+  bias: tf.Tensor1D | null;
+  /** The layer's `mixingMatrix()` (`[I_m | A'ᵀ]` in output order, or Aᵀ), for a shrunk layer refolded as full. */
+  mixingMatrix: () => tf.Tensor2D | null;
+  basisSize: number;
+  form: BasisForm;
+  outputOrder: readonly number[] | null;
+  /** The layer's own activation, and those it can apply. */
+  activation: string;
+  activations: readonly string[];
+}
+
+/** A basis output whose scale is this small beside the largest cannot divide A' (see {@link foldBasisAffine}). */
+const SMALLEST_BASIS_SCALE = 1e-6;
+
+/**
+ * A basis layer's copy absorbing y' = act(s·y + t) per output channel (core's `AffineFoldableLayer`), built by
+ * `make` from the new form, output order and activation. Shrunk, A = [I_m; A']: scaling basis output i by s_top[i]
+ * scales B's filter i, and the combinations become A'' = diag(s_bot)·A'·diag(1/s_top), so the form and the
+ * parameter count stay. Where some s_top is 0 (or below 1e-6 of the largest scale), 1/s_top does not exist: the
+ * copy is the full form, Aᵀ = `[I_m | A'ᵀ]`·diag(s) with B unchanged (same work per call, since the shrunk
+ * layer runs that matrix too; m² more parameters), and its `note` says so. Full: Aᵀ·diag(s). The bias becomes
+ * b·s + t. A layer applying an activation of its own, or asked for one it cannot apply, refuses.
+ */
+export function foldBasisAffine(
+  weights: BasisWeights,
+  affine: ChannelAffine,
+  make: (changes: { form: BasisForm; outputOrder: readonly number[] | null; activation: string }) => Layer,
+): AffineFold {
+  if (weights.activation !== 'linear') return { reason: `it applies ${weights.activation} itself` };
+  if (!weights.activations.includes(affine.activation)) {
+    return { reason: `it cannot apply ${affine.activation} (only ${weights.activations.join(', ')})` };
+  }
+  const { basis, coefficients, bias, basisSize: m, outputOrder } = weights;
+  const scale = Float32Array.from(affine.scale.dataSync());
+  // Scale of internal output i (basis first, then combinations): that of the output channel it becomes.
+  const internal = new Float32Array(scale.length);
+  scale.forEach((v, j) => {
+    internal[outputOrder?.[j] ?? j] = v;
+  });
+  const top = internal.subarray(0, m);
+  const largest = scale.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+  const divisible = top.every((v) => Math.abs(v) > SMALLEST_BASIS_SCALE * largest);
+  const shrunk = weights.form === 'shrunk' && (coefficients === null || divisible);
+  const folded = tf.tidy(() => {
+    const newBias = tf.add(tf.mul(bias ?? tf.zerosLike(affine.shift), affine.scale), affine.shift);
+    if (!shrunk) {
+      const mixing = weights.form === 'full' ? coefficients! : weights.mixingMatrix()!;
+      return [basis.clone(), tf.mul(mixing, affine.scale), newBias];
+    }
+    const topScale = tf.tensor1d(top);
+    const newBasis = tf.mul(basis, topScale);
+    if (coefficients === null) return [newBasis, newBias];
+    const ratios = tf.div(
+      tf.tensor2d(internal.subarray(m), [1, internal.length - m]),
+      tf.reshape(topScale, [m, 1]),
+    );
+    return [newBasis, tf.mul(coefficients, ratios), newBias];
+  });
+  const layer = make({
+    form: shrunk ? weights.form : 'full',
+    outputOrder: shrunk ? outputOrder : null,
+    activation: affine.activation,
+  });
+  const note =
+    weights.form === 'shrunk' && !shrunk
+      ? `folded as the full form (A stored whole, ${m}×${scale.length}): a basis output's scale is 0`
+      : undefined;
+  return note === undefined ? { layer, weights: folded } : { layer, weights: folded, note };
+}
+
 /**
  * Basis convolution (arXiv 2408.06024): m trained filters B (a normal conv kernel `[kh, kw, C_in, m]`)
  * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
@@ -292,7 +372,10 @@ export function checkBasisArgs<Activation extends string>(
  * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
  * then `bias` `[C_out]` when `useBias`.
  */
-export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLowerableLayer {
+export class BasisConv2D
+  extends layers.Layer
+  implements CostAwareLayer, StockLowerableLayer, AffineFoldableLayer
+{
   /** @nocollapse */
   static className = 'BasisConv2D';
 
@@ -493,6 +576,35 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLo
    */
   lowerToStock(): StockLowering {
     return lowerBasisConv2D(this);
+  }
+
+  /**
+   * A copy absorbing a per-output-channel affine and an activation after it, for core's `inferenceModel` (the
+   * BatchNormalization and relu after this layer, folded for eval); see {@link foldBasisAffine}.
+   */
+  foldAffine(affine: ChannelAffine): AffineFold {
+    if (!this.built) return { reason: 'it is not built' };
+    return foldBasisAffine(
+      {
+        basis: this.basisKernel!.read(),
+        coefficients: this.coefficients === null ? null : (this.coefficients.read() as tf.Tensor2D),
+        bias: this.bias === null ? null : (this.bias.read() as tf.Tensor1D),
+        mixingMatrix: () => this.mixingMatrix(),
+        basisSize: this.basisSize,
+        form: this.form,
+        outputOrder: this.outputOrder,
+        activation: this.activation,
+        activations: BASIS_ACTIVATIONS,
+      },
+      affine,
+      (changes) =>
+        new BasisConv2D({
+          ...(this.getConfig() as unknown as BasisConv2DArgs),
+          ...changes,
+          activation: changes.activation as BasisActivation,
+          useBias: true,
+        }),
+    );
   }
 
   /** Parameters and per-image multiply-adds where the layer sits in a model (core's `costTable` calls it). */
