@@ -283,21 +283,18 @@ export function checkBasisArgs<Activation extends string>(
   };
 }
 
-/** The weights and form of a basis layer (`BasisConv2D`, `BasisDense`) that {@link foldBasisAffine} folds into. */
-export interface BasisWeights {
-  /** The basis filters, their last axis the m basis outputs. */
-  basis: tf.Tensor;
-  /** A'ᵀ `[m, C_out − m]` (shrunk), Aᵀ `[m, C_out]` (full), or null. */
-  coefficients: tf.Tensor2D | null;
-  bias: tf.Tensor1D | null;
-  /** The layer's `mixingMatrix()` (`[I_m | A'ᵀ]` in output order, or Aᵀ), for a shrunk layer refolded as full. */
-  mixingMatrix: () => tf.Tensor2D | null;
-  basisSize: number;
-  form: BasisForm;
-  outputOrder: readonly number[] | null;
-  /** The layer's own activation, and those it can apply. */
-  activation: string;
-  activations: readonly string[];
+/** What {@link foldBasisAffine} reads of a basis layer (`BasisConv2D`, `BasisDense`): its public fields and weights. */
+export interface BasisLayerView {
+  readonly built: boolean;
+  readonly basisSize: number;
+  readonly form: BasisForm;
+  readonly outputOrder: readonly number[] | null;
+  readonly activation: string;
+  readonly useBias: boolean;
+  /** `basis_kernel` (its last axis the m basis outputs), `coefficients` when there are any, `bias` when used. */
+  getWeights(): tf.Tensor[];
+  /** `[I_m | A'ᵀ]` in output order, or Aᵀ, for a shrunk layer refolded as full. */
+  mixingMatrix(): tf.Tensor2D | null;
 }
 
 /** A basis output whose scale is this small beside the largest cannot divide A' (see {@link foldBasisAffine}). */
@@ -313,15 +310,21 @@ const SMALLEST_BASIS_SCALE = 1e-6;
  * b·s + t. A layer applying an activation of its own, or asked for one it cannot apply, refuses.
  */
 export function foldBasisAffine(
-  weights: BasisWeights,
+  layer: BasisLayerView,
   affine: ChannelAffine,
+  activations: readonly string[],
   make: (changes: { form: BasisForm; outputOrder: readonly number[] | null; activation: string }) => Layer,
 ): AffineFold {
-  if (weights.activation !== 'linear') return { reason: `it applies ${weights.activation} itself` };
-  if (!weights.activations.includes(affine.activation)) {
-    return { reason: `it cannot apply ${affine.activation} (only ${weights.activations.join(', ')})` };
+  if (!layer.built) return { reason: 'it is not built' };
+  if (layer.activation !== 'linear') return { reason: `it applies ${layer.activation} itself` };
+  if (!activations.includes(affine.activation)) {
+    return { reason: `it cannot apply ${affine.activation} (only ${activations.join(', ')})` };
   }
-  const { basis, coefficients, bias, basisSize: m, outputOrder } = weights;
+  const { basisSize: m, outputOrder } = layer;
+  const own = layer.getWeights();
+  const basis = own[0]!;
+  const coefficients = (own.length === (layer.useBias ? 3 : 2) ? own[1] : null) as tf.Tensor2D | null;
+  const bias = layer.useBias ? own[own.length - 1]! : null;
   const scale = Float32Array.from(affine.scale.dataSync());
   // Scale of internal output i (basis first, then combinations): that of the output channel it becomes.
   const internal = new Float32Array(scale.length);
@@ -331,11 +334,11 @@ export function foldBasisAffine(
   const top = internal.subarray(0, m);
   const largest = scale.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
   const divisible = top.every((v) => Math.abs(v) > SMALLEST_BASIS_SCALE * largest);
-  const shrunk = weights.form === 'shrunk' && (coefficients === null || divisible);
+  const shrunk = layer.form === 'shrunk' && (coefficients === null || divisible);
   const folded = tf.tidy(() => {
     const newBias = tf.add(tf.mul(bias ?? tf.zerosLike(affine.shift), affine.scale), affine.shift);
     if (!shrunk) {
-      const mixing = weights.form === 'full' ? coefficients! : weights.mixingMatrix()!;
+      const mixing = layer.form === 'full' ? coefficients! : layer.mixingMatrix()!;
       return [basis.clone(), tf.mul(mixing, affine.scale), newBias];
     }
     const topScale = tf.tensor1d(top);
@@ -347,16 +350,16 @@ export function foldBasisAffine(
     );
     return [newBasis, tf.mul(coefficients, ratios), newBias];
   });
-  const layer = make({
-    form: shrunk ? weights.form : 'full',
+  const copy = make({
+    form: shrunk ? layer.form : 'full',
     outputOrder: shrunk ? outputOrder : null,
     activation: affine.activation,
   });
   const note =
-    weights.form === 'shrunk' && !shrunk
+    layer.form === 'shrunk' && !shrunk
       ? `folded as the full form (A stored whole, ${m}×${scale.length}): a basis output's scale is 0`
       : undefined;
-  return note === undefined ? { layer, weights: folded } : { layer, weights: folded, note };
+  return note === undefined ? { layer: copy, weights: folded } : { layer: copy, weights: folded, note };
 }
 
 /**
@@ -583,28 +586,15 @@ export class BasisConv2D
    * BatchNormalization and relu after this layer, folded for eval); see {@link foldBasisAffine}.
    */
   foldAffine(affine: ChannelAffine): AffineFold {
-    if (!this.built) return { reason: 'it is not built' };
-    return foldBasisAffine(
-      {
-        basis: this.basisKernel!.read(),
-        coefficients: this.coefficients === null ? null : (this.coefficients.read() as tf.Tensor2D),
-        bias: this.bias === null ? null : (this.bias.read() as tf.Tensor1D),
-        mixingMatrix: () => this.mixingMatrix(),
-        basisSize: this.basisSize,
-        form: this.form,
-        outputOrder: this.outputOrder,
-        activation: this.activation,
-        activations: BASIS_ACTIVATIONS,
-      },
-      affine,
-      (changes) =>
-        new BasisConv2D({
-          ...(this.getConfig() as unknown as BasisConv2DArgs),
-          ...changes,
-          activation: changes.activation as BasisActivation,
-          useBias: true,
-        }),
-    );
+    return foldBasisAffine(this, affine, BASIS_ACTIVATIONS, (changes) => {
+      const config = this.getConfig() as unknown as BasisConv2DArgs;
+      return new BasisConv2D({
+        ...config,
+        ...changes,
+        activation: changes.activation as BasisActivation,
+        useBias: true,
+      });
+    });
   }
 
   /** Parameters and per-image multiply-adds where the layer sits in a model (core's `costTable` calls it). */

@@ -209,28 +209,15 @@ export class BasisDense
    * layer, folded for eval by core's `inferenceModel`); as `BasisConv2D.foldAffine`.
    */
   foldAffine(affine: ChannelAffine): AffineFold {
-    if (!this.built) return { reason: 'it is not built' };
-    return foldBasisAffine(
-      {
-        basis: this.basisKernel!.read(),
-        coefficients: this.coefficients === null ? null : (this.coefficients.read() as tf.Tensor2D),
-        bias: this.bias === null ? null : (this.bias.read() as tf.Tensor1D),
-        mixingMatrix: () => this.mixingMatrix(),
-        basisSize: this.basisSize,
-        form: this.form,
-        outputOrder: this.outputOrder,
-        activation: this.activation,
-        activations: BASIS_DENSE_ACTIVATIONS,
-      },
-      affine,
-      (changes) =>
-        new BasisDense({
-          ...(this.getConfig() as unknown as BasisDenseArgs),
-          ...changes,
-          activation: changes.activation as BasisDenseActivation,
-          useBias: true,
-        }),
-    );
+    return foldBasisAffine(this, affine, BASIS_DENSE_ACTIVATIONS, (changes) => {
+      const config = this.getConfig() as unknown as BasisDenseArgs;
+      return new BasisDense({
+        ...config,
+        ...changes,
+        activation: changes.activation as BasisDenseActivation,
+        useBias: true,
+      });
+    });
   }
 
   /**

@@ -1,4 +1,5 @@
 import { inferenceModel } from '@decompose/core';
+import { randomizeBatchNorms, relativeDifference, savedAndLoaded } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,33 +8,16 @@ import {
   input,
   type LayersModel,
   layers,
-  loadLayersModel,
   type SymbolicTensor,
 } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BasisConv2D } from './basis-conv2d.js';
 import { BasisDense } from './basis-dense.js';
 import { convertToBasis } from './schedule.js';
-import { relativeDifference } from './test-helpers.js';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
 });
-
-/** Gives every BatchNormalization seeded gamma, beta and moving statistics away from 1 and 0. */
-function randomiseBatchNorms(net: LayersModel, seed: number): void {
-  for (const layer of net.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const values = tf.tidy(() =>
-      layer.weights.map((w) => {
-        const u = tf.randomUniform(w.shape as number[], 0, 1, 'float32', seed++);
-        return /gamma|variance/.test(w.name) ? tf.add(0.5, u) : tf.sub(u, 0.5);
-      }),
-    );
-    layer.setWeights(values);
-    tf.dispose(values);
-  }
-}
 
 function predicted(net: LayersModel, x: tf.Tensor): tf.Tensor {
   return net.predict(x) as tf.Tensor;
@@ -42,23 +26,12 @@ function predicted(net: LayersModel, x: tf.Tensor): tf.Tensor {
 const difference = (a: LayersModel, b: LayersModel, x: tf.Tensor) =>
   tf.tidy(() => relativeDifference(predicted(a, x), predicted(b, x)));
 
-async function roundTrip(net: LayersModel): Promise<LayersModel> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await net.save(
-    tf.io.withSaveHandler(async (saved) => {
-      artifacts = saved;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return loadLayersModel(tf.io.fromMemory(artifacts!));
-}
-
 describe('inferenceModel of a basis 0.5 ResNet-20', () => {
   let compressed: LayersModel;
   let images: tf.Tensor4D;
   beforeAll(() => {
     const dense = createCifarResNet({ arch: 'resnet20', seed: 2 });
-    randomiseBatchNorms(dense, 11);
+    randomizeBatchNorms(dense, 11);
     compressed = convertToBasis(dense, { layers: 'stage*.**', options: { ratio: 0.5 } }).model;
     dense.dispose();
     images = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 3);
@@ -82,7 +55,7 @@ describe('inferenceModel of a basis 0.5 ResNet-20', () => {
     expect(folded.filter((f) => f.className === 'BasisConv2D')).toHaveLength(18);
     expect(folded.every((f) => f.note === undefined)).toBe(true);
     expect(difference(inference, compressed, images)).toBeLessThan(1e-4);
-    const loaded = await roundTrip(inference);
+    const loaded = await savedAndLoaded(inference);
     expect(difference(loaded, compressed, images)).toBeLessThan(1e-4);
     loaded.dispose();
     inference.dispose();
@@ -117,7 +90,7 @@ describe('BasisConv2D.foldAffine', () => {
     const relu = layers.activation({ name: 'relu', activation: 'relu' });
     const out = relu.apply(bn.apply(basis.apply(image))) as SymbolicTensor;
     const net = functionalModel({ inputs: image, outputs: out });
-    randomiseBatchNorms(net, 5);
+    randomizeBatchNorms(net, 5);
     const [, beta, mean, variance] = bn.getWeights();
     bn.setWeights([tf.tensor1d(args.gamma), beta!, mean!, variance!]);
     return net;
@@ -199,7 +172,7 @@ describe('BasisDense.foldAffine', () => {
       inputs: features,
       outputs: softmax.apply(bn.apply(dense.apply(features))) as SymbolicTensor,
     });
-    randomiseBatchNorms(net, 3);
+    randomizeBatchNorms(net, 3);
     const { model: inference, folded } = inferenceModel(net);
     expect(folded.map((f) => [f.layer, f.batchNorm, f.activation])).toEqual([['dense', 'bn', 'softmax']]);
     expect((inference.getLayer('dense') as BasisDense).activation).toBe('softmax');

@@ -7,14 +7,13 @@ import {
   input,
   type LayersModel,
   layers,
-  loadLayersModel,
   type SymbolicTensor,
   sequential,
 } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inferenceModel } from './inference.js';
 import { FoldableScale, PlainScale } from './test/custom-layers.js';
-import { relativeDifference } from './testing.js';
+import { randomizeBatchNorms, relativeDifference, savedAndLoaded } from './testing.js';
 
 beforeAll(async () => {
   await initEngine();
@@ -34,22 +33,6 @@ function largestRelativeDifference(actual: LayersModel, expected: LayersModel, x
   });
 }
 
-/** Sets every BatchNormalization's gamma, beta and moving statistics to seeded random values away from 1/0. */
-function randomiseBatchNorms(model: LayersModel, seed: number): void {
-  for (const [index, layer] of model.layers.entries()) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const values = tf.tidy(() =>
-      layer.weights.map((w, i) => {
-        const draw = tf.randomUniform(w.shape as number[], 0.5, 1.5, 'float32', seed + 4 * index + i);
-        // gamma and variance positive, beta and mean around 0
-        return /gamma|variance/.test(w.name) ? draw : tf.sub(draw, 1);
-      }),
-    );
-    layer.setWeights(values);
-    tf.dispose(values);
-  }
-}
-
 function weightsOf(model: LayersModel): Float32Array[] {
   return model.getWeights().map((w) => w.dataSync() as Float32Array);
 }
@@ -65,7 +48,7 @@ describe('inferenceModel on ResNet-20 (residual adds)', () => {
   let x: tf.Tensor;
   beforeAll(() => {
     resnet20 = createCifarResNet({ arch: 'resnet20', shortcut: 'A', seed: 3 });
-    randomiseBatchNorms(resnet20, 10);
+    randomizeBatchNorms(resnet20, 10);
     x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 5);
   });
 
@@ -194,18 +177,6 @@ describe('inferenceModel leaves what it cannot fold', () => {
   });
 });
 
-/** The model saved to memory and loaded back: what a saved inference copy gives. */
-async function roundTrip(model: LayersModel): Promise<LayersModel> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (saved) => {
-      artifacts = saved;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return loadLayersModel(tf.io.fromMemory(artifacts!));
-}
-
 describe('inferenceModel on a MobileNet-style model (depthwise, separable, relu6, a Dense head)', () => {
   const on = (layer: { apply: (x: SymbolicTensor | SymbolicTensor[]) => unknown }, x: SymbolicTensor) =>
     layer.apply(x) as SymbolicTensor;
@@ -259,7 +230,7 @@ describe('inferenceModel on a MobileNet-style model (depthwise, separable, relu6
     );
     x = on(layers.activation({ name: 'head.softmax', activation: 'softmax' }), x);
     const model = functionalModel({ inputs: image, outputs: x, name: 'mobilenet-style' });
-    randomiseBatchNorms(model, 20);
+    randomizeBatchNorms(model, 20);
     return model;
   }
 
@@ -290,7 +261,7 @@ describe('inferenceModel on a MobileNet-style model (depthwise, separable, relu6
     expect(inference.getLayer('head').getConfig().activation).toBe('softmax');
     const x = tf.randomNormal([3, 12, 12, 3], 0, 1, 'float32', 21);
     expect(largestRelativeDifference(inference, original, x)).toBeLessThan(1e-4);
-    const loaded = await roundTrip(inference);
+    const loaded = await savedAndLoaded(inference);
     expect(largestRelativeDifference(loaded, original, x)).toBeLessThan(1e-4);
     tf.dispose(x);
     for (const m of [loaded, inference, original]) m.dispose();
@@ -329,7 +300,7 @@ describe('inferenceModel and a custom layer implementing foldAffine', () => {
     // No BatchNorm: the relu alone is fused.
     x = on(layers.reLU({ name: 'd.relu' }), on(new FoldableScale({ name: 'd' }), x));
     const model = functionalModel({ inputs: image, outputs: x, name: 'custom' });
-    randomiseBatchNorms(model, 30);
+    randomizeBatchNorms(model, 30);
     return model;
   }
 

@@ -1,6 +1,6 @@
 import { createBatchStream, findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
 import { applyStrategy, inferenceModel, reestimateBatchNorm } from '@decompose/core';
-import { relativeDifference } from '@decompose/core/testing';
+import { randomizeBatchNorms, relativeDifference } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -51,17 +51,7 @@ it.each(['dense', 'basis', 'svd'])(
       ? applyStrategy(dense, strategy, { layers: '**', options: { ratio: 0.5 } }).model
       : dense;
     // Gamma and beta away from 1 and 0, the moving statistics measured on the images.
-    model.layers
-      .filter((l) => l.getClassName() === 'BatchNormalization')
-      .forEach((layer, i) => {
-        const [, , mean, variance] = layer.getWeights();
-        const affine = tf.tidy(() => [
-          tf.randomUniform(mean!.shape, 0.5, 1.5, 'float32', 2 * i),
-          tf.randomUniform(mean!.shape, -0.5, 0.5, 'float32', 2 * i + 1),
-        ]);
-        layer.setWeights([...affine, mean!, variance!]);
-        tf.dispose(affine);
-      });
+    randomizeBatchNorms(model, 3);
     reestimateBatchNorm(model, [images]);
     const { model: inference, folded, unfolded } = inferenceModel(model);
     expect(unfolded).toEqual([]);

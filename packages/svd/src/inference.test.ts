@@ -1,5 +1,5 @@
 import { applyStrategy, inferenceModel } from '@decompose/core';
-import { relativeDifference } from '@decompose/core/testing';
+import { randomizeBatchNorms, relativeDifference } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,17 +17,7 @@ it.each([
   'folds each BatchNorm of an svd 0.5 ResNet-20 (%s) into the second factor of the pair before it',
   (mode, second) => {
     const dense = createCifarResNet({ arch: 'resnet20', seed: 4 });
-    for (const [i, layer] of dense.layers.entries()) {
-      if (layer.getClassName() !== 'BatchNormalization') continue;
-      const values = tf.tidy(() =>
-        layer.weights.map((w, j) => {
-          const u = tf.randomUniform(w.shape as number[], 0, 1, 'float32', 10 * i + j);
-          return /gamma|variance/.test(w.name) ? tf.add(0.5, u) : tf.sub(u, 0.5);
-        }),
-      );
-      layer.setWeights(values);
-      tf.dispose(values);
-    }
+    randomizeBatchNorms(dense, 10);
     const { model: compressed } = applyStrategy(dense, svdStrategy, {
       layers: '**',
       options: { mode, ratio: 0.5 },
