@@ -6,7 +6,6 @@ import {
   constraints,
   model as functionalModel,
   input,
-  type LayersModel,
   layers,
   regularizers,
   type SymbolicTensor,
