@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { foldBatchNorm } from '@decompose/core';
+import { inferenceModel } from '@decompose/core';
 import {
   type BackendName,
   createGradientComputer,
@@ -18,7 +18,7 @@ import { captureStockKernels, restoreStockKernels } from './stock-kernels.js';
 // [--configs backend[-conv-only]:workers[@batch],…]; default wasm:0,wasm-conv-only:0,wasm:2,cpu:0@2.
 // In-run references: `wasm-conv-only` (only the engine's conv gradient kernels, stock tfjs for everything else:
 // the stock wasm backend cannot train convolutions at all) and `cpu` (one step at batch 2).
-// Eval runs the trained model with its BatchNorms folded into the convolutions (`foldBatchNorm`), on this
+// Eval runs the trained model on the eval path (core's `inferenceModel`: BatchNorms folded, activations fused), on this
 // thread or, in worker rows, split over the workers; `eval_baseline_img_per_s` is the in-run reference: the
 // unfolded model's `model.predict` on this thread, as the bench measured eval before.
 
@@ -153,7 +153,7 @@ async function measureEval(
   timedSteps: number,
 ): Promise<EvalFigures> {
   const images = tf.tensor4d(data.images, [data.count, 32, 32, 3]);
-  const folded = foldBatchNorm(model);
+  const folded = inferenceModel(model).model;
   let computer: GradientComputer | undefined;
   try {
     const baseline = async (): Promise<void> =>

@@ -3,7 +3,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basisStrategy } from '@decompose/basis';
-import { applyStrategy, foldBatchNorm, type SurgeryResult } from '@decompose/core';
+import { applyStrategy, inferenceModel, type SurgeryResult } from '@decompose/core';
 import { createGradientComputer, type GradientComputer, initEngine } from '@decompose/engine';
 import { createCifarResNet, listConvLayers } from '@decompose/resnet';
 import { svdStrategy } from '@decompose/svd';
@@ -175,7 +175,7 @@ function ourNetwork(
   return {
     name,
     model,
-    folded: foldBatchNorm(model),
+    folded: inferenceModel(model).model,
     optimizer: new SgdOptimizer(model.trainableWeights),
     computers: [],
     factored,
@@ -447,7 +447,7 @@ async function main(): Promise<void> {
       notes: [
         'img/s by wall time, one sample per round per side (calls until min_ms passed), PyTorch then ours.',
         'ResNet-20: option B shortcuts; basis/svd 0.5 on every 3×3 conv but the stem. PyTorch basis = k×k conv to m then a full 1×1 (m² more weights per layer than our shrunk form); svd = the same pair at the SVD rank.',
-        'ours: eval of the BatchNorm-folded model (foldBatchNorm), train = compute + SgdOptimizer step; 1 core = this thread, 2 cores = 2 workers (batch 1: this thread). PyTorch: torch.set_num_threads(cores), eval under inference_mode with BatchNorm as is.',
+        'ours: eval on the product eval path (core inferenceModel: BatchNorm folded, activations fused), train = compute + SgdOptimizer step; 1 core = this thread, 2 cores = 2 workers (batch 1: this thread). PyTorch: torch.set_num_threads(cores), eval under inference_mode with BatchNorm as is.',
       ],
       records,
     };

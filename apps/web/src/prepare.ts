@@ -7,6 +7,7 @@ import {
   imageShapeOf,
   normalizeImageSet,
 } from '@decompose/cifar10/browser';
+import { inferenceModel } from '@decompose/core';
 import { fileSystem } from '@decompose/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -105,8 +106,9 @@ export interface NodePredictions {
 }
 
 /**
- * Fills `dir` with what the page loads: both models saved as `model.json` + `weights.bin` (the layout
- * `tf.loadLayersModel` reads over HTTP), the test images as `images.bin` + `images.json` (see
+ * Fills `dir` with what the page loads: both models on the eval path (core's `inferenceModel`: BatchNorms folded
+ * into the layers before them, activations fused; the same classes, so the page loads them as before) saved as
+ * `model.json` + `weights.bin` (the layout `tf.loadLayersModel` reads over HTTP), the test images as `images.bin` + `images.json` (see
  * `SiteImagesManifest`), and Node's predictions for the first `sampleCount` images on the active backend
  * (call `initEngine()` first). Every file is written atomically, and only once every check has passed.
  *
@@ -141,9 +143,14 @@ export async function prepareSite(options: PrepareSiteOptions): Promise<NodePred
   await writeFileAtomic(join(options.dir, IMAGES_MANIFEST_PATH), `${JSON.stringify(site.manifest)}\n`);
   const models = {} as NodePredictions['models'];
   for (const slot of MODEL_SLOTS) {
-    const model = options[slot];
-    await model.save(fileSystem(join(options.dir, MODEL_PATHS[slot])));
-    models[slot] = { ...(await classify(model, input, shape)), weightBytes: weightBytes(model) };
+    // The page runs each model on the product's eval path, as `decompose eval` and the leaderboard measure it.
+    const { model } = inferenceModel(options[slot]);
+    try {
+      await model.save(fileSystem(join(options.dir, MODEL_PATHS[slot])));
+      models[slot] = { ...(await classify(model, input, shape)), weightBytes: weightBytes(model) };
+    } finally {
+      model.dispose();
+    }
   }
   const result: NodePredictions = {
     backend: tf.getBackend(),

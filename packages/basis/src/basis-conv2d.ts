@@ -1,5 +1,9 @@
 import type {
+  AffineFold,
+  AffineFoldableLayer,
+  ChannelAffine,
   CostAwareLayer,
+  Layer,
   LayerCost,
   LayerCostContext,
   StockLowerableLayer,
@@ -279,6 +283,85 @@ export function checkBasisArgs<Activation extends string>(
   };
 }
 
+/** What {@link foldBasisAffine} reads of a basis layer (`BasisConv2D`, `BasisDense`): its public fields and weights. */
+export interface BasisLayerView {
+  readonly built: boolean;
+  readonly basisSize: number;
+  readonly form: BasisForm;
+  readonly outputOrder: readonly number[] | null;
+  readonly activation: string;
+  readonly useBias: boolean;
+  /** `basis_kernel` (its last axis the m basis outputs), `coefficients` when there are any, `bias` when used. */
+  getWeights(): tf.Tensor[];
+  /** `[I_m | A'ᵀ]` in output order, or Aᵀ, for a shrunk layer refolded as full. */
+  mixingMatrix(): tf.Tensor2D | null;
+}
+
+/** A basis output whose scale is this small beside the largest cannot divide A' (see {@link foldBasisAffine}). */
+const SMALLEST_BASIS_SCALE = 1e-6;
+
+/**
+ * A basis layer's copy absorbing y' = act(s·y + t) per output channel (core's `AffineFoldableLayer`), built by
+ * `make` from the new form, output order and activation. Shrunk, A = [I_m; A']: scaling basis output i by s_top[i]
+ * scales B's filter i, and the combinations become A'' = diag(s_bot)·A'·diag(1/s_top), so the form and the
+ * parameter count stay. Where some s_top is 0 (or below 1e-6 of the largest scale), 1/s_top does not exist: the
+ * copy is the full form, Aᵀ = `[I_m | A'ᵀ]`·diag(s) with B unchanged (same work per call, since the shrunk
+ * layer runs that matrix too; m² more parameters), and its `note` says so. Full: Aᵀ·diag(s). The bias becomes
+ * b·s + t. A layer applying an activation of its own, or asked for one it cannot apply, refuses.
+ */
+export function foldBasisAffine(
+  layer: BasisLayerView,
+  affine: ChannelAffine,
+  activations: readonly string[],
+  make: (changes: { form: BasisForm; outputOrder: readonly number[] | null; activation: string }) => Layer,
+): AffineFold {
+  if (!layer.built) return { reason: 'it is not built' };
+  if (layer.activation !== 'linear') return { reason: `it applies ${layer.activation} itself` };
+  if (!activations.includes(affine.activation)) {
+    return { reason: `it cannot apply ${affine.activation} (only ${activations.join(', ')})` };
+  }
+  const { basisSize: m, outputOrder } = layer;
+  const own = layer.getWeights();
+  const basis = own[0]!;
+  const coefficients = (own.length === (layer.useBias ? 3 : 2) ? own[1] : null) as tf.Tensor2D | null;
+  const bias = layer.useBias ? own[own.length - 1]! : null;
+  const scale = Float32Array.from(affine.scale.dataSync());
+  // Scale of internal output i (basis first, then combinations): that of the output channel it becomes.
+  const internal = new Float32Array(scale.length);
+  scale.forEach((v, j) => {
+    internal[outputOrder?.[j] ?? j] = v;
+  });
+  const top = internal.subarray(0, m);
+  const largest = scale.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+  const divisible = top.every((v) => Math.abs(v) > SMALLEST_BASIS_SCALE * largest);
+  const shrunk = layer.form === 'shrunk' && (coefficients === null || divisible);
+  const folded = tf.tidy(() => {
+    const newBias = tf.add(tf.mul(bias ?? tf.zerosLike(affine.shift), affine.scale), affine.shift);
+    if (!shrunk) {
+      const mixing = layer.form === 'full' ? coefficients! : layer.mixingMatrix()!;
+      return [basis.clone(), tf.mul(mixing, affine.scale), newBias];
+    }
+    const topScale = tf.tensor1d(top);
+    const newBasis = tf.mul(basis, topScale);
+    if (coefficients === null) return [newBasis, newBias];
+    const ratios = tf.div(
+      tf.tensor2d(internal.subarray(m), [1, internal.length - m]),
+      tf.reshape(topScale, [m, 1]),
+    );
+    return [newBasis, tf.mul(coefficients, ratios), newBias];
+  });
+  const copy = make({
+    form: shrunk ? layer.form : 'full',
+    outputOrder: shrunk ? outputOrder : null,
+    activation: affine.activation,
+  });
+  const note =
+    layer.form === 'shrunk' && !shrunk
+      ? `folded as the full form (A stored whole, ${m}×${scale.length}): a basis output's scale is 0`
+      : undefined;
+  return note === undefined ? { layer: copy, weights: folded } : { layer: copy, weights: folded, note };
+}
+
 /**
  * Basis convolution (arXiv 2408.06024): m trained filters B (a normal conv kernel `[kh, kw, C_in, m]`)
  * and a trained coefficient matrix; the C_out outputs are y = A · conv(x, B).
@@ -292,7 +375,10 @@ export function checkBasisArgs<Activation extends string>(
  * `coefficients` (`[m, C_out − m]` = A'ᵀ for `shrunk`, absent when m = C_out; `[m, C_out]` = Aᵀ for `full`),
  * then `bias` `[C_out]` when `useBias`.
  */
-export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLowerableLayer {
+export class BasisConv2D
+  extends layers.Layer
+  implements CostAwareLayer, StockLowerableLayer, AffineFoldableLayer
+{
   /** @nocollapse */
   static className = 'BasisConv2D';
 
@@ -493,6 +579,22 @@ export class BasisConv2D extends layers.Layer implements CostAwareLayer, StockLo
    */
   lowerToStock(): StockLowering {
     return lowerBasisConv2D(this);
+  }
+
+  /**
+   * A copy absorbing a per-output-channel affine and an activation after it, for core's `inferenceModel` (the
+   * BatchNormalization and relu after this layer, folded for eval); see {@link foldBasisAffine}.
+   */
+  foldAffine(affine: ChannelAffine): AffineFold {
+    return foldBasisAffine(this, affine, BASIS_ACTIVATIONS, (changes) => {
+      const config = this.getConfig() as unknown as BasisConv2DArgs;
+      return new BasisConv2D({
+        ...config,
+        ...changes,
+        activation: changes.activation as BasisActivation,
+        useBias: true,
+      });
+    });
   }
 
   /** Parameters and per-image multiply-adds where the layer sits in a model (core's `costTable` calls it). */

@@ -1,4 +1,7 @@
 import {
+  type AffineFold,
+  type AffineFoldableLayer,
+  type ChannelAffine,
   type CostAwareLayer,
   denseAsConv,
   type LayerCost,
@@ -17,6 +20,7 @@ import {
   CHANNEL_MIX,
   type ClampActivation,
   checkBasisArgs,
+  foldBasisAffine,
   type MixingConstants,
   mixingConstants,
 } from './basis-conv2d.js';
@@ -67,7 +71,10 @@ export interface BasisDenseArgs extends LayerArgs {
  * `shrunk`, absent when m = units; `[m, units]` = Aᵀ for `full`), then `bias` `[units]` when `useBias`. Like
  * the stock Dense, it applies to the last axis of an input of any rank.
  */
-export class BasisDense extends layers.Layer implements CostAwareLayer, StockLowerableLayer {
+export class BasisDense
+  extends layers.Layer
+  implements CostAwareLayer, StockLowerableLayer, AffineFoldableLayer
+{
   /** @nocollapse */
   static className = 'BasisDense';
 
@@ -195,6 +202,22 @@ export class BasisDense extends layers.Layer implements CostAwareLayer, StockLow
    */
   lowerToStock(): StockLowering {
     return lowerBasisDense(this);
+  }
+
+  /**
+   * A copy absorbing a per-unit affine and an activation after it (a BatchNormalization and activation after this
+   * layer, folded for eval by core's `inferenceModel`); as `BasisConv2D.foldAffine`.
+   */
+  foldAffine(affine: ChannelAffine): AffineFold {
+    return foldBasisAffine(this, affine, BASIS_DENSE_ACTIVATIONS, (changes) => {
+      const config = this.getConfig() as unknown as BasisDenseArgs;
+      return new BasisDense({
+        ...config,
+        ...changes,
+        activation: changes.activation as BasisDenseActivation,
+        useBias: true,
+      });
+    });
   }
 
   /**

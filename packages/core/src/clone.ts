@@ -3,10 +3,11 @@ import { UnsupportedModelError } from './errors.js';
 import type { Layer } from './strategy.js';
 
 /**
- * A new, unbuilt layer of the same class and config as `layer` (same name), made through the tfjs
- * serialization map, so custom layers work once registered with `tf.serialization.registerClass`.
+ * A new, unbuilt layer of the same class and config as `layer` (same name), with `overrides` merged over the
+ * config, made through the tfjs serialization map, so custom layers work once registered with
+ * `tf.serialization.registerClass`.
  */
-export function cloneLayer(layer: Layer): Layer {
+export function cloneLayer(layer: Layer, overrides: serialization.ConfigDict = {}): Layer {
   const className = layer.getClassName();
   const entry = serialization.SerializationMap.getMap().classNameMap[className];
   if (entry?.[0] !== layer.constructor) {
@@ -25,7 +26,7 @@ export function cloneLayer(layer: Layer): Layer {
   if (typeof depthMultiplier === 'number' && config.depthMultiplier === undefined) {
     config.depthMultiplier = depthMultiplier;
   }
-  return fromConfig(cls, config) as Layer;
+  return fromConfig(cls, { ...config, ...overrides }) as Layer;
 }
 
 /** Deep copies of a layer's weights (new buffers, so nothing is shared with the layer's variables). */

@@ -91,7 +91,7 @@ export function downstreamFrontier(model: LayersModel, layers: readonly string[]
  * take the name of the layer whose output they stand for (`<layer>.output<i>` for outputs after the first).
  *
  * @throws UnsupportedModelError when an output depends on a model input that is not among the known tensors,
- *   or for a layer the graph rebuild cannot copy (see `foldBatchNorm`).
+ *   or for a layer the graph rebuild cannot copy (see `inferenceModel`).
  * @throws UnknownLayerError for a reference to a layer the model does not have.
  *
  * @example

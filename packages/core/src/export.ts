@@ -3,8 +3,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { InvalidLoweringError, UnloweredLayerError } from './errors.js';
-import { foldBatchNorm as foldBatchNormOf } from './fold.js';
 import { callLike, rebuildNested } from './graph.js';
+import { inferenceModel } from './inference.js';
 import type { DecompositionStrategy, Layer } from './strategy.js';
 import { type GraphNode, graphOf, placedLayers } from './target.js';
 
@@ -40,8 +40,8 @@ export interface ExportStockOptions {
   /** Strategies whose `lowerings` lower the custom layers they create (e.g. the runner's built-ins and plugins). */
   strategies?: readonly DecompositionStrategy[];
   /**
-   * Fold every BatchNormalization into the stock `Conv2D` before it, and a relu after it into the conv (core's
-   * {@link foldBatchNorm}), for inference only. Default false.
+   * Fold every BatchNormalization into the convolution before it, and an activation after them into it (core's
+   * {@link inferenceModel}, the eval path), for inference only. Default false.
    */
   foldBatchNorm?: boolean;
 }
@@ -204,7 +204,7 @@ export function exportStock(model: LayersModel, options: ExportStockOptions = {}
   );
   if (options.foldBatchNorm !== true) return { model: stock, lowered, foldedBatchNorm: false };
   try {
-    return { model: foldBatchNormOf(stock), lowered, foldedBatchNorm: true };
+    return { model: inferenceModel(stock).model, lowered, foldedBatchNorm: true };
   } finally {
     stock.dispose();
   }

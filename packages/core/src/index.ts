@@ -45,7 +45,15 @@ export {
   type StockLowerableLayer,
   type StockLowering,
 } from './export.js';
-export { foldBatchNorm } from './fold.js';
+export {
+  type AffineFold,
+  type AffineFoldableLayer,
+  type ChannelAffine,
+  type InferenceFold,
+  type InferenceModel,
+  inferenceModel,
+  type UnfoldedBatchNorm,
+} from './inference.js';
 export { parseStrategyOptions } from './options.js';
 export { StrategyRegistry } from './registry.js';
 export { type LayerSelection, layerNameMatcher } from './select.js';

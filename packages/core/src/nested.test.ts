@@ -156,7 +156,7 @@ it('times the layers of nested sub-models by path', async () => {
 });
 
 it('folds the BatchNorms inside a nested sub-model', async () => {
-  const { foldBatchNorm } = await import('./fold.js');
+  const { inferenceModel } = await import('./inference.js');
   const backbone = sequential({
     name: 'backbone',
     layers: [
@@ -181,7 +181,7 @@ it('folds the BatchNorms inside a nested sub-model', async () => {
     .apply(backbone.apply(image)) as SymbolicTensor;
   const net = functionalModel({ inputs: image, outputs: pooled });
   const once = () => {
-    const folded = foldBatchNorm(net);
+    const folded = inferenceModel(net).model;
     const inner = folded.getLayer('backbone') as LayersModel;
     expect(inner.layers.map((l) => l.name)).toEqual(['conv_input', 'conv']);
     expect(tf.tidy(() => relativeDifference(predict(folded, x), predict(net, x)))).toBeLessThan(1e-5);

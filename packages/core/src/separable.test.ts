@@ -6,9 +6,7 @@ import {
   constraints,
   model as functionalModel,
   input,
-  type LayersModel,
   layers,
-  loadLayersModel,
   regularizers,
   type SymbolicTensor,
 } from '@tensorflow/tfjs-layers';
@@ -19,7 +17,7 @@ import { exportStock, isStockLayerClass, maxOutputDifference } from './export.js
 import { applyStrategy, type SurgeryResult } from './surgery.js';
 import { describeLayer, unsupportedReason } from './target.js';
 import { recordingConv2dIdentity } from './test/conv2d-identity.js';
-import { separableModel } from './testing.js';
+import { savedAndLoaded, separableModel } from './testing.js';
 
 let x: tf.Tensor;
 beforeAll(async () => {
@@ -38,18 +36,6 @@ function replacementCosts(result: SurgeryResult) {
         forwardMacs: 0,
       }),
   );
-}
-
-/** A model's JSON and weights saved to memory and loaded back with a plain loadLayersModel. */
-async function roundTrip(model: LayersModel): Promise<LayersModel> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return loadLayersModel(tf.io.fromMemory(saved!));
 }
 
 describe('SeparableConv2D', () => {
@@ -115,7 +101,7 @@ describe('SeparableConv2D', () => {
     const { strategy } = recordingConv2dIdentity();
     const { model } = applyStrategy(original, strategy);
     const { model: stock } = exportStock(model);
-    const loaded = await roundTrip(stock);
+    const loaded = await savedAndLoaded(stock);
     expect(loaded.layers.every((l) => isStockLayerClass(l.getClassName()))).toBe(true);
     expect(maxOutputDifference(loaded, original, x)).toBeLessThan(1e-5);
     for (const m of [loaded, stock, model, original]) m.dispose();

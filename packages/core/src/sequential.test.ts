@@ -5,7 +5,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, expect, it } from 'vitest';
 import { costTable } from './cost-table.js';
 import { cutModel, downstreamFrontier } from './cut.js';
-import { foldBatchNorm } from './fold.js';
+import { inferenceModel } from './inference.js';
 import { applyStrategy } from './surgery.js';
 import { describeLayer, listTargets } from './target.js';
 import { identityStrategy } from './test/identity-strategy.js';
@@ -52,9 +52,9 @@ it('costTable costs a sequential model', () => {
   expect(table.rows[0]!.forwardMacs).toBe(9 * 3 * 8 * 64);
 });
 
-it('foldBatchNorm folds a sequential model', async () => {
+it('inferenceModel folds a sequential model', async () => {
   await leaksNothing(() => {
-    const folded = foldBatchNorm(model);
+    const folded = inferenceModel(model).model;
     expect(folded.layers.map((l) => l.name)).toEqual(['conv1_input', 'conv1', 'conv2', 'pool', 'head']);
     expect(tf.tidy(() => relativeDifference(predict(folded, x), predict(model, x)))).toBeLessThan(1e-5);
     folded.dispose();

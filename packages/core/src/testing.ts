@@ -7,6 +7,7 @@ import {
   input,
   type LayersModel,
   layers,
+  loadLayersModel,
   model,
   type SymbolicTensor,
 } from '@tensorflow/tfjs-layers';
@@ -90,6 +91,36 @@ export function decomposedModel(inputShape: number[], decomposition: Decompositi
     if (weights.length > 0) layer.setWeights(weights);
   });
   return model({ inputs: x, outputs: y });
+}
+
+/**
+ * Gives every BatchNormalization of `model` seeded gamma and moving variance in [0.5, 1.5) and beta and moving
+ * mean in [−0.5, 0.5), so that folding them (core's `inferenceModel`) is a real test.
+ */
+export function randomizeBatchNorms(model: LayersModel, seed: number): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const values = tf.tidy(() =>
+      layer.weights.map((w) => {
+        const draw = tf.randomUniform(w.shape as number[], 0, 1, 'float32', seed++);
+        return /gamma|variance/.test(w.name) ? tf.add(draw, 0.5) : tf.sub(draw, 0.5);
+      }),
+    );
+    layer.setWeights(values);
+    tf.dispose(values);
+  }
+}
+
+/** `net` saved to memory (JSON and weights) and loaded back with a plain `loadLayersModel`. */
+export async function savedAndLoaded(net: LayersModel): Promise<LayersModel> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await net.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return loadLayersModel(tf.io.fromMemory(saved!));
 }
 
 /** ‖a − b‖ / ‖b‖ over all elements. */

@@ -1,4 +1,6 @@
-import { findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
+import { createBatchStream, findBundledSubset, readCifar10, selectImages } from '@decompose/cifar10';
+import { applyStrategy, inferenceModel, reestimateBatchNorm } from '@decompose/core';
+import { randomizeBatchNorms, relativeDifference } from '@decompose/core/testing';
 import { initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,3 +34,33 @@ it('measures a model without changing its weights (BatchNorm statistics included
   expect(first.evalImagesPerSecond).toBeGreaterThan(0);
   model.dispose();
 });
+
+it.each(['dense', 'basis', 'svd'])(
+  'measures on the eval path, which predicts as the trained graph on real test images (ResNet-20, %s 0.5)',
+  async (name) => {
+    const data = await readCifar10(subset);
+    const test = selectImages(
+      data.test,
+      Uint32Array.from({ length: 64 }, (_, i) => i),
+    );
+    const [batch] = createBatchStream(test, { batchSize: 64, shuffle: false }).epoch(0);
+    const images = tf.tensor4d(batch!.images, [batch!.count, 32, 32, 3]);
+    const dense = createCifarResNet({ arch: 'resnet20', seed: 2 });
+    const strategy = BUILT_IN_STRATEGIES.find((s) => s.name === name);
+    const model = strategy
+      ? applyStrategy(dense, strategy, { layers: '**', options: { ratio: 0.5 } }).model
+      : dense;
+    // Gamma and beta away from 1 and 0, the moving statistics measured on the images.
+    randomizeBatchNorms(model, 3);
+    reestimateBatchNorm(model, [images]);
+    const { model: inference, folded, unfolded } = inferenceModel(model);
+    expect(unfolded).toEqual([]);
+    expect(folded.filter((f) => f.batchNorm !== null)).toHaveLength(19);
+    const difference = tf.tidy(() =>
+      relativeDifference(inference.predict(images) as tf.Tensor, model.predict(images) as tf.Tensor),
+    );
+    expect(difference).toBeLessThan(1e-4);
+    tf.dispose(images);
+    for (const m of new Set([inference, model, dense])) m.dispose();
+  },
+);

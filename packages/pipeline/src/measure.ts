@@ -1,5 +1,5 @@
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
-import { costTable, type DecompositionStrategy, foldBatchNorm } from '@decompose/core';
+import { costTable, type DecompositionStrategy, inferenceModel } from '@decompose/core';
 import { createGradientComputer } from '@decompose/engine';
 import { evaluate, modelGeometry } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,7 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 
 /** What the leaderboard shows for one model. */
 export interface ModelMeasurement {
-  /** Test accuracy in [0, 1] and mean test loss. */
+  /** Test accuracy in [0, 1] and mean test loss (of the eval path: core's `inferenceModel`). */
   accuracy: number;
   loss: number;
   params: number;
@@ -15,8 +15,30 @@ export interface ModelMeasurement {
   forwardMacs: number;
   /** Measured forward+backward (gradient) images per second, batch `measure.batch`. */
   trainImagesPerSecond: number;
-  /** Measured inference images per second (BatchNorms folded into the convolutions, whole batches). */
+  /**
+   * Measured inference images per second on the eval path (core's `inferenceModel`: BatchNorms folded into the
+   * layers before them, the basis layers and SVD pairs included, activations fused), whole batches.
+   */
   evalImagesPerSecond: number;
+}
+
+/** Seconds of `steps` inference passes over `batch`, after a warm-up. */
+async function timedInference(
+  inference: tfl.LayersModel,
+  batch: { images: Float32Array; count: number },
+  exampleShape: readonly number[],
+  steps: number,
+): Promise<number> {
+  const input = tf.tensor(batch.images, [batch.count, ...exampleShape], 'float32');
+  try {
+    return await timedSeconds(async () => {
+      const logits = inference.predict(input, { batchSize: batch.count }) as tf.Tensor;
+      await logits.data();
+      logits.dispose();
+    }, steps);
+  } finally {
+    input.dispose();
+  }
 }
 
 async function timedSeconds(run: () => Promise<void>, steps: number): Promise<number> {
@@ -28,7 +50,8 @@ async function timedSeconds(run: () => Promise<void>, steps: number): Promise<nu
 
 /**
  * Test accuracy, cost table totals and measured throughput of `model` on the active backend: `steps` timed
- * gradient computations and inference passes on a batch of real images, after one warm-up of each. The model's
+ * gradient computations and inference passes on a batch of real images, after one warm-up of each. Accuracy and
+ * inference run on the eval path (core's `inferenceModel`), the gradients on the model itself. The model's
  * weights (BatchNorm statistics included) are left as they were.
  */
 export async function measureModel(
@@ -39,11 +62,21 @@ export async function measureModel(
   // Of the test images' shape and classes (an image folder's, not only CIFAR-10's); a model built for other
   // images is refused here, naming both.
   const { exampleShape, numClasses } = modelGeometry(model, test);
-  const { accuracy, loss } = await evaluate(model, test, options.evalBatch);
   const cost = costTable(model, { strategies: options.strategies }).total;
   const [first] = createBatchStream(test, { batchSize: options.batch, shuffle: false }).epoch(0);
   if (first === undefined) throw new RangeError('measureModel needs at least one test image');
   const batch = { images: first.images.slice(), labels: first.labels.slice(), count: first.count };
+  // Accuracy and eval speed of the model as deployed (the eval path); training time of the trained graph.
+  const inference = inferenceModel(model).model;
+  let accuracy: number;
+  let loss: number;
+  let evalSeconds: number;
+  try {
+    ({ accuracy, loss } = await evaluate(inference, test, options.evalBatch));
+    evalSeconds = await timedInference(inference, batch, exampleShape, options.steps);
+  } finally {
+    inference.dispose();
+  }
   // Gradient steps update BatchNorm's moving statistics: keep a copy of the weights to put back.
   const weights = model.getWeights().map((w) => w.clone());
   const computer = await createGradientComputer({ model, workers: 0, numClasses });
@@ -57,17 +90,6 @@ export async function measureModel(
     model.setWeights(weights);
     tf.dispose(weights);
   }
-  const [height, width, channels] = exampleShape as [number, number, number];
-  const input = tf.tensor4d(batch.images, [batch.count, height, width, channels]);
-  // Inference as deployed: BatchNorms folded into the convolutions before them.
-  const inference = foldBatchNorm(model);
-  const evalSeconds = await timedSeconds(async () => {
-    const logits = inference.predict(input, { batchSize: batch.count }) as tf.Tensor;
-    await logits.data();
-    logits.dispose();
-  }, options.steps);
-  inference.dispose();
-  input.dispose();
   const images = batch.count * options.steps;
   return {
     accuracy,

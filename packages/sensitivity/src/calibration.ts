@@ -1,4 +1,4 @@
-import { cutModel, downstreamFrontier, foldBatchNorm, type TensorRef } from '@decompose/core';
+import { cutModel, downstreamFrontier, inferenceModel, type TensorRef } from '@decompose/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Metric } from './table.js';
@@ -37,7 +37,7 @@ interface KnownTensor {
  * Evaluates the scanned model, and copies of it rewritten at one layer, on a calibration split, re-running only
  * what a rewrite changes: {@link moveTo} computes the tensors in front of a layer once (its
  * `downstreamFrontier`, from those of the previous layer where it can), and {@link metric} runs a copy
- * rewritten at that layer from them. Every model runs with its BatchNorms folded (`foldBatchNorm`), which
+ * rewritten at that layer from them. Every model runs on the eval path (core's `inferenceModel`), which
  * changes its outputs only by float rounding. Dispose it when done.
  */
 export class CalibrationEvaluator {
@@ -159,7 +159,7 @@ export class CalibrationEvaluator {
     const cut = cutModel(model, { inputs: known.map((k) => k.ref), ...(outputs ? { outputs } : {}) });
     let folded: LayersModel | undefined;
     try {
-      folded = foldBatchNorm(cut.model);
+      folded = inferenceModel(cut.model).model;
       const sources = cut.inputs.map((ref) => this.known.get(keyOf(ref))!.batches);
       for (let batch = 0; batch < this.labels.length; batch++) {
         const inputs = sources.map((batches) => batches[batch]!);

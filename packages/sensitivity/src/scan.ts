@@ -89,8 +89,8 @@ export function scanEntryKey(
  * decomposition changes: decomposing layer L leaves every tensor outside the part of the network downstream
  * of L as it was, so the tensors in front of that part (L's input, and in a residual block the skip tensor)
  * are computed once per layer with the trained model, and each ratio's model runs from them, only its part
- * downstream of L. Every model runs with its BatchNorms folded into the stock convolutions before them
- * (`foldBatchNorm`; a decomposed layer stays as it is). Both change the metric only by float rounding (below
+ * downstream of L. Every model runs on the eval path (core's `inferenceModel`: BatchNorms folded into the
+ * layers before them, decomposed ones included, activations fused). Both change the metric only by float rounding (below
  * 1e-4). An entry with `fineTune` trains the whole model, so it is evaluated whole, from the images.
  *
  * `model` may be a `tf.sequential` or a functional model; a sequential one is scanned (and handed to `evaluate`
