@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { type CatalogueRef, catalogueUrl } from './catalogue.js';
 import { JobsError } from './errors.js';
-import type { JobData } from './queue.js';
+import { blobPrefix, type JobData } from './queue.js';
 import { createRedis, probeRedis } from './redis.js';
 
 /** `redis-server` is not installed, or it did not start. */
@@ -159,6 +159,23 @@ export async function readQueueJobs(url: string, queue: string): Promise<QueueJo
     return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   } finally {
     await inspect.close();
+    client.disconnect();
+  }
+}
+
+/**
+ * Removes every blob of queue `queue` on the Redis at `url`, as if their retention had passed, and resolves with
+ * how many there were.
+ */
+export async function dropQueueBlobs(url: string, queue: string): Promise<number> {
+  const client = createRedis(url, { blocking: false });
+  try {
+    let dropped = 0;
+    for await (const keys of client.scanStream({ match: `${blobPrefix(queue)}*`, count: 100 })) {
+      if ((keys as string[]).length > 0) dropped += await client.del(...(keys as string[]));
+    }
+    return dropped;
+  } finally {
     client.disconnect();
   }
 }
