@@ -6,7 +6,10 @@ import { BlobNotFoundError, BlobTooLargeError, JobsOptionError } from './errors.
 /** Redis strings hold at most 512 MB (`proto-max-bulk-len`), so no blob may be larger. */
 export const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
-/** A blob id: the SHA-256 of the bytes, in hex. Use it in unit input and result schemas. */
+/**
+ * A blob id: the SHA-256 of the bytes, in hex. Use it in unit input and result schemas: a result's fields that
+ * use it are the blobs the queue back end checks before it takes a completed job's result ({@link blobIdsIn}).
+ */
 export const blobIdSchema = z
   .string()
   .regex(/^[0-9a-f]{64}$/, 'a blob id is 64 lowercase hex digits (SHA-256)');
