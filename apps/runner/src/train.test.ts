@@ -9,7 +9,7 @@ import { trainConfigSchema } from './config.js';
 import { Console } from './progress.js';
 import { runSensitivity } from './sensitivity/command.js';
 import { sensitivityConfigSchema } from './sensitivity/config.js';
-import { runTrain, type TrainSummary, trainOptions } from './train.js';
+import { runTrain, type TrainSummary, trainOptions, unitProgress } from './train.js';
 
 const images = { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0 };
 const run = (epochs: number) => ({ model: {} as LayersModel, trainData: images, evalData: images, epochs });
@@ -47,6 +47,20 @@ it('refuses a hold-out seed without a hold-out', () => {
   expect(parsed.error?.issues[0]?.message).toBe(
     'holdOutSeed needs holdOut (the number of images to hold out)',
   );
+});
+
+it("logs a training unit's resumed attempt, and leaves the arm's events to its caller", () => {
+  const lines: string[] = [];
+  const events: unknown[] = [];
+  const draw = unitProgress(16, new Console(false, (line) => lines.push(line)), (event) =>
+    events.push(event),
+  );
+  draw({ phase: 'resumed', done: 2, total: 5 });
+  draw({ phase: 'surgery', done: 0, total: 1, strategy: 'svd', rewritten: 3, skipped: 0 });
+  expect(lines).toEqual(["training resumed after epoch 2/5 from an earlier attempt's checkpoint"]);
+  expect(events).toEqual([
+    { phase: 'surgery', done: 0, total: 1, strategy: 'svd', rewritten: 3, skipped: 0 },
+  ]);
 });
 
 describe('train --hold-out', () => {

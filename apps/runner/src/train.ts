@@ -96,8 +96,9 @@ export function trainingProgress(
 }
 
 /**
- * Draws a unit's progress as a local run draws it: its training steps as a bar, its epochs as log lines, and
- * the arm pipeline's events through `onEvent`.
+ * Draws a unit's progress as a local run draws it: its training steps as a bar, its epochs as log lines, a
+ * retried attempt that resumed from the unit's checkpoint as a log line, and the arm pipeline's events through
+ * `onEvent`.
  */
 export function unitProgress(
   batch: number,
@@ -110,7 +111,12 @@ export function unitProgress(
     const { phase } = progress;
     if (phase === 'step') training.onStep(progress as unknown as StepProgress);
     else if (phase === 'epoch') training.onEpoch(progress.metrics as unknown as EpochMetrics);
-    else onEvent(progress as unknown as ArmEvent);
+    else if (phase === 'resumed') {
+      // A retried attempt (its worker lost, or its first try thrown) goes on from an earlier one's checkpoint.
+      out.log(
+        `training resumed after epoch ${progress.done}/${progress.total} from an earlier attempt's checkpoint`,
+      );
+    } else onEvent(progress as unknown as ArmEvent);
   };
 }
 

@@ -1,18 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointPrefix } from './checkpoints.js';
+import { checkpointPrefix, redisCheckpointStore } from './checkpoints.js';
 import type { Executor } from './executor.js';
 import { resumableSum } from './fixtures/checkpoint-catalogue.js';
 import { localExecutor } from './local.js';
 import { queueExecutor } from './queue.js';
-import { type RedisServer, startRedisServer } from './testing.js';
+import {
+  killQueueWorkerProcesses,
+  type RedisServer,
+  startQueueWorkerProcess,
+  startRedisServer,
+} from './testing.js';
 import { prepareUnit, type UnitProgress } from './unit.js';
 
 const catalogue = new URL('./fixtures/checkpoint-catalogue.ts', import.meta.url);
-const register = new URL('./source/register.mjs', import.meta.url).href;
-const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', import.meta.url));
 
 const interrupted = resumableSum.unit({ seed: 5, steps: 6, failAt: 2 });
 const uninterrupted = resumableSum.unit({ seed: 5, steps: 6 });
@@ -61,19 +62,18 @@ describe('unit checkpoints on the local back ends', () => {
 
 describe('unit checkpoints on the queue back end', () => {
   let redis: RedisServer;
-  let worker: ChildProcess | undefined;
 
   beforeAll(async () => {
     redis = await startRedisServer();
   });
   afterAll(async () => {
-    if (worker?.exitCode === null) worker.kill('SIGKILL');
+    killQueueWorkerProcesses();
     await redis?.stop();
   });
 
   it("resume a retried job from the failed attempt's checkpoint in Redis, cleared once it completes", async () => {
     const queue = 'checkpoints';
-    worker = await startWorker(redis.url, queue);
+    await startQueueWorkerProcess({ url: redis.url, queue, catalogue });
     const executor = await queueExecutor({ url: redis.url, queue, catalogue, attempts: 2, backoffMs: 50 });
     const local = await localExecutor({ catalogue });
     const [expected] = await local.run([uninterrupted]);
@@ -88,25 +88,15 @@ describe('unit checkpoints on the queue back end', () => {
     client.disconnect();
     await executor.close();
   }, 30_000);
-});
 
-/** A queue worker process on the checkpoint catalogue; resolves once it takes jobs. */
-async function startWorker(url: string, queue: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@decompose/source', '--import', register, workerScript, url, queue, catalogue.href],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ready')) resolve();
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
+  it("keeps a unit's checkpoint the queue's retention after each write, as long as a failed job stays", async () => {
+    const client = new Redis(redis.url);
+    const prefix = 'retention:checkpoint:';
+    const store = redisCheckpointStore(client, { prefix, maxBytes: 100, retentionSeconds: 5 });
+    await store.write('u1', new Uint8Array([1, 2, 3]));
+    expect(await client.pttl(`${prefix}u1`)).toBeGreaterThan(0);
+    expect(await client.pttl(`${prefix}u1`)).toBeLessThanOrEqual(5_000);
+    expect(await store.read('u1')).toEqual(new Uint8Array([1, 2, 3]));
+    client.disconnect();
   });
-  return child;
-}
+});

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { DEFAULT_RETENTION_SECONDS, retentionMs } from './blobs.js';
 import { CheckpointTooLargeError } from './errors.js';
 
 /**
@@ -68,13 +69,16 @@ export function memoryCheckpointStore(options: { maxBytes: number }): Checkpoint
 
 /**
  * The queue back end's store: one Redis string per unit under `prefix + unit id`, on the queue's Redis, so that
- * the worker that retries a unit reads what the killed one wrote (SET replaces it atomically).
+ * the worker that retries a unit reads what the killed one wrote (SET replaces it atomically). Each write keeps
+ * it `retentionSeconds` (default {@link DEFAULT_RETENTION_SECONDS}), as long as the job of a unit that failed
+ * for good stays: a failed unit's checkpoint goes by itself with its job.
  */
 export function redisCheckpointStore(
   redis: Redis,
-  options: { prefix: string; maxBytes: number },
+  options: { prefix: string; maxBytes: number; retentionSeconds?: number },
 ): CheckpointStore {
   const { prefix, maxBytes } = options;
+  const keep = retentionMs(options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS);
   return {
     maxBytes,
     async read(unit) {
@@ -83,7 +87,8 @@ export function redisCheckpointStore(
     },
     async write(unit, bytes) {
       checkCheckpointSize(bytes, maxBytes);
-      await redis.set(`${prefix}${unit}`, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      await redis.set(`${prefix}${unit}`, value, 'PX', keep);
     },
     async clear(unit) {
       await redis.del(`${prefix}${unit}`);

@@ -115,13 +115,16 @@ export class CheckpointTooLargeError extends JobsError {
   }
 }
 
-/** No blob with this id is in the store (never put, deleted, or another Redis database or prefix). */
+/**
+ * No blob with this id is in the store (never put, deleted, gone after the queue's retention, or another Redis
+ * database or queue).
+ */
 export class BlobNotFoundError extends JobsError {
   override readonly name = 'BlobNotFoundError';
   constructor(readonly id: string) {
     super(
-      `No blob ${id} in the blob store. Put it with putBlob on the executor's store (same Redis URL and queue) ` +
-        'before running units that name it.',
+      `No blob ${id} in the blob store. Put it with executor.blobs.put (same Redis URL and queue) before ` +
+        "running units that name it; on a queue, a blob nobody used for the queue's retention is gone.",
     );
   }
 }

@@ -4,8 +4,11 @@ export {
   type BlobStore,
   blobId,
   blobIdSchema,
+  blobIdsIn,
+  DEFAULT_RETENTION_SECONDS,
   MAX_BLOB_BYTES,
   memoryBlobStore,
+  type RedisBlobStoreOptions,
   redisBlobStore,
 } from './blobs.js';
 export { type Catalogue, type CatalogueRef, catalogueOf, catalogueUrl, loadCatalogue } from './catalogue.js';

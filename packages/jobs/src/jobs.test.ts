@@ -1,20 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BLOB_BYTES, memoryBlobStore } from './blobs.js';
 import { BlobNotFoundError, BlobTooLargeError, RedisUnreachableError } from './errors.js';
 import type { Executor, UnitOutcome } from './executor.js';
-import { alwaysThrows, badResult, makeBlob, readBlob, seriesSum } from './fixtures/catalogue.js';
+import { alwaysThrows, badResult, makeBlob, nameBlob, readBlob, seriesSum } from './fixtures/catalogue.js';
+import { processId } from './fixtures/pid-catalogue.js';
 import { localExecutor } from './local.js';
-import { queueExecutor } from './queue.js';
-import { freePort, type RedisServer, startRedisServer } from './testing.js';
+import { blobPrefix, queueExecutor } from './queue.js';
+import {
+  freePort,
+  killQueueWorkerProcesses,
+  type QueueWorkerProcess,
+  type RedisServer,
+  startQueueWorkerProcess,
+  startRedisServer,
+} from './testing.js';
 import { prepareUnit, type Unit, type UnitProgress } from './unit.js';
 
 const catalogue = new URL('./fixtures/catalogue.ts', import.meta.url);
-const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', import.meta.url));
-const register = new URL('./source/register.mjs', import.meta.url).href;
 
 // The bytes every executor's store gets before the batch, so that read-blob units see the same blob everywhere.
 const inputBytes = new TextEncoder().encode('a model, say');
@@ -34,14 +42,13 @@ const batch: Unit[] = [
 
 let redis: RedisServer;
 let baseline: UnitOutcome<unknown>[];
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
 });
 
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  killQueueWorkerProcesses();
   await redis?.stop();
 });
 
@@ -57,38 +64,9 @@ async function runBatch(executor: Executor, units: readonly Unit[] = batch) {
   return { outcomes, progress, streamed };
 }
 
-/** Starts a queue worker process and resolves once it takes jobs. */
-async function startWorker(queue: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@decompose/source', '--import', register, workerScript, redis.url, queue],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ready')) resolve();
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
-  });
-  return child;
-}
-
-async function stopWorkers(workers: ChildProcess[]) {
-  await Promise.all(
-    workers.map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }),
-  );
-}
+/** A queue worker process on the tests' catalogue, once it takes jobs. */
+const startWorker = (queue: string) => startQueueWorkerProcess({ url: redis.url, queue, catalogue });
+const stopWorkers = (workers: QueueWorkerProcess[]) => Promise.all(workers.map((worker) => worker.stop()));
 
 describe('local executor', () => {
   it('runs a batch in this thread: results, per-unit failures, progress, blobs', async () => {
@@ -176,10 +154,9 @@ describe('queue executor', () => {
         killed = -1;
         void (async () => {
           const job = await inspect.getJob(jobIdOf(units[0]!));
-          const pid = Number(job?.processedBy?.replace('worker-', ''));
-          const victim = workers.find((child) => child.pid === pid)!;
-          killed = pid;
-          victim.kill('SIGKILL');
+          const victim = workers.find((worker) => worker.name === job?.processedBy)!;
+          killed = victim.pid;
+          victim.kill();
         })();
       },
     });
@@ -247,6 +224,110 @@ describe('queue executor', () => {
     await executor.blobs.delete(id);
     await expect(executor.blobs.get(id)).rejects.toBeInstanceOf(BlobNotFoundError);
     await executor.close();
+  });
+});
+
+describe('queue worker start-up', () => {
+  it('starts its sandboxed child with the worker, before any job, and runs the first job in it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'decompose-jobs-startup-'));
+    const log = path.join(dir, 'imports.txt');
+    const queue = 'startup';
+    const worker = await startQueueWorkerProcess({
+      url: redis.url,
+      queue,
+      catalogue: new URL('./fixtures/pid-catalogue.ts', import.meta.url),
+      env: { DECOMPOSE_JOBS_TEST_IMPORT_LOG: log },
+    });
+    const executor = await queueExecutor({ url: redis.url, queue });
+    try {
+      // Imported by the worker (to check it) and, before any job was enqueued, by its sandboxed child.
+      const imported = (await readFile(log, 'utf8')).trim().split('\n').map(Number);
+      expect(imported).toHaveLength(2);
+      expect(imported[0]).toBe(worker.pid);
+      const [outcome] = await executor.run([processId.unit({ seed: 1 })]);
+      expect(outcome).toEqual({ ok: true, result: { pid: imported[1] } });
+    } finally {
+      await executor.close();
+      await worker.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('queue retention', () => {
+  const inspect = (queue: string) =>
+    new Queue(queue, { connection: { host: '127.0.0.1', port: redis.port } });
+
+  it('keeps finished jobs and every blob for the retention, then lets them go; a unit asked for again runs again', async () => {
+    const queue = 'retention';
+    const workers = [await startWorker(queue)];
+    const executor = await queueExecutor({ url: redis.url, queue, catalogue, retentionSeconds: 2 });
+    const jobs = inspect(queue);
+    const client = new Redis(redis.url);
+    const ttl = (id: string) => client.pttl(`${blobPrefix(queue)}${id}`);
+    try {
+      const input = await executor.blobs.put(inputBytes);
+      const made = makeBlob.unit({ seed: 3, size: 100 });
+      const [first, read] = await executor.run([made, readBlob.unit({ id: input })]);
+      expect(read).toMatchObject({ ok: true });
+      if (!first?.ok) throw new Error(`make-blob failed: ${JSON.stringify(first)}`);
+      const output = (first.result as { id: string }).id;
+      // The coordinator's input and the worker's output: both kept the retention (2 s) from their last use.
+      for (const id of [input, output]) {
+        expect(await ttl(id)).toBeGreaterThan(0);
+        expect(await ttl(id)).toBeLessThanOrEqual(2_000);
+      }
+      const job = await jobs.getJob(jobIdOf(made));
+      expect(job?.opts.removeOnComplete).toEqual({ age: 2 });
+      expect(job?.data.retentionSeconds).toBe(2);
+
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect([await ttl(input), await ttl(output)]).toEqual([-2, -2]);
+      // BullMQ removes the finished jobs older than the retention as later ones finish.
+      await executor.run([seriesSum.unit({ seed: 99, count: 10 })]);
+      expect(await jobs.getJob(jobIdOf(made))).toBeUndefined();
+      // Asked for again, the unit runs again, and its output is back.
+      expect(await executor.run([made])).toEqual([first]);
+      expect(await executor.blobs.has(output)).toBe(true);
+    } finally {
+      client.disconnect();
+      await Promise.all([executor.close(), jobs.close()]);
+      await stopWorkers(workers);
+    }
+  });
+
+  it('runs a completed job again when a blob its result names is gone; fails it when the blob does not come back', async () => {
+    const queue = 'result-blob-gone';
+    const workers = [await startWorker(queue)];
+    const jobs = inspect(queue);
+    const unit = makeBlob.unit({ seed: 4, size: 200 });
+    const first = await queueExecutor({ url: redis.url, queue, catalogue });
+    const [made] = await first.run([unit]);
+    if (!made?.ok) throw new Error(`make-blob failed: ${JSON.stringify(made)}`);
+    const output = (made.result as { id: string }).id;
+    // Gone (its retention passed, or someone deleted it) while the completed job stays.
+    await first.blobs.delete(output);
+    await first.close();
+
+    // A coordinator started again re-attaches to the completed job, sees the blob gone and runs it again.
+    const second = await queueExecutor({ url: redis.url, queue, catalogue });
+    try {
+      expect(await second.run([unit])).toEqual([made]);
+      expect(await second.blobs.has(output)).toBe(true);
+      expect(await jobs.getJob(jobIdOf(unit))).toMatchObject({ attemptsStarted: 2 });
+
+      // A result whose blob is not there after its run again either: the unit fails, once, naming the blob.
+      const phantom = nameBlob.unit({ text: 'never put' });
+      const [outcome] = await second.run([phantom]);
+      expect(outcome).toMatchObject({ ok: false, error: { name: 'BlobNotFoundError' } });
+      expect(outcome?.ok === false && outcome.error.message).toContain(
+        createHash('sha256').update('never put').digest('hex'),
+      );
+      expect(await jobs.getJob(jobIdOf(phantom))).toMatchObject({ attemptsStarted: 2 });
+    } finally {
+      await Promise.all([second.close(), jobs.close()]);
+      await stopWorkers(workers);
+    }
   });
 });
 

@@ -1,9 +1,10 @@
 // BullMQ's sandboxed processor: runs in a child process of a queue worker (runQueueWorker), so that a long
 // synchronous step of a unit (a tfjs kernel) cannot stall the worker's lock renewal. Imports the catalogue
-// named in its environment and dispatches each job by kind.
+// named in its environment as soon as it starts (the worker starts it with the worker, before any job), and
+// dispatches each job by kind.
 import type { SandboxedJob } from 'bullmq';
-import { MAX_BLOB_BYTES, redisBlobStore } from './blobs.js';
-import { type Catalogue, loadCatalogue } from './catalogue.js';
+import { type BlobStore, DEFAULT_RETENTION_SECONDS, MAX_BLOB_BYTES, redisBlobStore } from './blobs.js';
+import { loadCatalogue } from './catalogue.js';
 import {
   type CheckpointStore,
   checkpointPrefix,
@@ -12,45 +13,48 @@ import {
 } from './checkpoints.js';
 import { UnitInputError, UnitResultError } from './errors.js';
 import { encodeFailure, failureOf } from './executor.js';
+import { PROCESSOR_ENV } from './processor-env.js';
 import type { JobData } from './queue.js';
 import { blobPrefix } from './queue.js';
 import { createRedis } from './redis.js';
 import { executeUnit, type JsonValue, unitId } from './unit.js';
 
-/** The environment a queue worker gives its sandboxed processors. */
-export const PROCESSOR_ENV = {
-  catalogue: 'DECOMPOSE_JOBS_CATALOGUE',
-  url: 'DECOMPOSE_JOBS_REDIS_URL',
-  queue: 'DECOMPOSE_JOBS_QUEUE',
-  maxBlobBytes: 'DECOMPOSE_JOBS_MAX_BLOB_BYTES',
-} as const;
-
 // A child whose worker was killed (kill -9) loses its IPC channel: end it, or it would go on computing a job
 // that another worker now owns.
 if (process.send !== undefined) process.once('disconnect', () => process.exit(1));
 
-let setup:
-  | Promise<{ catalogue: Catalogue; blobs: ReturnType<typeof redisBlobStore>; checkpoints: CheckpointStore }>
-  | undefined;
+/** What every job of this process shares: the catalogue and a connection to the queue's Redis. */
+async function load() {
+  const env = (name: string) => {
+    const value = process.env[name];
+    if (value === undefined)
+      throw new Error(`${name} is not set: start this processor through runQueueWorker`);
+    return value;
+  };
+  const catalogue = await loadCatalogue(env(PROCESSOR_ENV.catalogue));
+  const redis = createRedis(env(PROCESSOR_ENV.url), { blocking: false });
+  const given = Number(process.env[PROCESSOR_ENV.maxBlobBytes]);
+  const maxBytes = Number.isFinite(given) && given > 0 ? Math.min(given, MAX_BLOB_BYTES) : MAX_BLOB_BYTES;
+  return { catalogue, redis, maxBytes, queue: env(PROCESSOR_ENV.queue) };
+}
 
-function load() {
-  setup ??= (async () => {
-    const env = (name: string) => {
-      const value = process.env[name];
-      if (value === undefined)
-        throw new Error(`${name} is not set: start this processor through runQueueWorker`);
-      return value;
-    };
-    const catalogue = await loadCatalogue(env(PROCESSOR_ENV.catalogue));
-    const redis = createRedis(env(PROCESSOR_ENV.url), { blocking: false });
-    const given = Number(process.env[PROCESSOR_ENV.maxBlobBytes]);
-    const maxBytes = Number.isFinite(given) && given > 0 ? Math.min(given, MAX_BLOB_BYTES) : MAX_BLOB_BYTES;
-    const queue = env(PROCESSOR_ENV.queue);
-    const blobs = redisBlobStore(redis, { prefix: blobPrefix(queue), maxBytes });
-    const checkpoints = redisCheckpointStore(redis, { prefix: checkpointPrefix(queue), maxBytes });
-    return { catalogue, blobs, checkpoints };
-  })();
-  return setup;
+// Awaited on import: BullMQ reports the child started once the catalogue's imports (tfjs, the pipeline) are done,
+// and the worker starts its children with itself, so that no job waits for them. A failure is each job's error.
+const setup = await load().then(
+  (loaded) => ({ loaded }),
+  (error: unknown) => ({ error }),
+);
+
+/** The stores of one job: its blobs and checkpoint stay as long as the coordinator's retention, which it carries. */
+function storesOf(
+  { redis, maxBytes, queue }: Awaited<ReturnType<typeof load>>,
+  job: SandboxedJob<JobData, JsonValue>,
+): { blobs: BlobStore; checkpoints: CheckpointStore } {
+  const retentionSeconds = job.data.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+  return {
+    blobs: redisBlobStore(redis, { prefix: blobPrefix(queue), maxBytes, retentionSeconds }),
+    checkpoints: redisCheckpointStore(redis, { prefix: checkpointPrefix(queue), maxBytes, retentionSeconds }),
+  };
 }
 
 /** Runs one job's unit; failures carry their class name in the message, see {@link encodeFailure}. */
@@ -60,7 +64,10 @@ export default async function processor(
   signal?: AbortSignal,
 ): Promise<JsonValue> {
   try {
-    const { catalogue, blobs, checkpoints } = await load();
+    if ('error' in setup) throw setup.error;
+    const { loaded } = setup;
+    const { catalogue } = loaded;
+    const { blobs, checkpoints } = storesOf(loaded, job);
     const { kind, version, input } = job.data;
     // The unit's identity (the job id the coordinator gave it), computed again rather than trusted.
     const unit = unitId(kind, version, input);

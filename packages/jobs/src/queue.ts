@@ -1,7 +1,7 @@
-import { type Job, Queue, QueueEvents } from 'bullmq';
-import { redisBlobStore } from './blobs.js';
+import { Queue, QueueEvents } from 'bullmq';
+import { blobIdsIn, DEFAULT_RETENTION_SECONDS, redisBlobStore, retentionMs } from './blobs.js';
 import { type CatalogueRef, loadCatalogue } from './catalogue.js';
-import { ExecutorClosedError, JobsOptionError, RedisUnreachableError } from './errors.js';
+import { BlobNotFoundError, ExecutorClosedError, JobsOptionError, RedisUnreachableError } from './errors.js';
 import { decodeFailure, type Executor, failureOf, type RunOptions, type UnitOutcome } from './executor.js';
 import { createRedis, DEFAULT_CONNECT_TIMEOUT_MS, probeRedis, redactUrl } from './redis.js';
 import {
@@ -14,11 +14,16 @@ import {
   type UnitProgress,
 } from './unit.js';
 
-/** What a job carries: the unit, prepared (its input parsed and in JSON form). */
+/** What a job carries: the unit, prepared (its input parsed and in JSON form), and its queue's retention. */
 export interface JobData {
   kind: string;
   version: string;
   input: JsonValue;
+  /**
+   * How long the blobs and checkpoint the unit writes stay after their last use (seconds): the coordinator's
+   * `retentionSeconds`. Absent in jobs of older versions, which then get {@link DEFAULT_RETENTION_SECONDS}.
+   */
+  retentionSeconds?: number;
 }
 
 /** Options of {@link queueExecutor}. */
@@ -41,6 +46,13 @@ export interface QueueExecutorOptions {
   maxBlobBytes?: number;
   /** A run rejects with {@link RedisUnreachableError} when Redis stops answering for this long (ms, default 30000). */
   redisDownTimeoutMs?: number;
+  /**
+   * The queue's one retention rule (seconds, default {@link DEFAULT_RETENTION_SECONDS}, 7 days): a finished job
+   * stays this long after it finished (so a restarted coordinator re-attaches to it), and every blob and unit
+   * checkpoint that this executor or its workers write stays this long after its last put or read. Nothing
+   * needs deleting, and nothing stays for good.
+   */
+  retentionSeconds?: number;
 }
 
 /** Where a queue's blobs live in Redis: one string per blob under this prefix. */
@@ -75,6 +87,10 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
       `must be a whole number ≥ 2 (a retry survives a flaky worker), not ${attempts}`,
     );
   }
+  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+  retentionMs(retentionSeconds);
+  // BullMQ ages finished jobs in whole seconds.
+  const keepJobs = { age: Math.ceil(retentionSeconds) };
   const catalogue = options.catalogue === undefined ? undefined : await loadCatalogue(options.catalogue);
   await probeRedis(url, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
 
@@ -97,6 +113,7 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
   await events.waitUntilReady();
   const blobs = redisBlobStore(client, {
     prefix: blobPrefix(name),
+    retentionSeconds,
     ...(options.maxBlobBytes === undefined ? {} : { maxBytes: options.maxBlobBytes }),
   });
   const pollIntervalMs = options.pollIntervalMs ?? 2_000;
@@ -108,6 +125,11 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
     prepared: PreparedUnit;
     indices: number[];
     settled: boolean;
+    /** A look at the job is under way (events and the poll both ask): a second ask makes it look again after. */
+    reading: boolean;
+    again: boolean;
+    /** This run sent the completed job back to run again, because a blob its result names was gone. */
+    rerun: boolean;
   }
 
   async function run<U extends Unit>(units: readonly U[], runOptions: RunOptions<U> = {}) {
@@ -133,7 +155,14 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
         const entry = followed.get(prepared.id);
         if (entry) entry.indices.push(index);
         else {
-          followed.set(prepared.id, { prepared, indices: [index], settled: false });
+          followed.set(prepared.id, {
+            prepared,
+            indices: [index],
+            settled: false,
+            reading: false,
+            again: false,
+            rerun: false,
+          });
           open++;
         }
       } catch (error) {
@@ -148,8 +177,13 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
       for (const index of entry.indices) report(index, outcome(units[index]!));
       if (--open === 0) finish();
     };
-    /** Settles a job that has finished for good; leaves the others (waiting, active, retrying) alone. */
-    const settleFinished = async (snapshot: Job<JobData, JsonValue> | undefined, id: string) => {
+    /**
+     * Settles a job that has finished for good; leaves the others (waiting, active, retrying) alone. A completed
+     * job whose result names a blob that is gone (past its retention, or deleted) is sent back to run again, once
+     * per run: its result is worth nothing without the blob, and the unit is a pure function of its input.
+     */
+    const readFinished = async (entry: Followed, id: string) => {
+      const snapshot = await queue.getJob(id);
       if (!snapshot) return;
       const state = await snapshot.getState();
       if (state !== 'completed' && state !== 'failed') return;
@@ -157,28 +191,55 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
       // (seen as a null result when a job completed between getJob and getState).
       const job = await queue.getJob(id);
       if (!job) return;
-      if (state === 'completed') {
-        settle(id, (unit) => {
-          try {
-            return { ok: true, result: checkResult(unit.kind, job.returnvalue) as ResultOf<U> };
-          } catch (error) {
-            return { ok: false, error: failureOf(error) };
-          }
-        });
-      } else if (state === 'failed') {
+      if (state === 'failed') {
         const failure = decodeFailure(job.failedReason);
         settle(id, () => ({ ok: false, error: failure }));
+        return;
+      }
+      const { kind } = units[entry.indices[0]!]!;
+      let named: string[];
+      try {
+        named = blobIdsIn(kind.result, checkResult(kind, job.returnvalue));
+      } catch (error) {
+        settle(id, () => ({ ok: false, error: failureOf(error) }));
+        return;
+      }
+      // Asking for the blobs also keeps them another retention: the result is in use again.
+      const present = await Promise.all(named.map((blob) => blobs.has(blob)));
+      const missing = named.filter((_, i) => !present[i]);
+      if (missing.length === 0) {
+        settle(id, (unit) => ({ ok: true, result: checkResult(unit.kind, job.returnvalue) as ResultOf<U> }));
+      } else if (entry.rerun) {
+        settle(id, () => ({ ok: false, error: failureOf(new BlobNotFoundError(missing[0]!)) }));
+      } else {
+        entry.rerun = true;
+        // Another coordinator may have sent it back first (it is no longer completed then): follow it as it is.
+        await job.retry('completed', { resetAttemptsMade: true }).catch(async (error: unknown) => {
+          if ((await job.getState()) === 'completed') throw error;
+        });
+      }
+    };
+    const settleFinished = async (id: string) => {
+      const entry = followed.get(id);
+      if (!entry || entry.settled) return;
+      if (entry.reading) {
+        entry.again = true;
+        return;
+      }
+      entry.reading = true;
+      try {
+        do {
+          entry.again = false;
+          await readFinished(entry, id);
+        } while (entry.again && !entry.settled);
+      } finally {
+        entry.reading = false;
       }
     };
 
     const onCompletedOrFailed = ({ jobId }: { jobId: string }) => {
       // Its reads may outlive the run (the connection closing under them): a failure is recorded, never thrown.
-      if (followed.has(jobId)) {
-        queue
-          .getJob(jobId)
-          .then((job) => settleFinished(job, jobId))
-          .catch(onError);
-      }
+      if (followed.has(jobId)) settleFinished(jobId).catch(onError);
     };
     const onJobProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
       const entry = followed.get(jobId);
@@ -208,28 +269,34 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
           if (job === undefined) missing.push(entry);
           else if ((await job.getState()) === 'failed')
             await job.retry('failed', { resetAttemptsMade: true });
-          else await settleFinished(job, id);
+          else await settleFinished(id);
         }),
       ).catch(redisFailure);
       await queue
         .addBulk(
           missing.map(({ prepared }) => ({
             name: prepared.kind,
-            data: { kind: prepared.kind, version: prepared.version, input: prepared.input },
+            data: {
+              kind: prepared.kind,
+              version: prepared.version,
+              input: prepared.input,
+              retentionSeconds,
+            },
             opts: {
               jobId: prepared.id,
               attempts,
               backoff: { type: 'exponential', delay: options.backoffMs ?? 1_000 },
-              // Kept, so that a restarted coordinator finds the results instead of running the units again.
-              removeOnComplete: false,
-              removeOnFail: false,
+              // Kept for the retention, so that a restarted coordinator finds the results instead of running the
+              // units again (BullMQ removes older finished jobs as later ones finish).
+              removeOnComplete: keepJobs,
+              removeOnFail: keepJobs,
             },
           })),
         )
         .catch(redisFailure);
       const pollOnce = async () => {
         for (const [id, entry] of followed) {
-          if (!entry.settled) await settleFinished(await queue.getJob(id), id);
+          if (!entry.settled) await settleFinished(id);
         }
       };
       // The poll also watches Redis: when it keeps failing, the run ends with an error instead of waiting forever.

@@ -1,12 +1,14 @@
 // Test helpers: a real redis-server for tests of the queue back end (never a mock of BullMQ or Redis).
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
+import { type CatalogueRef, catalogueUrl } from './catalogue.js';
 import { JobsError } from './errors.js';
-import type { JobData } from './queue.js';
+import { blobPrefix, type JobData } from './queue.js';
 import { createRedis, probeRedis } from './redis.js';
 
 /** `redis-server` is not installed, or it did not start. */
@@ -159,4 +161,112 @@ export async function readQueueJobs(url: string, queue: string): Promise<QueueJo
     await inspect.close();
     client.disconnect();
   }
+}
+
+/**
+ * Removes every blob of queue `queue` on the Redis at `url`, as if their retention had passed, and resolves with
+ * how many there were.
+ */
+export async function dropQueueBlobs(url: string, queue: string): Promise<number> {
+  const client = createRedis(url, { blocking: false });
+  try {
+    let dropped = 0;
+    for await (const keys of client.scanStream({ match: `${blobPrefix(queue)}*`, count: 100 })) {
+      if ((keys as string[]).length > 0) dropped += await client.del(...(keys as string[]));
+    }
+    return dropped;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** A queue worker process started by {@link startQueueWorkerProcess}. */
+export interface QueueWorkerProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Its worker's name, which BullMQ records as a job's `processedBy`: `worker-<pid>`. */
+  readonly name: string;
+  /** What it printed so far (stdout and stderr). */
+  readonly output: () => string;
+  /** Stops it with SIGTERM (it finishes its running job first) and resolves once it exited. */
+  stop(): Promise<void>;
+  /** Kills it at once (SIGKILL), as a lost machine: its job's lock expires and another worker takes it. */
+  kill(): void;
+}
+
+const startedWorkers = new Set<QueueWorkerProcess>();
+
+/**
+ * Starts a queue worker ({@link runQueueWorker}) in a process of its own on `catalogue`, as a machine of its own
+ * would run one, and resolves once it takes jobs. Its lock is short (`lockDurationMs` 1500, `stalledIntervalMs`
+ * 500 by default), so that the job of a worker killed with {@link QueueWorkerProcess.kill} is taken back within
+ * seconds. From the TypeScript sources (under vitest) it runs them too, through tsx.
+ */
+export async function startQueueWorkerProcess(options: {
+  url: string;
+  queue: string;
+  catalogue: CatalogueRef;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** Variables added to its environment (which its sandboxed children inherit). */
+  env?: Record<string, string>;
+}): Promise<QueueWorkerProcess> {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(
+    new URL(fromSource ? './testing-worker.ts' : './testing-worker.js', import.meta.url),
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      ...(fromSource
+        ? [
+            '--conditions=@decompose/source',
+            '--import',
+            new URL('./source/register.mjs', import.meta.url).href,
+          ]
+        : []),
+      entry,
+      options.url,
+      options.queue,
+      catalogueUrl(options.catalogue),
+      String(options.lockDurationMs ?? 1_500),
+      String(options.stalledIntervalMs ?? 500),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
+  );
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('ready')) resolve();
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('exit', (code) => reject(new Error(`the queue worker exited with ${code}: ${output}`)));
+  });
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const worker: QueueWorkerProcess = {
+    child,
+    pid: child.pid!,
+    name: `worker-${child.pid}`,
+    output: () => output,
+    async stop() {
+      if (running()) child.kill('SIGTERM');
+      await exited;
+      startedWorkers.delete(worker);
+    },
+    kill() {
+      if (running()) child.kill('SIGKILL');
+      startedWorkers.delete(worker);
+    },
+  };
+  startedWorkers.add(worker);
+  return worker;
+}
+
+/** Kills every worker {@link startQueueWorkerProcess} started that is still running: for a test file's `afterAll`. */
+export function killQueueWorkerProcesses(): void {
+  for (const worker of startedWorkers) worker.kill();
 }

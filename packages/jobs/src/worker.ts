@@ -1,8 +1,8 @@
-import { type Job, Worker } from 'bullmq';
+import { type ChildPool, type Job, Worker } from 'bullmq';
 import { MAX_BLOB_BYTES } from './blobs.js';
 import { type CatalogueRef, loadCatalogue } from './catalogue.js';
 import { JobsOptionError } from './errors.js';
-import { PROCESSOR_ENV } from './processor.js';
+import { PROCESSOR_ENV } from './processor-env.js';
 import type { JobData } from './queue.js';
 import { createRedis, DEFAULT_CONNECT_TIMEOUT_MS, probeRedis } from './redis.js';
 
@@ -80,6 +80,8 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<Queue
     connection,
     name,
     concurrency,
+    // Started below, once its sandboxed children are up.
+    autorun: false,
     lockDuration: options.lockDurationMs ?? 10_000,
     stalledInterval: options.stalledIntervalMs ?? 5_000,
     maxStalledCount: options.maxStalledCount ?? 2,
@@ -108,6 +110,14 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<Queue
     worker.on('failed', (job, error) => report(job, error));
   }
   await worker.waitUntilReady();
+  try {
+    await startChildren(worker, processorFile, concurrency);
+  } catch (error) {
+    await worker.close();
+    connection.disconnect();
+    throw error;
+  }
+  worker.run().catch((error: Error) => onError(error));
 
   let closing: Promise<void> | undefined;
   let closedResolve: () => void = () => {};
@@ -133,4 +143,21 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<Queue
     process.once('SIGINT', onSignal);
   }
   return { close, closed, name };
+}
+
+/**
+ * Starts the worker's sandboxed children (one per concurrent job) now rather than at its first jobs, which would
+ * otherwise wait for the fork and the catalogue's imports (1–2.5 s) on their clocks. BullMQ 6.7 starts a child
+ * when a job asks its pool for one and keeps it for the next jobs once released: taking `concurrency` children
+ * from the pool and releasing them leaves them started and free. The pool is the worker's own (`childPool`, not
+ * in its public types, so it is reached here by name); without it nothing is started early.
+ */
+async function startChildren(worker: Worker, processorFile: URL, concurrency: number): Promise<void> {
+  const pool = (worker as unknown as { childPool?: ChildPool }).childPool;
+  if (pool === undefined) return;
+  // The key BullMQ's sandbox asks the pool with: the processor's URL as a string.
+  const children = await Promise.all(
+    Array.from({ length: concurrency }, () => pool.retain(processorFile.href)),
+  );
+  for (const child of children) pool.release(child);
 }

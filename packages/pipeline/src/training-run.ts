@@ -23,8 +23,9 @@ export type TrainingRunOutcome = Omit<z.output<typeof trainingRunResultSchema>, 
 
 /**
  * Runs one training run (a fresh ResNet of `architecture`) as a `training-run` unit on `executor`: in this
- * thread, or on a `decompose worker` through a queue. The images go as blobs and the model comes back as one;
- * both blobs are deleted once the model is loaded here.
+ * thread, or on a `decompose worker` through a queue. The images go as blobs and the model comes back as one.
+ * None is deleted here: on a queue they are content-addressed (another coordinator with the same images uses
+ * the same keys) and go by themselves after the queue's retention.
  *
  * @throws TrainingRunError naming `what` when the unit fails for good (with the unit's error).
  */
@@ -48,6 +49,5 @@ export async function trainOnExecutor(
     );
   }
   const model = await loadPackedModel(await executor.blobs.get(outcome.result.model));
-  await Promise.all([outcome.result.model, data.train, data.test].map((id) => executor.blobs.delete(id)));
   return { ...outcome.result, model };
 }

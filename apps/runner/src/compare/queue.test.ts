@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset } from '@decompose/cifar10';
 import {
+  dropQueueBlobs,
   type QueueJobRecord,
   type RedisServer,
   readQueueJobs,
@@ -149,6 +150,40 @@ describe('decompose compare --queue with decompose worker processes', () => {
     const again = await run('queued', '--queue', redis.url, '--queue-name', 'same');
     expect(again.log).toContain("'svd': finished earlier");
     expect(numbers(again.results)).toEqual(numbers(local.results));
+  }, 240_000);
+
+  it("redoes an arm whose folder was deleted: from its completed job, or run again once the job's model blob is gone", async () => {
+    // After the test above: the 'queued' report is complete, and its arms' jobs are completed on queue 'same'.
+    const armDir = path.join(dir, 'reports', 'queued', 'arms', 'svd');
+    const armJobs = async () => (await readQueueJobs(redis.url, 'same')).filter((job) => job.kind === 'arm');
+    const runs = (jobs: QueueJobRecord[]) =>
+      jobs
+        .filter((job) => job.state === 'completed')
+        .map((job) => [job.id, job.attemptsStarted, job.finishedOn]);
+    const before = await armJobs();
+
+    // As compare's message for an arm with other settings says: delete its folder to redo it.
+    await rm(armDir, { recursive: true });
+    const redone = await run('queued', '--queue', redis.url, '--queue-name', 'same');
+    expect(numbers(redone.results)).toEqual(numbers(local.results));
+    // Its completed job and model blob were still there: nothing ran again.
+    expect(runs(await armJobs())).toEqual(runs(before));
+
+    // Past the retention of its model blob (the job still there): the arm's unit runs again, with the same numbers.
+    await rm(armDir, { recursive: true });
+    expect(await dropQueueBlobs(redis.url, 'same')).toBeGreaterThan(0);
+    const rerun = await run('queued', '--queue', redis.url, '--queue-name', 'same');
+    expect(numbers(rerun.results)).toEqual(numbers(local.results));
+    const after = await armJobs();
+    const ranAgain = after.filter((job) => {
+      const earlier = before.find((b) => b.id === job.id);
+      return (
+        job.state === 'completed' &&
+        earlier?.state === 'completed' &&
+        job.attemptsStarted > earlier.attemptsStarted
+      );
+    });
+    expect(ranAgain).toHaveLength(1);
   }, 240_000);
 
   it('decompose train --queue trains on a worker: the same epochs, accuracy and model as in this process', async () => {

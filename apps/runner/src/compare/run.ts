@@ -67,13 +67,6 @@ async function timed<T>(phases: Phase[], phase: string, run: () => Promise<T>): 
   return value;
 }
 
-/**
- * How long the arms' inputs (the packed baseline and images) stay in a queue's Redis after the last coordinator
- * put them: they are not deleted after the batch, because another coordinator on the same Redis may be using
- * the same bytes (blobs are content-addressed), and they must outlast the batch's longest wait for a worker.
- */
-const keepInputs = { expireSeconds: 7 * 24 * 3600 };
-
 /** Everything a run shares across its arms. */
 interface Context {
   config: CompareConfig;
@@ -393,10 +386,8 @@ async function finishArm(
     modelDir,
     modelBytes: await weightBytes(modelDir),
   };
+  // The model's blob is not deleted: the arm's completed job names it, and the queue's retention removes both.
   await writeJsonAtomic(path.join(armDir, COMPARE_FILES.result), result);
-  // The arm is in the report now (a re-run reuses its result.json): Redis need not keep its model. Not before,
-  // or a coordinator stopped in between would find the completed job without its model.
-  await ctx.executor.blobs.delete(done.model);
   return result;
 }
 
@@ -509,10 +500,12 @@ async function compareOn(
         seed: baseline.seed,
         executor,
         queue: queueAddress(config),
+        // Never deleted here: another coordinator on the same queue may use the same bytes (the same keys); the
+        // queue's retention removes them once nobody used them for that long.
         blobs: {
-          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins), keepInputs),
-          train: await executor.blobs.put(packImageSet(data.train), keepInputs),
-          test: await executor.blobs.put(packImageSet(data.test), keepInputs),
+          baseline: await executor.blobs.put(await packModel(baseline.model, baselinePlugins)),
+          train: await executor.blobs.put(packImageSet(data.train)),
+          test: await executor.blobs.put(packImageSet(data.test)),
         },
       };
       for (const [index, arm] of config.arms.entries()) {

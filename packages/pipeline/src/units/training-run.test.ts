@@ -1,25 +1,25 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { findBundledSubset, type ImageSet, readCifar10, selectImages } from '@decompose/cifar10';
+import { initEngine } from '@decompose/engine';
 import {
+  blobPrefix,
   checkpointPrefix,
   type Executor,
   localExecutor,
   queueExecutor,
   type UnitProgress,
 } from '@decompose/jobs';
-import { type RedisServer, startRedisServer } from '@decompose/jobs/testing';
+import {
+  killQueueWorkerProcesses,
+  type RedisServer,
+  startQueueWorkerProcess,
+  startRedisServer,
+} from '@decompose/jobs/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PIPELINE_CATALOGUE } from '../catalogue-url.js';
 import { packImageSet } from '../image-sets.js';
+import { trainOnExecutor } from '../training-run.js';
 import { trainingRunUnit } from './training-run.js';
-
-// The jobs package's test worker (a queue worker process on any catalogue) and the hook that lets a process
-// run TypeScript sources: tests run from src/, not dist/.
-const jobs = import.meta.resolve('@decompose/jobs');
-const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', jobs));
-const register = new URL('./source/register.mjs', jobs).href;
 
 const EPOCHS = 3;
 const recipe = {
@@ -41,24 +41,24 @@ const recipe = {
 
 let redis: RedisServer;
 let data: { train: ImageSet; test: ImageSet };
-const workers: ChildProcess[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
   const all = await readCifar10(findBundledSubset());
-  const first = (set: ImageSet, count: number) =>
-    selectImages(
-      set,
-      Uint32Array.from({ length: count }, (_, i) => i),
-    );
-  data = { train: first(all.train, 64), test: first(all.test, 16) };
+  data = { train: selectFirst(all.train, 64), test: selectFirst(all.test, 16) };
 });
 
 afterAll(async () => {
-  for (const child of workers)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killQueueWorkerProcesses();
   await redis?.stop();
 });
+
+/** The first `count` images of a set. */
+const selectFirst = (set: ImageSet, count: number) =>
+  selectImages(
+    set,
+    Uint32Array.from({ length: count }, (_, i) => i),
+  );
 
 /** The unit on `executor`'s blobs, its progress collected. */
 async function trainOn(executor: Executor) {
@@ -97,7 +97,7 @@ it('resumes a training run whose queue worker was killed after its first epoch c
     const { running, progress } = await trainOn(executor);
     // The first epoch's checkpoint is in Redis: kill -9 the worker (its job is in its second epoch).
     while ((await checkpoints()).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
-    first.kill('SIGKILL');
+    first.kill();
     await startWorker(queue);
     const [outcome] = await running;
     if (!outcome?.ok) throw new Error(`the queued run failed: ${JSON.stringify(outcome)}`);
@@ -136,32 +136,51 @@ it('resumes a training run whose queue worker was killed after its first epoch c
   }
 }, 180_000);
 
-/** Starts a queue worker process on the pipeline's catalogue and resolves once it takes jobs. */
-async function startWorker(queue: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@decompose/source',
-      '--import',
-      register,
-      workerScript,
-      redis.url,
-      queue,
-      PIPELINE_CATALOGUE.href,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  workers.push(child);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ready')) resolve();
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
+it("two coordinators training on the same images share their blobs: neither pulls them from under the other's waiting unit", async () => {
+  const queue = 'shared-inputs';
+  const coordinators = [
+    await queueExecutor({ url: redis.url, queue }),
+    await queueExecutor({ url: redis.url, queue }),
+  ];
+  const [a, b] = coordinators as [Executor, Executor];
+  const request = (seed: number) => ({
+    architecture: { arch: 'resnet20' as const, seed },
+    data: { train: selectFirst(data.train, 32), test: data.test },
+    recipe: { ...recipe, epochs: 1 },
+    holdOut: null,
   });
-  return child;
-}
+  // This process loads the trained models.
+  await initEngine();
+  try {
+    const first = await startWorker(queue);
+    let started: () => void = () => {};
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const trainingA = trainOnExecutor(a, request(1), { what: 'A', onProgress: () => started() });
+    await running;
+    // The only worker finishes A's unit and takes no more: B's unit, on the same images (the same blob keys),
+    // waits until A's coordinator is done with them.
+    const stopping = first.stop();
+    const trainingB = trainOnExecutor(b, request(2), { what: 'B' });
+    const trainedA = await trainingA;
+    await stopping;
+    await startWorker(queue);
+    const trainedB = await trainingB;
+    expect(trainedB.epochs).toHaveLength(1);
+    // The images stay for the queue's retention, whoever used them last.
+    const client = new Redis(redis.url);
+    const images = await client.keys(`${blobPrefix(queue)}*`);
+    expect(images.length).toBeGreaterThanOrEqual(2);
+    for (const key of images) expect(await client.pttl(key)).toBeGreaterThan(0);
+    client.disconnect();
+    trainedA.model.dispose();
+    trainedB.model.dispose();
+  } finally {
+    await Promise.all(coordinators.map((executor) => executor.close()));
+  }
+}, 180_000);
+
+/** A queue worker process on the pipeline's catalogue, once it takes jobs. */
+const startWorker = (queue: string) =>
+  startQueueWorkerProcess({ url: redis.url, queue, catalogue: PIPELINE_CATALOGUE });
