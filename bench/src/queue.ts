@@ -56,6 +56,7 @@ import {
   resolveStrategy,
   scanLayers,
   scanOnExecutor,
+  selectionPlan,
   weightsFingerprint,
 } from '@decompose/pipeline';
 import { createCifarResNet } from '@decompose/resnet';
@@ -385,11 +386,8 @@ async function runWork(
     return armUnit.unit({
       baseline: blobs.baseline,
       strategy: arm.strategy,
-      layers: selected ? selected.choices.map((c) => c.layer) : arm.layers,
+      ...(selected ? selectionPlan(selected) : { layers: arm.layers }),
       options: arm.options,
-      perLayerOptions: selected
-        ? Object.fromEntries(selected.choices.map((c) => [c.layer, c.options]))
-        : undefined,
       init: 'trained',
       seed: work.recipe.seed,
       recipe: work.recipe,
@@ -402,7 +400,8 @@ async function runWork(
   for (const [i, outcome] of outcomes.entries()) {
     const name = work.arms[i]!.name;
     if (!outcome.ok) throw new Error(`arm '${name}' failed: ${outcome.error.name}: ${outcome.error.message}`);
-    // As compare's finishArm: the model comes back to the coordinator, which then deletes its blob.
+    // As compare's finishArm, the model comes back to the coordinator. Unlike compare, the bench deletes its blobs,
+    // so that the next configuration puts (and counts) the same bytes again instead of finding them in Redis.
     const model = await loadPackedModel(await executor.blobs.get(outcome.result.model));
     try {
       armRuns.push({ name, result: outcome.result, weights: weightsFingerprint(model) });

@@ -11,6 +11,7 @@ import {
   resolveStrategy,
   runArmPipeline,
   saveModel,
+  selectionPlan,
   type TestFigures,
 } from '@decompose/pipeline';
 import { evaluate, modelGeometry } from '@decompose/train';
@@ -79,7 +80,7 @@ async function perLayerOptions(
         "as written by 'decompose sensitivity' ({ choices: [{ layer, options }, ...] })",
     ]);
   }
-  return Object.fromEntries(parsed.data.choices.map((choice) => [choice.layer, choice.options]));
+  return selectionPlan(parsed.data).perLayerOptions;
 }
 
 /**

@@ -74,7 +74,13 @@ export {
   type TrainingRunRequest,
   trainOnExecutor,
 } from './training-run.js';
-export { type ArmUnitResult, armUnit, armUnitInputSchema, armUnitResultSchema } from './units/arm.js';
+export {
+  type ArmUnitResult,
+  armUnit,
+  armUnitInputSchema,
+  armUnitResultSchema,
+  selectionPlan,
+} from './units/arm.js';
 export {
   releaseScanLayerCache,
   type ScanLayerProgress,

@@ -21,6 +21,7 @@ import {
   readModelInputShape,
   resolveStrategy,
   saveModel,
+  selectionPlan,
   trainOnExecutor,
 } from '@decompose/pipeline';
 import type { SensitivityTable } from '@decompose/sensitivity';
@@ -291,11 +292,8 @@ function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrategy, p
     // A plugin by its absolute specifier, which a worker imports as well as this process.
     strategy: plugin ?? arm.strategy,
     // none: core's default, every layer the strategy supports
-    layers: selection ? selection.choices.map((c) => c.layer) : arm.layers,
+    ...(selection ? selectionPlan(selection) : { layers: arm.layers }),
     options: arm.options,
-    perLayerOptions: selection
-      ? Object.fromEntries(selection.choices.map((c) => [c.layer, c.options]))
-      : undefined,
     init: 'trained',
     seed: ctx.config.fineTune.seed,
     recipe: ctx.config.fineTune,

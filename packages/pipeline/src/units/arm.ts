@@ -41,6 +41,19 @@ export const armUnitInputSchema = z.object({
   checkpointDir: checkpointDirSchema,
 });
 
+/**
+ * The `layers` and `perLayerOptions` of an arm unit that rewrites the choices of a sensitivity selection
+ * (`@decompose/sensitivity`'s `Selection`, or a selection file's `choices`), each at its chosen options.
+ */
+export function selectionPlan(selection: {
+  readonly choices: readonly { readonly layer: string; readonly options: unknown }[];
+}): { layers: string[]; perLayerOptions: Record<string, unknown> } {
+  return {
+    layers: selection.choices.map((c) => c.layer),
+    perLayerOptions: Object.fromEntries(selection.choices.map((c) => [c.layer, c.options])),
+  };
+}
+
 /** The result of an {@link armUnit}: the model as a blob, and the figures of `runArmPipeline`. */
 export const armUnitResultSchema = z.object({
   /** Blob id of the packed compressed model (with the plugins it needs). */
