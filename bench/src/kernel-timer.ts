@@ -2,12 +2,15 @@ import {
   getKernelsForBackend,
   type KernelConfig,
   type KernelFunc,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
   registerKernel,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 
 /** Time spent in one kernel over a measured span. */
 export interface KernelTime {
+  /** The kernel's name, or what `label` made of the call. */
   kernel: string;
   /** Wall-clock milliseconds. */
   ms: number;
@@ -22,9 +25,15 @@ export type StopKernelTimer = () => KernelTime[];
 /**
  * Wraps every kernel of `backendName` so its wall time is summed by kernel name. Only outermost calls count:
  * a kernel that runs others (an engine kernel built on Conv2D) is charged their time, so totals add up.
- * Works for synchronous backends (wasm, cpu), where a kernel's work is done when it returns.
+ * Works for synchronous backends (wasm, cpu), where a kernel's work is done when it returns. `label` groups
+ * the calls (by default by kernel name; e.g. by name and shapes for a per-layer profile).
  */
-export function startKernelTimer(backendName: string): StopKernelTimer {
+export function startKernelTimer(
+  backendName: string,
+  label: (kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) => string = (
+    name,
+  ) => name,
+): StopKernelTimer {
   const originals = getKernelsForBackend(backendName);
   const totals = new Map<string, KernelTime>();
   let depth = 0;
@@ -38,8 +47,9 @@ export function startKernelTimer(backendName: string): StopKernelTimer {
       } finally {
         depth--;
         if (depth === 0) {
-          const entry = totals.get(config.kernelName) ?? {
-            kernel: config.kernelName,
+          const key = label(config.kernelName, args.inputs, args.attrs);
+          const entry = totals.get(key) ?? {
+            kernel: key,
             ms: 0,
             cpu_ms: 0,
             calls: 0,
@@ -48,7 +58,7 @@ export function startKernelTimer(backendName: string): StopKernelTimer {
           const cpu = process.cpuUsage(cpuStart);
           entry.cpu_ms += (cpu.user + cpu.system) / 1000;
           entry.calls++;
-          totals.set(config.kernelName, entry);
+          totals.set(key, entry);
         }
       }
     };

@@ -8,6 +8,19 @@
 
 #define EXPORT(name) __attribute__((export_name(name)))
 
+/*
+ * a*b + c. The relaxed-SIMD build (-mrelaxed-simd) issues one fused multiply-add where the machine has one
+ * (relaxed_madd may round once or twice: both are within the kernels' tolerance); the SIMD128 build, a multiply
+ * and an add.
+ */
+static inline v128_t madd(v128_t a, v128_t b, v128_t c) {
+#ifdef __wasm_relaxed_simd__
+  return __builtin_wasm_relaxed_madd_f32x4(a, b, c);
+#else
+  return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+#endif
+}
+
 /* Low and high halves of a float32x4 as two float64x2. */
 static inline v128_t low_f64(v128_t v) { return wasm_f64x2_promote_low_f32x4(v); }
 static inline v128_t high_f64(v128_t v) { return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)); }
@@ -45,7 +58,7 @@ void channel_affine(float* out, const float* a, const float* p, const float* b, 
       for (int c = 0; c < channels; c += 4) {
         v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + offset + c), wasm_v128_load(p + c)),
                                   wasm_v128_load(r + c));
-        v = wasm_f32x4_add(v, wasm_f32x4_mul(wasm_v128_load(b + offset + c), wasm_v128_load(q + c)));
+        v = madd(wasm_v128_load(b + offset + c), wasm_v128_load(q + c), v);
         wasm_v128_store(out + offset + c, v);
       }
     }
@@ -76,7 +89,7 @@ void channel_affine(float* out, const float* a, const float* p, const float* b, 
       for (int v = 0; v < CO_VECTORS; v++) d[v] = wasm_v128_load(dy + j * co_total + 4 * v);                 \
       for (int u = 0; u < CI; u++) {                                                                         \
         v128_t s = wasm_v128_load32_splat(x + j * x_step + u);                                               \
-        for (int v = 0; v < CO_VECTORS; v++) acc[u][v] = wasm_f32x4_add(acc[u][v], wasm_f32x4_mul(s, d[v])); \
+        for (int v = 0; v < CO_VECTORS; v++) acc[u][v] = madd(s, d[v], acc[u][v]); \
       }                                                                                                      \
     }                                                                                                        \
     for (int u = 0; u < CI; u++)                                                                             \
@@ -105,7 +118,7 @@ DEFINE_ROW(1, 1)
                      wasm_i32x4_shuffle(d, d, 2, 2, 2, 2), wasm_i32x4_shuffle(d, d, 3, 3, 3, 3)};            \
       for (int q = 0; q < QUADS; q++) {                                                                      \
         v128_t xv = wasm_v128_load(x + j * x_step + 4 * q);                                                  \
-        for (int c = 0; c < 4; c++) acc[q][c] = wasm_f32x4_add(acc[q][c], wasm_f32x4_mul(xv, s[c]));         \
+        for (int c = 0; c < 4; c++) acc[q][c] = madd(xv, s[c], acc[q][c]);         \
       }                                                                                                      \
     }                                                                                                        \
     for (int q = 0; q < QUADS; q++) {                                                                        \
@@ -215,10 +228,10 @@ void conv2d_input_grad(const float* dy, const float* w_t, float* dx, int batch, 
               for (int co = 0; co < co_total; co++) {
                 v128_t d = wasm_v128_load32_splat(g + co);
                 const float* row = w + co * ci_total + ci;
-                s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(d, wasm_v128_load(row)));
-                s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(d, wasm_v128_load(row + 4)));
-                s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(d, wasm_v128_load(row + 8)));
-                s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(d, wasm_v128_load(row + 12)));
+                s0 = madd(d, wasm_v128_load(row), s0);
+                s1 = madd(d, wasm_v128_load(row + 4), s1);
+                s2 = madd(d, wasm_v128_load(row + 8), s2);
+                s3 = madd(d, wasm_v128_load(row + 12), s3);
               }
               wasm_v128_store(target + ci, s0);
               wasm_v128_store(target + ci + 4, s1);
@@ -228,8 +241,7 @@ void conv2d_input_grad(const float* dy, const float* w_t, float* dx, int batch, 
             for (; ci < ci_total; ci += 4) {
               v128_t s0 = wasm_v128_load(target + ci);
               for (int co = 0; co < co_total; co++)
-                s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load32_splat(g + co),
-                                                       wasm_v128_load(w + co * ci_total + ci)));
+                s0 = madd(wasm_v128_load32_splat(g + co), wasm_v128_load(w + co * ci_total + ci), s0);
               wasm_v128_store(target + ci, s0);
             }
           }
@@ -245,12 +257,13 @@ static inline v128_t activate(v128_t v, int activation) {
 }
 
 /*
- * R output pixels of one row, CO_VECTORS·4 output channels, every tap inside x: acc[r] = bias +
- * sum over t < taps_row of x[r*x_step + t] * w[t*co_total] for each of the kh filter rows, where x_rows[a] points
- * at the first pixel's tap (a, 0) (0 when the filter row falls outside x). t runs over (b, ci), contiguous in NHWC.
+ * R output pixels of one row, CO_VECTORS·4 output channels: acc[r] = bias + sum over a < kh, t < taps_row of
+ * xa[a*row + r*x_step + t] * w[(a*taps_row + t)*co_total]. xa points at the first pixel's tap (0, 0) in a source
+ * whose every tap is inside (x itself, or its zero-padded copy), rows `row` floats apart; t runs over (b, ci),
+ * contiguous in NHWC.
  */
 #define DEFINE_CONV_BLOCK(R, CO_VECTORS)                                                                     \
-  static inline void conv_block_##R##_##CO_VECTORS(const float* const* x_rows, int kh, int taps_row,        \
+  static inline void conv_block_##R##_##CO_VECTORS(const float* xa, int row, int kh, int taps_row,          \
                                                      int x_step, const float* w, int co_total,               \
                                                      const float* bias, float* y, int activation) {          \
     v128_t acc[R][CO_VECTORS];                                                                               \
@@ -258,16 +271,13 @@ static inline v128_t activate(v128_t v, int activation) {
       v128_t b = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);                               \
       for (int r = 0; r < R; r++) acc[r][v] = b;                                                             \
     }                                                                                                        \
-    for (int a = 0; a < kh; a++) {                                                                           \
-      const float* xa = x_rows[a];                                                                           \
-      if (!xa) continue;                                                                                     \
-      const float* wa = w + a * taps_row * co_total;                                                         \
-      for (int t = 0; t < taps_row; t++) {                                                                   \
+    for (int a = 0; a < kh; a++, xa += row) {                                                                \
+      for (int t = 0; t < taps_row; t++, w += co_total) {                                                    \
         v128_t wv[CO_VECTORS];                                                                               \
-        for (int v = 0; v < CO_VECTORS; v++) wv[v] = wasm_v128_load(wa + t * co_total + 4 * v);              \
+        for (int v = 0; v < CO_VECTORS; v++) wv[v] = wasm_v128_load(w + 4 * v);                              \
         for (int r = 0; r < R; r++) {                                                                        \
           v128_t s = wasm_v128_load32_splat(xa + r * x_step + t);                                            \
-          for (int v = 0; v < CO_VECTORS; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, wv[v])); \
+          for (int v = 0; v < CO_VECTORS; v++) acc[r][v] = madd(s, wv[v], acc[r][v]); \
         }                                                                                                    \
       }                                                                                                      \
     }                                                                                                        \
@@ -276,36 +286,49 @@ static inline v128_t activate(v128_t v, int activation) {
         wasm_v128_store(y + r * co_total + 4 * v, activate(acc[r][v], activation));                          \
   }
 
+/* Per vector count, the largest block whose accumulators, filter vectors and broadcast fit the 15 SIMD
+ * registers V8 allocates on x64, and every smaller block for the ends of rows. */
 DEFINE_CONV_BLOCK(8, 1)
+DEFINE_CONV_BLOCK(7, 1)
+DEFINE_CONV_BLOCK(6, 1)
+DEFINE_CONV_BLOCK(5, 1)
+DEFINE_CONV_BLOCK(4, 1)
+DEFINE_CONV_BLOCK(3, 1)
+DEFINE_CONV_BLOCK(2, 1)
 DEFINE_CONV_BLOCK(1, 1)
 DEFINE_CONV_BLOCK(5, 2)
+DEFINE_CONV_BLOCK(4, 2)
+DEFINE_CONV_BLOCK(3, 2)
+DEFINE_CONV_BLOCK(2, 2)
 DEFINE_CONV_BLOCK(1, 2)
 DEFINE_CONV_BLOCK(3, 3)
+DEFINE_CONV_BLOCK(2, 3)
 DEFINE_CONV_BLOCK(1, 3)
 DEFINE_CONV_BLOCK(2, 4)
 DEFINE_CONV_BLOCK(1, 4)
 
-/*
- * One output pixel with some taps outside x (the borders): the same sums over the taps inside only.
- */
-static void conv_edge_pixel(const float* x, int height, int width, int ci_total, int xi0, int xj0, int kh, int kw,
-                              const float* w, int co_total, const float* bias, float* y, int activation) {
-  for (int co = 0; co < co_total; co += 4) {
-    v128_t acc = bias ? wasm_v128_load(bias + co) : wasm_f32x4_splat(0.0f);
-    for (int a = 0; a < kh; a++) {
-      int xi = xi0 + a;
-      if (xi < 0 || xi >= height) continue;
-      for (int b = 0; b < kw; b++) {
-        int xj = xj0 + b;
-        if (xj < 0 || xj >= width) continue;
-        const float* xp = x + (xi * width + xj) * ci_total;
-        const float* wp = w + (a * kw + b) * ci_total * co_total + co;
-        for (int ci = 0; ci < ci_total; ci++)
-          acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load32_splat(xp + ci), wasm_v128_load(wp + ci * co_total)));
+/* One block of `count` pixels (≤ the largest block of its vector count) and 4·vectors output channels. */
+static void conv_block(int vectors, int count, const float* xa, int row, int kh, int taps_row, int x_step,
+                       const float* w, int co_total, const float* bias, float* y, int activation) {
+#define CONV_BLOCK_CASE(R, V) \
+  case R: conv_block_##R##_##V(xa, row, kh, taps_row, x_step, w, co_total, bias, y, activation); return;
+  switch (vectors) {
+    case 1:
+      switch (count) {
+        CONV_BLOCK_CASE(8, 1) CONV_BLOCK_CASE(7, 1) CONV_BLOCK_CASE(6, 1) CONV_BLOCK_CASE(5, 1)
+        CONV_BLOCK_CASE(4, 1) CONV_BLOCK_CASE(3, 1) CONV_BLOCK_CASE(2, 1) default: CONV_BLOCK_CASE(1, 1)
       }
-    }
-    wasm_v128_store(y + co, activate(acc, activation));
+    case 2:
+      switch (count) {
+        CONV_BLOCK_CASE(5, 2) CONV_BLOCK_CASE(4, 2) CONV_BLOCK_CASE(3, 2) CONV_BLOCK_CASE(2, 2)
+        default: CONV_BLOCK_CASE(1, 2)
+      }
+    case 3:
+      switch (count) { CONV_BLOCK_CASE(3, 3) CONV_BLOCK_CASE(2, 3) default: CONV_BLOCK_CASE(1, 3) }
+    default:
+      switch (count) { CONV_BLOCK_CASE(2, 4) default: CONV_BLOCK_CASE(1, 4) }
   }
+#undef CONV_BLOCK_CASE
 }
 
 /* [sum(a0), sum(a1), sum(a2), sum(a3)]: the lanes of four vectors added up, one vector per lane. */
@@ -316,27 +339,25 @@ static inline v128_t sum_lanes4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
 }
 
 /*
- * R output pixels, 4 output channels, every tap inside x, input channels a multiple of 4: the products are
- * vectors over 4 input channels (whole loads of x, no broadcasts), summed across lanes once at the end.
+ * R output pixels, 4 output channels, input channels a multiple of 4 (source as for conv_block_*): the products
+ * are vectors over 4 input channels (whole loads of x, no broadcasts), summed across lanes once at the end.
  * w_t holds, for each filter row a, the 4 channels' taps (b, ci) as 4 contiguous rows of taps_row floats.
  */
 #define DEFINE_CONV_LANES(R)                                                                                 \
-  static inline void conv_lanes_##R(const float* const* x_rows, int kh, int taps_row, int x_step,            \
+  static inline void conv_lanes_##R(const float* xa, int row, int kh, int taps_row, int x_step,              \
                                       const float* w_t, const float* bias, float* y, int co_total,            \
                                       int activation) {                                                       \
     v128_t acc[R][4];                                                                                        \
     for (int r = 0; r < R; r++)                                                                              \
       for (int c = 0; c < 4; c++) acc[r][c] = wasm_f32x4_splat(0.0f);                                        \
-    for (int a = 0; a < kh; a++) {                                                                           \
-      const float* xa = x_rows[a];                                                                           \
-      if (!xa) continue;                                                                                     \
+    for (int a = 0; a < kh; a++, xa += row) {                                                                \
       const float* wa = w_t + a * 4 * taps_row;                                                              \
       for (int t = 0; t < taps_row; t += 4) {                                                                \
         v128_t xv[R];                                                                                        \
         for (int r = 0; r < R; r++) xv[r] = wasm_v128_load(xa + r * x_step + t);                             \
         for (int c = 0; c < 4; c++) {                                                                        \
           v128_t wv = wasm_v128_load(wa + c * taps_row + t);                                                 \
-          for (int r = 0; r < R; r++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(xv[r], wv));      \
+          for (int r = 0; r < R; r++) acc[r][c] = madd(xv[r], wv, acc[r][c]);      \
         }                                                                                                    \
       }                                                                                                      \
     }                                                                                                        \
@@ -353,90 +374,66 @@ DEFINE_CONV_LANES(1)
 /*
  * Forward convolution, NHWC, dilation 1, co_total a multiple of 4:
  * y[n][i][j][co] = act(bias[co] + sum over a, b, ci of x[n][i*sh + a - pad_top][j*sw + b - pad_left][ci] * w[a][b][ci][co])
- * (zero outside x; bias may be 0; activation 0 linear, 1 relu). Each input value is broadcast against vectors of
- * up to 16 output channels, accumulated in registers for a block of pixels of one row. With w_t (the filter
+ * (zero outside x; bias may be 0; activation 0 linear, 1 relu). Where some taps fall outside x, each image is
+ * first copied into `padded` ([(out_height-1)*sh + kh, (out_width-1)*sw + kw, ci_total] floats, zero borders),
+ * so every pixel runs the same register blocks, borders included. Each input value is broadcast against vectors
+ * of up to 16 output channels, accumulated in registers for a block of pixels of one row. With w_t (the filter
  * regrouped for conv_lanes_*, C_in a multiple of 4) the products are vectors of input channels instead, which
  * suits few outputs from many inputs. At C_in ≤ 64 this beats tfjs-backend-wasm 4.22's XNNPACK convolution,
  * which runs 8-channel-wide tiles (half empty for 4 outputs) through an indirection buffer.
  */
 EXPORT("conv2d_forward")
-void conv2d_forward(const float* x, const float* w, const float* w_t, const float* bias, float* y, int batch,
-                   int height, int width, int ci_total, int out_height, int out_width, int co_total, int kh, int kw,
-                   int sh, int sw, int pad_top, int pad_left, int activation) {
+void conv2d_forward(const float* x, const float* w, const float* w_t, const float* bias, float* y, float* padded,
+                   int batch, int height, int width, int ci_total, int out_height, int out_width, int co_total,
+                   int kh, int kw, int sh, int sw, int pad_top, int pad_left, int activation) {
   int taps_row = kw * ci_total;
   int x_step = sw * ci_total;
-  /* Output columns whose every tap column is inside x. */
-  int first = 0;
-  while (first < out_width && first * sw - pad_left < 0) first++;
-  int end = out_width;
-  while (end > first && (end - 1) * sw - pad_left + kw - 1 >= width) end--;
-  const float* x_rows[16];
+  int padded_height = (out_height - 1) * sh + kh;
+  int padded_width = (out_width - 1) * sw + kw;
+  int inside = pad_top == 0 && pad_left == 0 && padded_height <= height && padded_width <= width;
+  int row = (inside ? width : padded_width) * ci_total;
+  /* The rows and columns of x the padded copy holds. */
+  int first_row = pad_top, rows = height + pad_top < padded_height ? height : padded_height - pad_top;
+  int first_column = pad_left, columns = width + pad_left < padded_width ? width : padded_width - pad_left;
+  if (!inside) {
+    int size = padded_height * row;
+    for (int k = 0; k < size; k++) padded[k] = 0.0f;
+  }
   for (int n = 0; n < batch; n++) {
     const float* xn = x + n * height * width * ci_total;
+    const float* source = xn;
+    if (!inside) {
+      for (int i = 0; i < rows; i++) {
+        const float* from = xn + i * width * ci_total;
+        float* to = padded + (first_row + i) * row + first_column * ci_total;
+        for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
+      }
+      source = padded;
+    }
     for (int i = 0; i < out_height; i++) {
       float* y_row = y + ((n * out_height + i) * out_width) * co_total;
-      int xi0 = i * sh - pad_top;
-      for (int j = 0; j < first; j++)
-        conv_edge_pixel(xn, height, width, ci_total, xi0, j * sw - pad_left, kh, kw, w, co_total, bias,
-                          y_row + j * co_total, activation);
-      for (int j = end > first ? end : first; j < out_width; j++)
-        conv_edge_pixel(xn, height, width, ci_total, xi0, j * sw - pad_left, kh, kw, w, co_total, bias,
-                          y_row + j * co_total, activation);
-      if (end <= first) continue;
-      for (int a = 0; a < kh; a++) {
-        int xi = xi0 + a;
-        x_rows[a] = xi < 0 || xi >= height ? 0 : xn + (xi * width + first * sw - pad_left) * ci_total;
-      }
-      int j = first;
+      const float* x_row = source + i * sh * row;
       if (w_t) {
         /* Input channels a multiple of 4: w_t is w regrouped by filter row, channel group and output channel. */
-        for (; j + 2 <= end; j += 2) {
+        int j = 0;
+        for (; j + 2 <= out_width; j += 2)
           for (int g = 0; g < co_total; g += 4)
-            conv_lanes_2(x_rows, kh, taps_row, x_step, w_t + g * kh * taps_row, bias ? bias + g : 0,
-                           y_row + j * co_total + g, co_total, activation);
-          for (int a = 0; a < kh; a++)
-            if (x_rows[a]) x_rows[a] += 2 * x_step;
-        }
-        for (; j < end; j++) {
+            conv_lanes_2(x_row + j * x_step, row, kh, taps_row, x_step, w_t + g * kh * taps_row,
+                           bias ? bias + g : 0, y_row + j * co_total + g, co_total, activation);
+        for (; j < out_width; j++)
           for (int g = 0; g < co_total; g += 4)
-            conv_lanes_1(x_rows, kh, taps_row, x_step, w_t + g * kh * taps_row, bias ? bias + g : 0,
-                           y_row + j * co_total + g, co_total, activation);
-          for (int a = 0; a < kh; a++)
-            if (x_rows[a]) x_rows[a] += x_step;
-        }
+            conv_lanes_1(x_row + j * x_step, row, kh, taps_row, x_step, w_t + g * kh * taps_row,
+                           bias ? bias + g : 0, y_row + j * co_total + g, co_total, activation);
         continue;
       }
       /* Groups of up to 16 output channels, each with the block size that fits its accumulators in registers. */
       for (int g = 0; g < co_total; g += 16) {
-        int group = co_total - g < 16 ? co_total - g : 16;
-        int vectors = group / 4;
+        int vectors = (co_total - g < 16 ? co_total - g : 16) / 4;
         int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
-        const float* rows[16];
-        for (int a = 0; a < kh; a++) rows[a] = x_rows[a];
-        const float* wg = w + g;
-        const float* bg = bias ? bias + g : 0;
-        int jj = j;
-        for (; jj + block <= end; jj += block) {
-          float* out = y_row + jj * co_total + g;
-          switch (vectors) {
-            case 1: conv_block_8_1(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            case 2: conv_block_5_2(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            case 3: conv_block_3_3(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            default: conv_block_2_4(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-          }
-          for (int a = 0; a < kh; a++)
-            if (rows[a]) rows[a] += block * x_step;
-        }
-        for (; jj < end; jj++) {
-          float* out = y_row + jj * co_total + g;
-          switch (vectors) {
-            case 1: conv_block_1_1(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            case 2: conv_block_1_2(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            case 3: conv_block_1_3(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-            default: conv_block_1_4(rows, kh, taps_row, x_step, wg, co_total, bg, out, activation); break;
-          }
-          for (int a = 0; a < kh; a++)
-            if (rows[a]) rows[a] += x_step;
+        for (int j = 0; j < out_width; j += block) {
+          int count = out_width - j < block ? out_width - j : block;
+          conv_block(vectors, count, x_row + j * x_step, row, kh, taps_row, x_step, w + g, co_total,
+                     bias ? bias + g : 0, y_row + j * co_total + g, activation);
         }
       }
     }
@@ -466,8 +463,8 @@ void matmul_small_right(const float* a, const float* b, const float* bias, float
         const float* bk = b + k * columns + c;
         for (int v = 0; v < 4; v++) {
           v128_t bv = wasm_v128_load(bk + 4 * v);
-          p[v] = wasm_f32x4_add(p[v], wasm_f32x4_mul(s0, bv));
-          q[v] = wasm_f32x4_add(q[v], wasm_f32x4_mul(s1, bv));
+          p[v] = madd(s0, bv, p[v]);
+          q[v] = madd(s1, bv, q[v]);
         }
       }
       for (int v = 0; v < 4; v++) {
@@ -479,8 +476,8 @@ void matmul_small_right(const float* a, const float* b, const float* bias, float
       v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f), q = p;
       for (int k = 0; k < depth; k++) {
         v128_t bv = wasm_v128_load(b + k * columns + c);
-        p = wasm_f32x4_add(p, wasm_f32x4_mul(wasm_v128_load32_splat(a0 + k), bv));
-        q = wasm_f32x4_add(q, wasm_f32x4_mul(wasm_v128_load32_splat(a1 + k), bv));
+        p = madd(wasm_v128_load32_splat(a0 + k), bv, p);
+        q = madd(wasm_v128_load32_splat(a1 + k), bv, q);
       }
       wasm_v128_store(out0 + c, activate(p, activation));
       wasm_v128_store(out1 + c, activate(q, activation));
@@ -490,8 +487,7 @@ void matmul_small_right(const float* a, const float* b, const float* bias, float
     for (int c = 0; c < columns; c += 4) {
       v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
       for (int k = 0; k < depth; k++)
-        p = wasm_f32x4_add(p, wasm_f32x4_mul(wasm_v128_load32_splat(a + r * depth + k),
-                                             wasm_v128_load(b + k * columns + c)));
+        p = madd(wasm_v128_load32_splat(a + r * depth + k), wasm_v128_load(b + k * columns + c), p);
       wasm_v128_store(out + r * columns + c, activate(p, activation));
     }
   }
@@ -564,10 +560,10 @@ void depthwise_input_grad(const float* dy, const float* w, float* dx, float* scr
             for (int q = 0; q < col_count; q++) {
               const float* g = dy_row + cols[2 * q + 1] * wide;
               const float* f = w_row + cols[2 * q] * wide;
-              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(g), wasm_v128_load(f)));
-              s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(g + 4), wasm_v128_load(f + 4)));
-              s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(g + 8), wasm_v128_load(f + 8)));
-              s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(g + 12), wasm_v128_load(f + 12)));
+              s0 = madd(wasm_v128_load(g), wasm_v128_load(f), s0);
+              s1 = madd(wasm_v128_load(g + 4), wasm_v128_load(f + 4), s1);
+              s2 = madd(wasm_v128_load(g + 8), wasm_v128_load(f + 8), s2);
+              s3 = madd(wasm_v128_load(g + 12), wasm_v128_load(f + 12), s3);
             }
           }
           wasm_v128_store(target + k, s0);
@@ -581,8 +577,7 @@ void depthwise_input_grad(const float* dy, const float* w, float* dx, float* scr
             const float* dy_row = dy_image + rows[2 * r + 1] * out_width * wide + k;
             const float* w_row = w + rows[2 * r] * kw * wide + k;
             for (int q = 0; q < col_count; q++)
-              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(dy_row + cols[2 * q + 1] * wide),
-                                                     wasm_v128_load(w_row + cols[2 * q] * wide)));
+              s0 = madd(wasm_v128_load(dy_row + cols[2 * q + 1] * wide), wasm_v128_load(w_row + cols[2 * q] * wide), s0);
           }
           wasm_v128_store(target + k, s0);
         }
@@ -653,10 +648,10 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dwt, double* 
             for (int j = 0; j < count; j++) {
               const float* xv = x_row + j * x_step + k;
               const float* d = g + j * wide + k;
-              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(xv), wasm_v128_load(d)));
-              s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(xv + 4), wasm_v128_load(d + 4)));
-              s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(xv + 8), wasm_v128_load(d + 8)));
-              s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(xv + 12), wasm_v128_load(d + 12)));
+              s0 = madd(wasm_v128_load(xv), wasm_v128_load(d), s0);
+              s1 = madd(wasm_v128_load(xv + 4), wasm_v128_load(d + 4), s1);
+              s2 = madd(wasm_v128_load(xv + 8), wasm_v128_load(d + 8), s2);
+              s3 = madd(wasm_v128_load(xv + 12), wasm_v128_load(d + 12), s3);
             }
             accumulate(tap + k, s0);
             accumulate(tap + k + 4, s1);
@@ -666,8 +661,7 @@ void depthwise_filter_grad(const float* x, const float* dy, float* dwt, double* 
           for (; k + 4 <= wide; k += 4) {
             v128_t s0 = wasm_f32x4_splat(0.0f);
             for (int j = 0; j < count; j++)
-              s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(x_row + j * x_step + k),
-                                                     wasm_v128_load(g + j * wide + k)));
+              s0 = madd(wasm_v128_load(x_row + j * x_step + k), wasm_v128_load(g + j * wide + k), s0);
             accumulate(tap + k, s0);
           }
           for (; k < wide; k++) {

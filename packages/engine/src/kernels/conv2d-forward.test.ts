@@ -10,6 +10,8 @@ import {
   seededValues,
   shapesOf,
 } from './parity-helpers.js';
+import { SimdKernels } from './simd.js';
+import type { WasmBackend } from './wasm-backend.js';
 
 /** conv(x, w) and relu(conv(x, w) + b) (the layers' fused path) for a case, as flat arrays. */
 function forward(c: ConvCase): { plain: Float32Array; fused: Float32Array } {
@@ -64,6 +66,45 @@ describe('wasm Conv2D / FusedConv2D (SIMD where C_out is a multiple of 4 and C_i
     for (let i = 0; i < 3; i++) forward(c);
     expect(tf.memory().numTensors).toBe(before);
   });
+});
+
+describe('the two SIMD builds (relaxed SIMD, SIMD128)', () => {
+  // The parity tests above run the build the runtime picks (relaxed SIMD on Node 20); this holds the SIMD128
+  // fallback, which runtimes without relaxed SIMD run, to the same results.
+  it.each(parityCases.filter((c) => c.outChannels % 4 === 0 && c.inChannels <= 64))(
+    'agree on $name',
+    async (c) => {
+      await initEngine({ backend: 'wasm' });
+      const backend = tf.backend() as WasmBackend;
+      const builds = [SimdKernels.build(backend, 'relaxed'), SimdKernels.build(backend, 'simd128')];
+      expect(builds).not.toContain(null);
+      const shapes = shapesOf(c);
+      const info = tf.backend_util.computeConv2DInfo(shapes.x, shapes.w, c.stride, 1, c.pad);
+      const before = tf.memory().numTensors;
+      const [relaxed, simd128] = tf.tidy(() => {
+        const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
+        const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
+        const b = tf.tensor1d(seededValues(c.outChannels, 3));
+        return builds.map((simd) => {
+          const y = backend.makeOutput(shapes.y, 'float32');
+          simd?.conv2d(
+            x,
+            w,
+            b,
+            y,
+            [info.strideHeight, info.strideWidth],
+            info.padInfo.top,
+            info.padInfo.left,
+            'relu',
+            false,
+          );
+          return tf.engine().makeTensorFromTensorInfo(y).dataSync() as Float32Array;
+        });
+      }) as [Float32Array, Float32Array];
+      expect(relativeError(simd128, relaxed)).toBeLessThan(1e-5);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
 });
 
 interface MatMulCase {
