@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { foldBatchNorm } from '@decompose/core';
+import { inferenceModel } from '@decompose/core';
 import { createGradientComputer, initEngine } from '@decompose/engine';
 import { createCifarResNet } from '@decompose/resnet';
 import * as tf from '@tensorflow/tfjs-core';
@@ -243,7 +243,7 @@ async function main(): Promise<void> {
   if (values.baseline !== undefined) variants.push(await baselineVariant(values.baseline, stock));
 
   const model = createCifarResNet({ arch: 'resnet20', shortcut: 'B', seed: 1 });
-  const folded = foldBatchNorm(model);
+  const folded = inferenceModel(model).model;
   const predictor = (n: number) => {
     const images = tf.randomUniform([n, 32, 32, 3], -1, 1, 'float32', 1);
     return () => tf.tidy(() => void (folded.predict(images, { batchSize: n }) as tf.Tensor).dataSync());
