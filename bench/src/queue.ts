@@ -455,8 +455,8 @@ async function coordinatorWork(work: Work) {
 /**
  * Warms an executor before the clock: one tiny scan unit (another model, 8 calibration images, one ratio) per
  * thread or worker, so that the engine, the strategy and tfjs's kernels are loaded everywhere, as on a worker that
- * has run units before. A queue worker forks its sandboxed processor at its first job, so an unwarmed worker pays
- * that on the clock, which a local executor's threads (started with the executor) do not. `workersWarmed` says
+ * has run units before: a queue worker starts its sandboxed processor at start-up, but its first unit still imports
+ * the catalogue and the strategy and compiles tfjs's kernels, as a local executor's threads do. `workersWarmed` says
  * how many distinct workers ran the units (queue: from the jobs); it is tried again until all are.
  * Returns the seconds it took.
  */
