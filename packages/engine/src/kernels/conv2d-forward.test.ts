@@ -107,6 +107,62 @@ describe('the two SIMD builds (relaxed SIMD, SIMD128)', () => {
   );
 });
 
+describe('the Winograd convolution', () => {
+  const winogradCases = parityCases.filter(
+    (c) =>
+      c.kernel[0] === 3 &&
+      c.kernel[1] === 3 &&
+      c.stride === 1 &&
+      c.inChannels % 4 === 0 &&
+      c.inChannels >= 8 &&
+      c.outChannels % 4 === 0,
+  );
+
+  it('covers odd, padded, valid and non-square cases', () => {
+    expect(winogradCases.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it.each(winogradCases)('agrees with the direct SIMD convolution, in both builds, on $name', async (c) => {
+    await initEngine({ backend: 'wasm' });
+    const backend = tf.backend() as WasmBackend;
+    const builds = [SimdKernels.build(backend, 'relaxed'), SimdKernels.build(backend, 'simd128')];
+    expect(builds).not.toContain(null);
+    const shapes = shapesOf(c);
+    const info = tf.backend_util.computeConv2DInfo(shapes.x, shapes.w, c.stride, 1, c.pad);
+    const before = tf.memory().numTensors;
+    const [direct, ...winograd] = tf.tidy(() => {
+      const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
+      const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
+      const b = tf.tensor1d(seededValues(c.outChannels, 3));
+      const output = (run: (y: tf.TensorInfo) => void) => {
+        const y = backend.makeOutput(shapes.y, 'float32');
+        run(y);
+        return tf.engine().makeTensorFromTensorInfo(y).dataSync() as Float32Array;
+      };
+      const { top, left } = info.padInfo;
+      return [
+        output((y) => builds[1]?.conv2d(x, w, b, y, [1, 1], top, left, 'relu', false)),
+        ...builds.map((simd) => output((y) => simd?.conv2dWinograd(x, w, b, y, top, left, 'relu'))),
+      ];
+    }) as Float32Array[];
+    for (const result of winograd) expect(relativeError(result, direct!)).toBeLessThan(1e-5);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('refuses a filter that is not 3×3', async () => {
+    await initEngine({ backend: 'wasm' });
+    const backend = tf.backend() as WasmBackend;
+    const simd = SimdKernels.of(backend);
+    tf.tidy(() => {
+      const x = tf.zeros([1, 6, 6, 8]);
+      const w = tf.zeros([5, 5, 8, 8]);
+      const y = backend.makeOutput([1, 6, 6, 8], 'float32');
+      expect(() => simd?.conv2dWinograd(x, w, null, y, 2, 2, 'linear')).toThrow(/3×3 filter.*5×5×8×8/);
+      tf.engine().makeTensorFromTensorInfo(y).dispose();
+    });
+  });
+});
+
 interface MatMulCase {
   rows: number;
   depth: number;

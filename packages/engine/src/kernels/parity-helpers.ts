@@ -112,6 +112,17 @@ const cases: ConvCase[] = [
   ]),
   { ...conv('3×3 s1 non-square', 2, 6, 4, 8, 3, 1), width: 11 },
   { ...conv('3×3 s2 non-square', 2, 9, 4, 8, 3, 2), width: 14 },
+  // 3×3 stride 1 from at least 8 channels (a multiple of 4) to a multiple of 4 runs as Winograd's F(2×2, 3×3):
+  // odd outputs (a half tile at the edge), padding wider than the kernel, valid, non-square.
+  conv('Winograd 8→8 s1, odd size', 2, 7, 8, 8, 3, 1),
+  { ...conv('Winograd 8→12 s1 non-square', 2, 6, 8, 12, 3, 1), width: 11 },
+  conv('Winograd 8→8 s1 padding wider than the kernel', 2, 6, 8, 8, 3, 1, [
+    [0, 0],
+    [3, 0],
+    [0, 4],
+    [0, 0],
+  ]),
+  { ...conv('Winograd 12→8 s1 valid non-square', 2, 9, 12, 8, 3, 1, 'valid'), width: 12 },
 ];
 
 // ResNet-18's wider 3×3 layers take the cpu reference 3–10 s each, so they run only with
