@@ -42,18 +42,17 @@ function channelBias(bias: TensorInfo | undefined, channels: number): TensorInfo
 }
 
 /**
- * Whether a convolution runs as Winograd's F(2×2, 3×3): 3×3, stride 1, channels in whole vectors, at least 8 in
- * (fewer inputs leave the products too short to pay for the transforms).
+ * Whether a convolution runs as Winograd's F(2×2, 3×3): 3×3, stride 1, input channels in whole vectors, at least
+ * 8 (fewer leave the products too short to pay for the transforms).
  */
-function winogradApplies(info: backend_util.Conv2DInfo, inChannels: number, outChannels: number): boolean {
+function winogradApplies(info: backend_util.Conv2DInfo, inChannels: number): boolean {
   return (
     info.filterHeight === 3 &&
     info.filterWidth === 3 &&
     info.strideHeight === 1 &&
     info.strideWidth === 1 &&
     inChannels % 4 === 0 &&
-    inChannels >= 8 &&
-    outChannels % 4 === 0
+    inChannels >= 8
   );
 }
 
@@ -88,7 +87,7 @@ export function runSimdConv(
     'channelsLast',
   );
   const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, outChannels], 'float32');
-  if (winogradApplies(info, inChannels, outChannels)) {
+  if (winogradApplies(info, inChannels)) {
     simd.conv2dWinograd(x, filter, bias, y, info.padInfo.top, info.padInfo.left, activation);
     return y;
   }

@@ -112,8 +112,8 @@ const cases: ConvCase[] = [
   ]),
   { ...conv('3×3 s1 non-square', 2, 6, 4, 8, 3, 1), width: 11 },
   { ...conv('3×3 s2 non-square', 2, 9, 4, 8, 3, 2), width: 14 },
-  // 3×3 stride 1 from at least 8 channels (a multiple of 4) to a multiple of 4 runs as Winograd's F(2×2, 3×3):
-  // odd outputs (a half tile at the edge), padding wider than the kernel, valid, non-square.
+  // 3×3 stride 1 from at least 8 channels (a multiple of 4) runs as Winograd's F(2×2, 3×3): odd outputs (a half
+  // tile at the edge), padding wider than the kernel, valid, non-square, outputs padded to whole vectors.
   conv('Winograd 8→8 s1, odd size', 2, 7, 8, 8, 3, 1),
   { ...conv('Winograd 8→12 s1 non-square', 2, 6, 8, 12, 3, 1), width: 11 },
   conv('Winograd 8→8 s1 padding wider than the kernel', 2, 6, 8, 8, 3, 1, [
@@ -123,6 +123,7 @@ const cases: ConvCase[] = [
     [0, 0],
   ]),
   { ...conv('Winograd 12→8 s1 valid non-square', 2, 9, 12, 8, 3, 1, 'valid'), width: 12 },
+  conv('Winograd 16→7 s1 (an SVD rank: outputs padded to whole vectors)', 2, 9, 16, 7, 3, 1),
 ];
 
 // ResNet-18's wider 3×3 layers take the cpu reference 3–10 s each, so they run only with

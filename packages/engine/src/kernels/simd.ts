@@ -501,17 +501,9 @@ export class SimdKernels {
     };
     const biasAt = bias === null ? 0 : this.offset(bias);
     if (outChannels % 4 !== 0) {
-      const padded = wholeVectors(outChannels);
-      const taps = kh * kw * inChannels;
-      const pixels = y.shape.reduce((a, b) => a * b, 1) / outChannels;
-      this.withScratch(4 * padded * (taps + 1 + pixels), (filterAt) => {
-        const paddedBiasAt = filterAt + 4 * padded * taps;
-        const paddedY = paddedBiasAt + 4 * padded;
-        this.exports.copy_rows(this.offset(filter), outChannels, filterAt, padded, taps);
-        if (bias !== null) this.exports.copy_rows(biasAt, outChannels, paddedBiasAt, padded, 1);
-        run(filterAt, 0, bias === null ? 0 : paddedBiasAt, paddedY, padded);
-        this.exports.copy_rows(paddedY, padded, this.offset(y), outChannels, pixels);
-      });
+      this.withWholeVectorOutputs(filter, bias, y, (filterAt, paddedBiasAt, yAt, channels) =>
+        run(filterAt, 0, paddedBiasAt, yAt, channels),
+      );
       return;
     }
     if (!lanes) {
@@ -540,9 +532,35 @@ export class SimdKernels {
   }
 
   /**
+   * Runs `run` on copies of `filter` ([..., C_out]), `bias` ([C_out] or null) and `y` ([..., C_out]) padded with
+   * zero channels to whole vectors (pointers, and the padded channel count), then copies the output back into `y`:
+   * how the SIMD convolutions take a C_out that is not a multiple of 4.
+   */
+  private withWholeVectorOutputs(
+    filter: TensorInfo,
+    bias: TensorInfo | null,
+    y: TensorInfo,
+    run: (filterAt: number, biasAt: number, yAt: number, channels: number) => void,
+  ): void {
+    const outChannels = filter.shape[filter.shape.length - 1] as number;
+    const padded = wholeVectors(outChannels);
+    const taps = filter.shape.reduce((a, b) => a * b, 1) / outChannels;
+    const pixels = y.shape.reduce((a, b) => a * b, 1) / outChannels;
+    this.withScratch(4 * padded * (taps + 1 + pixels), (filterAt) => {
+      const biasAt = filterAt + 4 * padded * taps;
+      const yAt = biasAt + 4 * padded;
+      this.exports.copy_rows(this.offset(filter), outChannels, filterAt, padded, taps);
+      if (bias !== null) this.exports.copy_rows(this.offset(bias), outChannels, biasAt, padded, 1);
+      run(filterAt, bias === null ? 0 : biasAt, yAt, padded);
+      this.exports.copy_rows(yAt, padded, this.offset(y), outChannels, pixels);
+    });
+  }
+
+  /**
    * Overwrites `y` ([N, Ho, Wo, C_out]) with act(conv(x, filter) + bias) by Winograd's F(2×2, 3×3): `filter`
-   * [3, 3, C_in, C_out], stride 1, dilation 1, C_in and C_out multiples of 4, `bias` [C_out] or null. 2.25× fewer
-   * multiplies than {@link conv2d}; results differ from it by rounding only (the transforms add and halve).
+   * [3, 3, C_in, C_out], stride 1, dilation 1, C_in a multiple of 4, `bias` [C_out] or null (C_out not a multiple
+   * of 4 runs padded with zero filters to one). 2.25× fewer multiplies than {@link conv2d}; results differ from it
+   * by rounding only (the transforms add and halve).
    */
   conv2dWinograd(
     x: TensorInfo,
@@ -553,13 +571,46 @@ export class SimdKernels {
     padLeft: number,
     activation: SimdActivation,
   ): void {
-    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
+    const inChannels = x.shape[3] as number;
     const [, outHeight, outWidth, outChannels] = y.shape as [number, number, number, number];
-    if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || filter.shape[0] !== 3 || filter.shape[1] !== 3) {
+    if (inChannels % 4 !== 0 || filter.shape[0] !== 3 || filter.shape[1] !== 3) {
       throw new Error(
-        `conv2dWinograd: needs a 3×3 filter and channels in multiples of 4, got ${filter.shape.join('×')}`,
+        `conv2dWinograd: needs a 3×3 filter from a multiple of 4 channels, got ${filter.shape.join('×')}`,
       );
     }
+    if (outChannels % 4 !== 0) {
+      this.withWholeVectorOutputs(filter, bias, y, (filterAt, biasAt, yAt, channels) =>
+        this.winograd(x, filterAt, biasAt, yAt, outHeight, outWidth, channels, padTop, padLeft, activation),
+      );
+      return;
+    }
+    this.winograd(
+      x,
+      this.offset(filter),
+      bias === null ? 0 : this.offset(bias),
+      this.offset(y),
+      outHeight,
+      outWidth,
+      outChannels,
+      padTop,
+      padLeft,
+      activation,
+    );
+  }
+
+  private winograd(
+    x: TensorInfo,
+    filterAt: number,
+    biasAt: number,
+    yAt: number,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    padTop: number,
+    padLeft: number,
+    activation: SimdActivation,
+  ): void {
+    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
     const tilesHigh = Math.ceil(outHeight / 2);
     const tilesWide = Math.ceil(outWidth / 2);
     const chunkTiles = Math.min(tilesHigh * tilesWide, WINOGRAD_CHUNK_TILES);
@@ -571,9 +622,9 @@ export class SimdKernels {
       const vAt = paddedAt + 4 * paddedFloats;
       this.exports.conv2d_winograd(
         this.offset(x),
-        this.offset(filter),
-        bias === null ? 0 : this.offset(bias),
-        this.offset(y),
+        filterAt,
+        biasAt,
+        yAt,
         uAt,
         paddedAt,
         vAt,
