@@ -331,6 +331,23 @@ static void conv_block(int vectors, int count, const float* xa, int row, int kh,
 #undef CONV_BLOCK_CASE
 }
 
+/*
+ * `pixels` output pixels of one row (sources x_step floats apart, as for conv_block_*), all co_total outputs: groups
+ * of up to 16 output channels, each with the block size that fits its accumulators in registers.
+ */
+static void conv_pixels(const float* xa, int pixels, int row, int kh, int taps_row, int x_step, const float* w,
+                        int co_total, const float* bias, float* y, int activation) {
+  for (int g = 0; g < co_total; g += 16) {
+    int vectors = (co_total - g < 16 ? co_total - g : 16) / 4;
+    int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
+    for (int j = 0; j < pixels; j += block) {
+      int count = pixels - j < block ? pixels - j : block;
+      conv_block(vectors, count, xa + j * x_step, row, kh, taps_row, x_step, w + g, co_total, bias ? bias + g : 0,
+                 y + j * co_total + g, activation);
+    }
+  }
+}
+
 /* [sum(a0), sum(a1), sum(a2), sum(a3)]: the lanes of four vectors added up, one vector per lane. */
 static inline v128_t sum_lanes4(v128_t a0, v128_t a1, v128_t a2, v128_t a3) {
   v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
@@ -426,31 +443,7 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
                            bias ? bias + g : 0, y_row + j * co_total + g, co_total, activation);
         continue;
       }
-      /* Groups of up to 16 output channels, each with the block size that fits its accumulators in registers. */
-      for (int g = 0; g < co_total; g += 16) {
-        int vectors = (co_total - g < 16 ? co_total - g : 16) / 4;
-        int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
-        for (int j = 0; j < out_width; j += block) {
-          int count = out_width - j < block ? out_width - j : block;
-          conv_block(vectors, count, x_row + j * x_step, row, kh, taps_row, x_step, w + g, co_total,
-                     bias ? bias + g : 0, y_row + j * co_total + g, activation);
-        }
-      }
-    }
-  }
-}
-
-/*
- * m[r][c] = sum over k < depth of a[r][k] * b[k][c] for r < rows, c < co_total (a multiple of 4): a matrix product
- * on conv_block's register blocks (a 1×1 "convolution" of `rows` pixels with depth input channels).
- */
-static void gemm_blocks(const float* a, int rows, int depth, const float* b, int co_total, float* m) {
-  for (int g = 0; g < co_total; g += 16) {
-    int vectors = (co_total - g < 16 ? co_total - g : 16) / 4;
-    int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
-    for (int r = 0; r < rows; r += block) {
-      int count = rows - r < block ? rows - r : block;
-      conv_block(vectors, count, a + r * depth, 0, 1, depth, depth, b + g, co_total, 0, m + r * co_total + g, 0);
+      conv_pixels(x_row, out_width, row, kh, taps_row, x_step, w, co_total, bias, y_row, activation);
     }
   }
 }
@@ -511,55 +504,53 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
       int v_plane = tiles * ci_total, m_plane = tiles * co_total;
       /* V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], four input channels at a time. */
       for (int tile = 0; tile < tiles; tile++) {
-        {
-          int ti = (first + tile) / tiles_wide, tj = (first + tile) % tiles_wide;
-          const float* d0 = padded + 2 * ti * row + 2 * tj * ci_total;
-          for (int c = 0; c < ci_total; c += 4) {
-            v128_t s[4][4];
-            for (int b = 0; b < 4; b++) {
-              const float* col = d0 + b * ci_total + c;
-              v128_t p0 = wasm_v128_load(col), p1 = wasm_v128_load(col + row);
-              v128_t p2 = wasm_v128_load(col + 2 * row), p3 = wasm_v128_load(col + 3 * row);
-              s[0][b] = wasm_f32x4_sub(p0, p2);
-              s[1][b] = wasm_f32x4_add(p1, p2);
-              s[2][b] = wasm_f32x4_sub(p2, p1);
-              s[3][b] = wasm_f32x4_sub(p1, p3);
-            }
-            float* vt = v + tile * ci_total + c;
-            for (int i = 0; i < 4; i++) {
-              wasm_v128_store(vt + (i * 4 + 0) * v_plane, wasm_f32x4_sub(s[i][0], s[i][2]));
-              wasm_v128_store(vt + (i * 4 + 1) * v_plane, wasm_f32x4_add(s[i][1], s[i][2]));
-              wasm_v128_store(vt + (i * 4 + 2) * v_plane, wasm_f32x4_sub(s[i][2], s[i][1]));
-              wasm_v128_store(vt + (i * 4 + 3) * v_plane, wasm_f32x4_sub(s[i][1], s[i][3]));
-            }
+        int ti = (first + tile) / tiles_wide, tj = (first + tile) % tiles_wide;
+        const float* d0 = padded + 2 * ti * row + 2 * tj * ci_total;
+        for (int c = 0; c < ci_total; c += 4) {
+          v128_t s[4][4];
+          for (int b = 0; b < 4; b++) {
+            const float* col = d0 + b * ci_total + c;
+            v128_t p0 = wasm_v128_load(col), p1 = wasm_v128_load(col + row);
+            v128_t p2 = wasm_v128_load(col + 2 * row), p3 = wasm_v128_load(col + 3 * row);
+            s[0][b] = wasm_f32x4_sub(p0, p2);
+            s[1][b] = wasm_f32x4_add(p1, p2);
+            s[2][b] = wasm_f32x4_sub(p2, p1);
+            s[3][b] = wasm_f32x4_sub(p1, p3);
+          }
+          float* vt = v + tile * ci_total + c;
+          for (int i = 0; i < 4; i++) {
+            wasm_v128_store(vt + (i * 4 + 0) * v_plane, wasm_f32x4_sub(s[i][0], s[i][2]));
+            wasm_v128_store(vt + (i * 4 + 1) * v_plane, wasm_f32x4_add(s[i][1], s[i][2]));
+            wasm_v128_store(vt + (i * 4 + 2) * v_plane, wasm_f32x4_sub(s[i][2], s[i][1]));
+            wasm_v128_store(vt + (i * 4 + 3) * v_plane, wasm_f32x4_sub(s[i][1], s[i][3]));
           }
         }
       }
-      for (int e = 0; e < 16; e++) gemm_blocks(v + e * v_plane, tiles, ci_total, u + e * pairs, co_total, m + e * m_plane);
+      /* M = V·U per position: a 1×1 "convolution" of the chunk's tiles with ci_total inputs. */
+      for (int e = 0; e < 16; e++)
+        conv_pixels(v + e * v_plane, tiles, 0, 1, ci_total, ci_total, u + e * pairs, co_total, 0, m + e * m_plane, 0);
       /* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], four output channels at a time; odd edges write one row/column. */
       for (int tile = 0; tile < tiles; tile++) {
-        {
-          int oi = 2 * ((first + tile) / tiles_wide), oj = 2 * ((first + tile) % tiles_wide);
-          int two_rows = oi + 1 < out_height, two_columns = oj + 1 < out_width;
-          float* y0 = y + ((n * out_height + oi) * out_width + oj) * co_total;
-          for (int c = 0; c < co_total; c += 4) {
-            const float* mt = m + tile * co_total + c;
-            v128_t q[2][4];
-            for (int b = 0; b < 4; b++) {
-              v128_t m0 = wasm_v128_load(mt + (0 * 4 + b) * m_plane), m1 = wasm_v128_load(mt + (1 * 4 + b) * m_plane);
-              v128_t m2 = wasm_v128_load(mt + (2 * 4 + b) * m_plane), m3 = wasm_v128_load(mt + (3 * 4 + b) * m_plane);
-              q[0][b] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
-              q[1][b] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
-            }
-            v128_t bv = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
-            for (int i = 0; i < 1 + two_rows; i++) {
-              float* yi = y0 + i * out_width * co_total + c;
-              v128_t left = wasm_f32x4_add(wasm_f32x4_add(q[i][0], q[i][1]), q[i][2]);
-              wasm_v128_store(yi, activate(wasm_f32x4_add(left, bv), activation));
-              if (two_columns) {
-                v128_t right = wasm_f32x4_sub(wasm_f32x4_sub(q[i][1], q[i][2]), q[i][3]);
-                wasm_v128_store(yi + co_total, activate(wasm_f32x4_add(right, bv), activation));
-              }
+        int oi = 2 * ((first + tile) / tiles_wide), oj = 2 * ((first + tile) % tiles_wide);
+        int two_rows = oi + 1 < out_height, two_columns = oj + 1 < out_width;
+        float* y0 = y + ((n * out_height + oi) * out_width + oj) * co_total;
+        for (int c = 0; c < co_total; c += 4) {
+          const float* mt = m + tile * co_total + c;
+          v128_t q[2][4];
+          for (int b = 0; b < 4; b++) {
+            v128_t m0 = wasm_v128_load(mt + (0 * 4 + b) * m_plane), m1 = wasm_v128_load(mt + (1 * 4 + b) * m_plane);
+            v128_t m2 = wasm_v128_load(mt + (2 * 4 + b) * m_plane), m3 = wasm_v128_load(mt + (3 * 4 + b) * m_plane);
+            q[0][b] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+            q[1][b] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+          }
+          v128_t bv = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
+          for (int i = 0; i < 1 + two_rows; i++) {
+            float* yi = y0 + i * out_width * co_total + c;
+            v128_t left = wasm_f32x4_add(wasm_f32x4_add(q[i][0], q[i][1]), q[i][2]);
+            wasm_v128_store(yi, activate(wasm_f32x4_add(left, bv), activation));
+            if (two_columns) {
+              v128_t right = wasm_f32x4_sub(wasm_f32x4_sub(q[i][1], q[i][2]), q[i][3]);
+              wasm_v128_store(yi + co_total, activate(wasm_f32x4_add(right, bv), activation));
             }
           }
         }
