@@ -49,6 +49,7 @@ import {
   type ArmUnitResult,
   armUnit,
   calibrationSplit,
+  estimateArmSeconds,
   loadPackedModel,
   PIPELINE_CATALOGUE,
   packImageSet,
@@ -276,6 +277,8 @@ interface ArmRun {
   name: string;
   result: ArmUnitResult;
   weights: string;
+  /** The coordinator's estimate of its fine-tune (the unit's cost: longest first). */
+  estimatedSeconds: number;
 }
 
 /** What a configuration's run measured in one phase. */
@@ -380,21 +383,37 @@ async function runWork(
     train: await executor.blobs.put(packImageSet(work.train)),
     test: await executor.blobs.put(packImageSet(work.test)),
   };
-  // As compare's armUnitOf (apps/runner/src/compare/run.ts), on a queue (no checkpoint folder).
-  const units = work.arms.map((arm) => {
+  // As compare's armUnitOf (apps/runner/src/compare/run.ts), on a queue (no checkpoint folder), and costed as
+  // compare costs arms on a queue: longest first.
+  const units = [];
+  for (const arm of work.arms) {
     const selected = arm.name === work.selectingArm ? selection : null;
-    return armUnit.unit({
-      baseline: blobs.baseline,
+    const surgery = {
       strategy: arm.strategy,
       ...(selected ? selectionPlan(selected) : { layers: arm.layers }),
       options: arm.options,
-      init: 'trained',
+      init: 'trained' as const,
       seed: work.recipe.seed,
+    };
+    const cost = await estimateArmSeconds({
+      ...surgery,
+      baseline: work.model,
       recipe: work.recipe,
-      data: { train: blobs.train, test: blobs.test },
-      measure: DEMO.measure,
+      train: work.train,
     });
-  });
+    units.push(
+      armUnit.unit(
+        {
+          ...surgery,
+          baseline: blobs.baseline,
+          recipe: work.recipe,
+          data: { train: blobs.train, test: blobs.test },
+          measure: DEMO.measure,
+        },
+        { cost },
+      ),
+    );
+  }
   const outcomes = await executor.run(units);
   const armRuns: ArmRun[] = [];
   for (const [i, outcome] of outcomes.entries()) {
@@ -404,7 +423,12 @@ async function runWork(
     // so that the next configuration puts (and counts) the same bytes again instead of finding them in Redis.
     const model = await loadPackedModel(await executor.blobs.get(outcome.result.model));
     try {
-      armRuns.push({ name, result: outcome.result, weights: weightsFingerprint(model) });
+      armRuns.push({
+        name,
+        result: outcome.result,
+        weights: weightsFingerprint(model),
+        estimatedSeconds: units[i]!.cost ?? 0,
+      });
     } finally {
       model.dispose();
     }
@@ -786,6 +810,12 @@ async function report(measured: Measured): Promise<void> {
       cpu_shares: run.cpu,
       warm_up_seconds: run.warmUp.seconds,
       warm_up_job_seconds: run.warmUp.jobSeconds,
+      // Each arm's estimate beside its fine-tune as run: the estimates only have to rank the arms.
+      arm_estimates: run.armRuns.map((arm) => ({
+        name: arm.name,
+        estimated_seconds: arm.estimatedSeconds,
+        fine_tune_seconds: arm.result.seconds.fineTune,
+      })),
       phases,
       per_job:
         jobs === null

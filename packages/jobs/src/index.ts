@@ -41,6 +41,7 @@ export {
   type UnitContext,
   type UnitKind,
   type UnitKindDefinition,
+  type UnitOptions,
   type UnitProgress,
   unitId,
 } from './unit.js';

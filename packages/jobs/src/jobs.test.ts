@@ -64,6 +64,11 @@ async function runBatch(executor: Executor, units: readonly Unit[] = batch) {
   return { outcomes, progress, streamed };
 }
 
+/** Units whose costs order them 1, 3, 2, 0 (1 and 3 cost the same); the last one's cost is refused. */
+const costedUnits: Unit[] = [1, 3, 2, 3, -1].map((cost, seed) =>
+  seriesSum.unit({ seed, count: 100, steps: 1, sleepMs: 30 }, { cost }),
+);
+
 /** A queue worker process on the tests' catalogue, once it takes jobs. */
 const startWorker = (queue: string) => startQueueWorkerProcess({ url: redis.url, queue, catalogue });
 const stopWorkers = (workers: QueueWorkerProcess[]) => Promise.all(workers.map((worker) => worker.stop()));
@@ -96,6 +101,17 @@ describe('local executor', () => {
     await executor.close();
   });
 
+  it('starts the dearest units first, equal costs in input order, and refuses a bad cost', async () => {
+    const executor = await localExecutor({ catalogue });
+    const started: number[] = [];
+    const outcomes = await executor.run(costedUnits, { onResult: (index) => started.push(index) });
+    expect(started).toEqual([1, 3, 2, 0, 4]);
+    expect(outcomes.slice(0, 4).every((outcome) => outcome.ok)).toBe(true);
+    expect(outcomes[4]).toMatchObject({ ok: false, error: { name: 'UnitInputError' } });
+    expect((outcomes[4] as { error: { message: string } }).error.message).toMatch(/cost -1/);
+    await executor.close();
+  });
+
   it('enforces the blob size limit', async () => {
     expect(MAX_BLOB_BYTES).toBe(512 * 1024 * 1024);
     const store = memoryBlobStore({ maxBytes: 10 });
@@ -122,6 +138,22 @@ describe('queue executor', () => {
       await executor.close();
       await stopWorkers(workers);
     }
+  });
+
+  it('starts the dearest jobs first (BullMQ priorities by cost rank)', async () => {
+    const queue = 'costed';
+    const workers = [await startWorker(queue)];
+    const executor = await queueExecutor({ url: redis.url, queue, catalogue });
+    const outcomes = await executor.run(costedUnits);
+    expect(outcomes[4]).toMatchObject({ ok: false, error: { name: 'UnitInputError' } });
+    const reader = new Queue(queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const startedAt = await Promise.all(
+      costedUnits.slice(0, 4).map(async (unit) => (await reader.getJob(jobIdOf(unit)))?.processedOn ?? 0),
+    );
+    expect([0, 1, 2, 3].sort((a, b) => startedAt[a]! - startedAt[b]!)).toEqual([1, 3, 2, 0]);
+    await reader.close();
+    await executor.close();
+    await stopWorkers(workers);
   });
 
   it('takes each result from the finished job, never from a snapshot read before it finished', async () => {

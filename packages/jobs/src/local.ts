@@ -7,6 +7,7 @@ import { type Executor, failureOf, type RunOptions, type UnitOutcome } from './e
 import type { BlobErrorJson, FromThread, ThreadSetup, ToThread } from './local-protocol.js';
 import {
   checkResult,
+  dispatchOrder,
   executeUnit,
   type JsonValue,
   type PreparedUnit,
@@ -112,10 +113,11 @@ async function runEach<U extends Unit>(
   const controller = new AbortController();
   const abort = () => controller.abort(signal?.reason);
   signal?.addEventListener('abort', abort, { once: true });
+  const order = dispatchOrder(units);
   let next = 0;
   const lane = async () => {
-    while (next < units.length && !controller.signal.aborted) {
-      const index = next++;
+    while (next < order.length && !controller.signal.aborted) {
+      const index = order[next++]!;
       const unit = units[index]!;
       let outcome: UnitOutcome<ResultOf<U>>;
       try {

@@ -6,6 +6,7 @@ import { decodeFailure, type Executor, failureOf, type RunOptions, type UnitOutc
 import { createRedis, DEFAULT_CONNECT_TIMEOUT_MS, probeRedis, redactUrl } from './redis.js';
 import {
   checkResult,
+  dispatchOrder,
   type JsonValue,
   type PreparedUnit,
   prepareUnit,
@@ -54,6 +55,9 @@ export interface QueueExecutorOptions {
    */
   retentionSeconds?: number;
 }
+
+/** BullMQ's lowest job priority (1 is the highest); ranks past it share it. */
+const MAX_PRIORITY = 2_097_151;
 
 /** Where a queue's blobs live in Redis: one string per blob under this prefix. */
 export function blobPrefix(queue: string): string {
@@ -272,26 +276,32 @@ export async function queueExecutor(options: QueueExecutorOptions): Promise<Exec
           else await settleFinished(id);
         }),
       ).catch(redisFailure);
+      // Dearest first: BullMQ starts lower priorities first (FIFO among equals), and a unit's rank by cost is its
+      // priority. Without costs the jobs stay unprioritized, in input order.
+      const prioritized = missing.some(({ prepared }) => prepared.cost > 0);
       await queue
         .addBulk(
-          missing.map(({ prepared }) => ({
-            name: prepared.kind,
-            data: {
-              kind: prepared.kind,
-              version: prepared.version,
-              input: prepared.input,
-              retentionSeconds,
-            },
-            opts: {
-              jobId: prepared.id,
-              attempts,
-              backoff: { type: 'exponential', delay: options.backoffMs ?? 1_000 },
-              // Kept for the retention, so that a restarted coordinator finds the results instead of running the
-              // units again (BullMQ removes older finished jobs as later ones finish).
-              removeOnComplete: keepJobs,
-              removeOnFail: keepJobs,
-            },
-          })),
+          dispatchOrder(missing.map(({ prepared }) => prepared))
+            .map((position) => missing[position]!.prepared)
+            .map((prepared, rank) => ({
+              name: prepared.kind,
+              data: {
+                kind: prepared.kind,
+                version: prepared.version,
+                input: prepared.input,
+                retentionSeconds,
+              },
+              opts: {
+                jobId: prepared.id,
+                ...(prioritized ? { priority: Math.min(rank + 1, MAX_PRIORITY) } : {}),
+                attempts,
+                backoff: { type: 'exponential', delay: options.backoffMs ?? 1_000 },
+                // Kept for the retention, so that a restarted coordinator finds the results instead of running the
+                // units again (BullMQ removes older finished jobs as later ones finish).
+                removeOnComplete: keepJobs,
+                removeOnFail: keepJobs,
+              },
+            })),
         )
         .catch(redisFailure);
       const pollOnce = async () => {

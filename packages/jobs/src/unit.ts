@@ -47,13 +47,25 @@ export interface UnitKind<In extends z.ZodType = z.ZodType, Out extends z.ZodTyp
   /** Marks the object as a unit kind, so catalogues can find their kinds among other exports. */
   readonly [unitKindBrand]: true;
   /** A unit of this kind (the input is validated when the unit is run, not here). */
-  unit(input: z.input<In>): Unit<UnitKind<In, Out>>;
+  unit(input: z.input<In>, options?: UnitOptions): Unit<UnitKind<In, Out>>;
+}
+
+/** What a unit carries besides its input. */
+export interface UnitOptions {
+  /**
+   * An estimate of the unit's run time, in any measure the units of one batch share: executors start the
+   * dearest units first (longest-processing-time-first), so that the longest do not end up last on one worker
+   * while the others idle. It orders work and changes no result, so it is not part of the unit's identity.
+   */
+  cost?: number;
 }
 
 /** One unit of work: a kind and its input. Its identity is {@link unitId}. */
 export interface Unit<K extends UnitKind = UnitKind> {
   readonly kind: K;
   readonly input: K extends UnitKind<infer In, z.ZodType> ? z.input<In> : never;
+  /** {@link UnitOptions.cost}. */
+  readonly cost?: number;
 }
 
 /** The result type of a unit (the output of its kind's result schema). */
@@ -72,7 +84,10 @@ export function defineUnitKind<In extends z.ZodType, Out extends z.ZodType>(
   const kind: UnitKind<In, Out> = {
     ...definition,
     [unitKindBrand]: true,
-    unit: (input) => ({ kind, input }) as Unit<UnitKind<In, Out>>,
+    unit: (input, options) =>
+      ({ kind, input, ...(options?.cost === undefined ? {} : { cost: options.cost }) }) as Unit<
+        UnitKind<In, Out>
+      >,
   };
   return Object.freeze(kind);
 }
@@ -92,6 +107,8 @@ export interface PreparedUnit {
   readonly input: JsonValue;
   /** {@link unitId} of the unit. */
   readonly id: string;
+  /** {@link UnitOptions.cost}; 0 when the unit has none. */
+  readonly cost: number;
 }
 
 /**
@@ -108,7 +125,13 @@ export function unitId(kind: string, version: string, input: JsonValue): string 
 
 /** Validates a unit's input with its kind's schema and computes its identity; throws {@link UnitInputError}. */
 export function prepareUnit(unit: Unit): PreparedUnit {
-  const { kind } = unit;
+  const { kind, cost = 0 } = unit;
+  if (!(Number.isFinite(cost) && cost >= 0)) {
+    throw new UnitInputError(
+      kind.kind,
+      `its cost ${cost} is not a finite number ≥ 0 (an estimate of its run time)`,
+    );
+  }
   const parsed = kind.input.safeParse(unit.input);
   if (!parsed.success) throw new UnitInputError(kind.kind, describeIssues(parsed.error));
   let input: JsonValue;
@@ -117,7 +140,17 @@ export function prepareUnit(unit: Unit): PreparedUnit {
   } catch (error) {
     throw new UnitInputError(kind.kind, `it is not JSON (${(error as Error).message})`);
   }
-  return { kind: kind.kind, version: kind.version, input, id: unitId(kind.kind, kind.version, input) };
+  return { kind: kind.kind, version: kind.version, input, id: unitId(kind.kind, kind.version, input), cost };
+}
+
+/**
+ * The order in which executors start a batch's units: dearest {@link UnitOptions.cost} first, equal costs (and
+ * units without one) in input order.
+ */
+export function dispatchOrder(units: readonly Pick<Unit, 'cost'>[]): number[] {
+  // A bad cost (refused by prepareUnit, reported in the unit's outcome) counts as none, so the sort stays total.
+  const costs = units.map(({ cost }) => (cost !== undefined && Number.isFinite(cost) && cost > 0 ? cost : 0));
+  return costs.map((_cost, index) => index).sort((a, b) => costs[b]! - costs[a]! || a - b);
 }
 
 /** Checks a result with its kind's result schema (after a JSON round trip); throws {@link UnitResultError}. */

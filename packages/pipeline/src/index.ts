@@ -1,4 +1,5 @@
 export {
+  type ArmEstimateInput,
   type ArmEvent,
   type ArmPhaseSeconds,
   type ArmPipelineInput,
@@ -6,6 +7,7 @@ export {
   type ArmPipelineResult,
   type ArmRecipe,
   armRecipeSchema,
+  estimateArmSeconds,
   runArmPipeline,
   type StepLoss,
   type TestFigures,

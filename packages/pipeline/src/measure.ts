@@ -1,6 +1,6 @@
 import { type Cifar10Images, createBatchStream } from '@decompose/cifar10';
 import { costTable, type DecompositionStrategy, inferenceModel } from '@decompose/core';
-import { createGradientComputer } from '@decompose/engine';
+import { createGradientComputer, type TrainingBatch } from '@decompose/engine';
 import { evaluate, modelGeometry } from '@decompose/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -49,6 +49,28 @@ async function timedSeconds(run: () => Promise<void>, steps: number): Promise<nu
 }
 
 /**
+ * Images per second of `steps` gradient computations of `model` on `batch` in this thread, after a warm-up. The
+ * model's weights (BatchNorm statistics included) are left as they were.
+ */
+export async function trainImagesPerSecond(
+  model: tfl.LayersModel,
+  batch: TrainingBatch,
+  steps: number,
+  numClasses: number,
+): Promise<number> {
+  // Gradient steps update BatchNorm's moving statistics: keep a copy of the weights to put back.
+  const weights = model.getWeights().map((w) => w.clone());
+  const computer = await createGradientComputer({ model, workers: 0, numClasses });
+  try {
+    return (batch.count * steps) / (await timedSeconds(() => computer.compute(batch).then(() => {}), steps));
+  } finally {
+    await computer.close();
+    model.setWeights(weights);
+    tf.dispose(weights);
+  }
+}
+
+/**
  * Test accuracy, cost table totals and measured throughput of `model` on the active backend: `steps` timed
  * gradient computations and inference passes on a batch of real images, after one warm-up of each. Accuracy and
  * inference run on the eval path (core's `inferenceModel`), the gradients on the model itself. The model's
@@ -77,26 +99,14 @@ export async function measureModel(
   } finally {
     inference.dispose();
   }
-  // Gradient steps update BatchNorm's moving statistics: keep a copy of the weights to put back.
-  const weights = model.getWeights().map((w) => w.clone());
-  const computer = await createGradientComputer({ model, workers: 0, numClasses });
-  let trainSeconds: number;
-  try {
-    trainSeconds = await timedSeconds(async () => {
-      await computer.compute(batch);
-    }, options.steps);
-  } finally {
-    await computer.close();
-    model.setWeights(weights);
-    tf.dispose(weights);
-  }
+  const trainPerSecond = await trainImagesPerSecond(model, batch, options.steps, numClasses);
   const images = batch.count * options.steps;
   return {
     accuracy,
     loss,
     params: cost.params,
     forwardMacs: cost.forwardMacs,
-    trainImagesPerSecond: images / trainSeconds,
+    trainImagesPerSecond: trainPerSecond,
     evalImagesPerSecond: images / evalSeconds,
   };
 }

@@ -11,6 +11,7 @@ import {
   armUnit,
   BUILT_IN_STRATEGIES,
   describeReestimation,
+  estimateArmSeconds,
   loadModel,
   loadPackedModel,
   measureModel,
@@ -284,26 +285,47 @@ async function planArm(
   };
 }
 
-/** The arm's unit: surgery (of the selected layers and ratios, or of its layers), re-estimation, fine-tune, measurement. */
-function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrategy, plan: ArmPlan) {
+/**
+ * The arm's unit: surgery (of the selected layers and ratios, or of its layers), re-estimation, fine-tune,
+ * measurement. On a queue it carries its estimated fine-tune seconds as its cost, so that the workers start the
+ * longest arms first (in this process arms run one after another, and the estimate would only cost time).
+ */
+async function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrategy, plan: ArmPlan) {
   const { selection } = plan;
-  return armUnit.unit({
-    baseline: ctx.blobs.baseline,
+  const surgery = {
     // A plugin by its absolute specifier, which a worker imports as well as this process.
     strategy: plugin ?? arm.strategy,
     // none: core's default, every layer the strategy supports
     ...(selection ? selectionPlan(selection) : { layers: arm.layers }),
     options: arm.options,
-    init: 'trained',
+    init: 'trained' as const,
     seed: ctx.config.fineTune.seed,
-    recipe: ctx.config.fineTune,
-    data: { train: ctx.blobs.train, test: ctx.blobs.test },
-    measure: ctx.config.measure,
-    // In this process the fine-tune checkpoints into the report, so a re-run resumes a half fine-tuned arm.
-    ...(ctx.config.queue === undefined
-      ? { checkpointDir: path.join(ctx.reportDir, COMPARE_FILES.arms, arm.name, COMPARE_FILES.checkpoints) }
-      : {}),
-  });
+  };
+  const cost =
+    ctx.queue === undefined
+      ? undefined
+      : await estimateArmSeconds({
+          ...surgery,
+          baseline: ctx.baseline,
+          recipe: ctx.config.fineTune,
+          train: ctx.train,
+        });
+  if (cost !== undefined)
+    ctx.out.log(`arm '${arm.name}': fine-tune estimated at ${cost.toFixed(0)} s on this machine`);
+  return armUnit.unit(
+    {
+      ...surgery,
+      baseline: ctx.blobs.baseline,
+      recipe: ctx.config.fineTune,
+      data: { train: ctx.blobs.train, test: ctx.blobs.test },
+      measure: ctx.config.measure,
+      // In this process the fine-tune checkpoints into the report, so a re-run resumes a half fine-tuned arm.
+      ...(ctx.config.queue === undefined
+        ? { checkpointDir: path.join(ctx.reportDir, COMPARE_FILES.arms, arm.name, COMPARE_FILES.checkpoints) }
+        : {}),
+    },
+    cost === undefined ? {} : { cost },
+  );
 }
 
 /**
@@ -541,32 +563,32 @@ async function compareOn(
           error: { name: error.name, message: error.message },
         });
       };
-      await executor.run(
-        pending.map(({ arm, plan, index }) => armUnitOf(ctx, arm, strategies[index]!, plan)),
-        {
-          onProgress: (i, progress) => draw[i]!(progress),
-          // Each arm is written as it finishes, so a coordinator stopped later keeps it.
-          onResult: (i, outcome) => {
-            const { index, arm, plan, armDir } = pending[i]!;
-            if (!outcome.ok) {
-              fail(arm, outcome.error);
-              return;
-            }
-            saving.push(
-              finishArm(ctx, arm, plan, outcome.result, armDir).then(
-                (result) => {
-                  results_[index] = result;
-                  out.log(
-                    `arm '${arm.name}': test accuracy ${percent(result.accuracy)} ` +
-                      `(${(100 * (result.accuracy - measured.accuracy)).toFixed(1)} pp vs baseline), ${result.params} params`,
-                  );
-                },
-                (error: unknown) => fail(arm, error instanceof Error ? error : new Error(String(error))),
-              ),
-            );
-          },
+      const units = [];
+      for (const { arm, plan, index } of pending)
+        units.push(await armUnitOf(ctx, arm, strategies[index]!, plan));
+      await executor.run(units, {
+        onProgress: (i, progress) => draw[i]!(progress),
+        // Each arm is written as it finishes, so a coordinator stopped later keeps it.
+        onResult: (i, outcome) => {
+          const { index, arm, plan, armDir } = pending[i]!;
+          if (!outcome.ok) {
+            fail(arm, outcome.error);
+            return;
+          }
+          saving.push(
+            finishArm(ctx, arm, plan, outcome.result, armDir).then(
+              (result) => {
+                results_[index] = result;
+                out.log(
+                  `arm '${arm.name}': test accuracy ${percent(result.accuracy)} ` +
+                    `(${(100 * (result.accuracy - measured.accuracy)).toFixed(1)} pp vs baseline), ${result.params} params`,
+                );
+              },
+              (error: unknown) => fail(arm, error instanceof Error ? error : new Error(String(error))),
+            ),
+          );
         },
-      );
+      });
       await Promise.all(saving);
       // In the config's order, whatever order they finished in.
       failed.sort(
