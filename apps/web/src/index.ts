@@ -15,6 +15,7 @@ export {
   type SiteImagesManifest,
   writeSiteImages,
 } from './images-file.js';
+export { CROSS_ORIGIN_ISOLATION_HEADERS } from './isolation.js';
 export { BUILT_PAGE_DIR, copyPage, PageNotBuiltError } from './page-files.js';
 export { PAGE_LAYER_CLASSES } from './page-layers.js';
 export { type NodePredictions, type PrepareSiteOptions, prepareSite, SiteModelError } from './prepare.js';

@@ -201,6 +201,9 @@ for (const pageCase of [demoCase(false), demoCase(true), smallCase]) {
       expect(results, `page errors: ${pageErrors.join('\n')}`).toMatchObject({ status: 'done' });
       if (results.status !== 'done') return;
       expect(results.backend).toBe('wasm');
+      // Served cross-origin isolated: the browser gives the page SharedArrayBuffer, which the threaded build needs.
+      expect(results.crossOriginIsolated).toBe(true);
+      for (const model of results.models) expect(model.msPerImageBatch1).toBeGreaterThan(0);
       expect(results.imageCount).toBe(pageCase.imageCount);
       const [original, compressed] = results.models;
       expect(original?.layerClasses.BasisConv2D).toBeUndefined();

@@ -18,6 +18,8 @@ export interface ModelResult {
    * warm-up batch each, so other load on the machine slows both alike.
    */
   msPerImage: number;
+  /** Median wall time of a one-image predict (latency), over up to 16 images, the models alternating. */
+  msPerImageBatch1: number;
   /** Predicted class of each image, in file order. */
   classes: number[];
   /** Softmax probabilities of each image. */
@@ -31,6 +33,10 @@ export type PageResults =
   | {
       status: 'done';
       backend: string;
+      /** Threads the wasm backend runs on (its threaded build when the page is cross-origin isolated). */
+      threads: number;
+      /** Whether the page was served cross-origin isolated (COOP/COEP), which the threaded build needs. */
+      crossOriginIsolated: boolean;
       imageCount: number;
       /** One image's `[height, width, channels]`, from `images.json`. */
       imageShape: [number, number, number];

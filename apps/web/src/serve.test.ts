@@ -18,13 +18,17 @@ describe('serveSite', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('serves the folder on 127.0.0.1, .wasm as application/wasm', async () => {
+  it('serves the folder on 127.0.0.1, .wasm as application/wasm, cross-origin isolated', async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const page = await fetch(server.url);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<title>page</title>');
     const wasm = await fetch(new URL('backend.wasm', server.url));
     expect(wasm.headers.get('content-type')).toBe('application/wasm');
+    for (const response of [page, wasm]) {
+      expect(response.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+      expect(response.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+    }
     expect((await fetch(new URL('missing.json', server.url))).status).toBe(404);
   });
 

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sirv from 'sirv';
 import { WebError } from './errors.js';
+import { CROSS_ORIGIN_ISOLATION_HEADERS } from './isolation.js';
 
 /** Where {@link serveSite} listens. */
 export interface ServeSiteOptions {
@@ -37,15 +38,21 @@ export class SiteServerError extends WebError {
 
 /**
  * Serves `dir` (a folder filled by `copyPage` and `prepareSite`) over HTTP with the right content types
- * (`application/wasm` for the backend's `.wasm` files), re-reading files on every request so that a folder
- * prepared again is served fresh.
+ * (`application/wasm` for the backend's `.wasm` files), cross-origin isolated (so the page runs tfjs's threaded
+ * wasm build on every core), re-reading files on every request so that a folder prepared again is served fresh.
  *
  * @throws SiteServerError when it cannot listen on `host:port`.
  */
 export async function serveSite(dir: string, options: ServeSiteOptions = {}): Promise<SiteServer> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 4173;
-  const files = sirv(dir, { dev: true });
+  const files = sirv(dir, {
+    dev: true,
+    setHeaders: (response) => {
+      for (const [name, value] of Object.entries(CROSS_ORIGIN_ISOLATION_HEADERS))
+        response.setHeader(name, value);
+    },
+  });
   const server = createServer((request, response) =>
     files(request, response, () => {
       response.statusCode = 404;

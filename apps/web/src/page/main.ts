@@ -1,7 +1,13 @@
 // Registers the custom layer classes (BasisConv2D) that compressed models may use.
 import '../page-layers.js';
-import { classNamesOf, type ImageSet, imageShapeOf, normalizeImageSet } from '@decompose/cifar10/browser';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import {
+  classNamesOf,
+  type ImageSet,
+  imageShapeOf,
+  normalizeImageSet,
+  valuesPerImage,
+} from '@decompose/cifar10/browser';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedSimdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -56,6 +62,9 @@ interface LoadedModel {
   model: LayersModel;
 }
 
+/** Single-image predicts timed per model (after the batches, which warmed both up). */
+const SINGLE_IMAGE_CALLS = 16;
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -88,6 +97,16 @@ async function compare(loaded: readonly LoadedModel[], images: ImageSet): Promis
       run.probabilities.push(...probabilities);
     }
   }
+  // Latency: one image per predict, as an app classifying what it is shown calls it.
+  const single = loaded.map(() => [] as number[]);
+  for (let start = 0; start < Math.min(images.count, SINGLE_IMAGE_CALLS); start++) {
+    const image = input.subarray(start * valuesPerImage(images), (start + 1) * valuesPerImage(images));
+    for (const [index, { model }] of loaded.entries()) {
+      const began = performance.now();
+      await classifyBatch(model, image, shape);
+      single[index]!.push(performance.now() - began);
+    }
+  }
   return loaded.map(({ slot, url, model }, index) => {
     const { classes, probabilities, ms } = runs[index]!;
     const correct = classes.filter((c, i) => c === images.labels[i]).length;
@@ -99,6 +118,7 @@ async function compare(loaded: readonly LoadedModel[], images: ImageSet): Promis
       layerClasses: layerClasses(model),
       accuracy: correct / images.count,
       msPerImage: median(ms),
+      msPerImageBatch1: median(single[index]!),
       classes,
       probabilities,
     };
@@ -109,10 +129,14 @@ async function run(): Promise<void> {
   const query = new URLSearchParams(window.location.search);
   const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY);
   step('Starting the wasm backend…');
-  // The threaded build's pthread workers re-evaluate the module factory from its source text, which a
-  // bundler's minified scope breaks ("e is not defined", then a hang) when the page is cross-origin
-  // isolated; so the page always uses the single-threaded SIMD build.
-  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  // Cross-origin isolated (serveSite and vite send COOP/COEP), the backend runs its threaded build: on every
+  // core unless `?threads=N` says otherwise (tfjs's own default is half the cores, 1 on a 2-core machine).
+  const threads = query.get('threads');
+  const count = threads === null ? navigator.hardwareConcurrency : Number(threads);
+  if (!(Number.isInteger(count) && count >= 1)) {
+    throw new Error(`?threads=${threads} is not a whole number ≥ 1 (leave it out to use every core)`);
+  }
+  setThreadsCount(count);
   setWasmPaths({
     'tfjs-backend-wasm.wasm': plainWasm,
     'tfjs-backend-wasm-simd.wasm': simdWasm,
@@ -141,6 +165,8 @@ async function run(): Promise<void> {
   report({
     status: 'done',
     backend: tf.getBackend(),
+    threads: getThreadsCount(),
+    crossOriginIsolated: window.crossOriginIsolated,
     imageCount: images.count,
     imageShape: [...imageShapeOf(images)],
     classNames: [...classNamesOf(images)],
