@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBundledSubset, TEST_FILE, TRAIN_FILES } from '@decompose/cifar10';
@@ -203,6 +203,7 @@ for (const pageCase of [demoCase(false), demoCase(true), smallCase]) {
       expect(results.backend).toBe('wasm');
       // Served cross-origin isolated: the browser gives the page SharedArrayBuffer, which the threaded build needs.
       expect(results.crossOriginIsolated).toBe(true);
+      expect(results.threads).toBe(availableParallelism());
       for (const model of results.models) expect(model.msPerImageBatch1).toBeGreaterThan(0);
       expect(results.imageCount).toBe(pageCase.imageCount);
       const [original, compressed] = results.models;

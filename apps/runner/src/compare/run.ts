@@ -301,6 +301,8 @@ async function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrat
     init: 'trained' as const,
     seed: ctx.config.fineTune.seed,
   };
+  // An arm whose surgery fails here fails the same way on its worker, where it is reported as that arm's
+  // failure (the others go on): uncosted, it is started last.
   const cost =
     ctx.queue === undefined
       ? undefined
@@ -309,7 +311,7 @@ async function armUnitOf(ctx: Context, arm: ArmConfig, { plugin }: ResolvedStrat
           baseline: ctx.baseline,
           recipe: ctx.config.fineTune,
           train: ctx.train,
-        });
+        }).catch(() => undefined);
   if (cost !== undefined)
     ctx.out.log(`arm '${arm.name}': fine-tune estimated at ${cost.toFixed(0)} s on this machine`);
   return armUnit.unit(

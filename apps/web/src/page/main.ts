@@ -125,24 +125,39 @@ async function compare(loaded: readonly LoadedModel[], images: ImageSet): Promis
   });
 }
 
+/**
+ * Starts tfjs's wasm backend on `threads` threads. tfjs caps its pool at half of `navigator.hardwareConcurrency`
+ * (it assumes two hyperthreads per core), so on a 2-vCPU machine it would run 1 thread whatever
+ * `setThreadsCount` asks: while the backend starts, the page reports twice the count it wants.
+ */
+async function startWasmBackend(threads: number): Promise<boolean> {
+  setThreadsCount(threads);
+  Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => 2 * threads });
+  try {
+    return await tf.setBackend('wasm');
+  } finally {
+    // The own property goes; Navigator.prototype's getter answers again.
+    Reflect.deleteProperty(navigator, 'hardwareConcurrency');
+  }
+}
+
 async function run(): Promise<void> {
   const query = new URLSearchParams(window.location.search);
   const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY);
   step('Starting the wasm backend…');
   // Cross-origin isolated (serveSite and vite send COOP/COEP), the backend runs its threaded build: on every
-  // core unless `?threads=N` says otherwise (tfjs's own default is half the cores, 1 on a 2-core machine).
+  // core unless `?threads=N` says otherwise.
   const threads = query.get('threads');
   const count = threads === null ? navigator.hardwareConcurrency : Number(threads);
   if (!(Number.isInteger(count) && count >= 1)) {
     throw new Error(`?threads=${threads} is not a whole number ≥ 1 (leave it out to use every core)`);
   }
-  setThreadsCount(count);
   setWasmPaths({
     'tfjs-backend-wasm.wasm': plainWasm,
     'tfjs-backend-wasm-simd.wasm': simdWasm,
     'tfjs-backend-wasm-threaded-simd.wasm': threadedSimdWasm,
   });
-  if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend did not start.');
+  if (!(await startWasmBackend(count))) throw new Error('The wasm backend did not start.');
   const imagesUrl = query.get('images') ?? IMAGES_MANIFEST_PATH;
   step(`Fetching ${imagesUrl}…`);
   const { images, source } = await fetchImages(imagesUrl, limit);
