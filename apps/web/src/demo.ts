@@ -43,7 +43,7 @@ function fitClassMeanHead(network: LayersModel, calibration: Cifar10Images): voi
     const invStd = tf.div(1, tf.add(tf.sqrt(variance), 1e-6));
     const standardised = tf.mul(tf.sub(pooled, mean), invStd);
     const numClasses = head.getWeights()[1]!.shape[0]!;
-    const oneHot = tf.oneHot(tf.tensor1d(calibration.labels, 'int32'), numClasses).toFloat();
+    const oneHot = tf.cast(tf.oneHot(tf.tensor1d(calibration.labels, 'int32'), numClasses), 'float32');
     const counts = tf.maximum(tf.sum(oneHot, 0), 1);
     const classMeans = tf.div(
       tf.matMul(oneHot, standardised, true, false),
@@ -52,11 +52,11 @@ function fitClassMeanHead(network: LayersModel, calibration: Cifar10Images): voi
     // logits = z · Dᵀ − |d|²/2 = f · (diag(1/σ) Dᵀ) − (μ/σ) · Dᵀ − |d|²/2.
     const direction = tf.mul(tf.transpose(classMeans), tf.reshape(invStd, [-1, 1])) as tf.Tensor2D;
     const offset = tf.add(
-      tf.matMul(tf.reshape(mean, [1, -1]), direction).reshape([numClasses]),
+      tf.reshape(tf.matMul(tf.reshape(mean, [1, -1]), direction), [numClasses]),
       tf.div(tf.sum(tf.square(classMeans), 1), 2),
     );
     const logits = tf.sub(tf.matMul(pooled, direction), offset);
-    const scale = tf.div(HEAD_LOGIT_STD, tf.add(tf.moments(logits).variance.sqrt(), 1e-6));
+    const scale = tf.div(HEAD_LOGIT_STD, tf.add(tf.sqrt(tf.moments(logits).variance), 1e-6));
     return [tf.mul(direction, scale), tf.neg(tf.mul(offset, scale))];
   });
   head.setWeights([kernel, bias]);
