@@ -13,6 +13,44 @@ import {
 import { SimdKernels } from './simd.js';
 import type { WasmBackend } from './wasm-backend.js';
 
+/** A case's seeded input, filters and bias, and its top/left padding and strides, for calls of the SIMD kernels. */
+interface SeededConv {
+  x: tf.Tensor;
+  w: tf.Tensor;
+  b: tf.Tensor;
+  top: number;
+  left: number;
+  strides: [number, number];
+}
+
+/**
+ * The output values of each of `runs` on case `c`'s seeded tensors (each run writes a fresh output of the case's
+ * shape), all inside one tidy.
+ */
+function seededOutputs(
+  backend: WasmBackend,
+  c: ConvCase,
+  runs: readonly ((conv: SeededConv, y: tf.TensorInfo) => void)[],
+): Float32Array[] {
+  const shapes = shapesOf(c);
+  const info = tf.backend_util.computeConv2DInfo(shapes.x, shapes.w, c.stride, 1, c.pad);
+  return tf.tidy(() => {
+    const seeded: SeededConv = {
+      x: tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x),
+      w: tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w),
+      b: tf.tensor1d(seededValues(c.outChannels, 3)),
+      top: info.padInfo.top,
+      left: info.padInfo.left,
+      strides: [info.strideHeight, info.strideWidth],
+    };
+    return runs.map((run) => {
+      const y = backend.makeOutput(shapes.y, 'float32');
+      run(seeded, y);
+      return tf.engine().makeTensorFromTensorInfo(y).dataSync() as Float32Array;
+    });
+  }) as Float32Array[];
+}
+
 /** conv(x, w) and relu(conv(x, w) + b) (the layers' fused path) for a case, as flat arrays. */
 function forward(c: ConvCase): { plain: Float32Array; fused: Float32Array } {
   const shapes = shapesOf(c);
@@ -78,30 +116,17 @@ describe('the two SIMD builds (relaxed SIMD, SIMD128)', () => {
       const backend = tf.backend() as WasmBackend;
       const builds = [SimdKernels.build(backend, 'relaxed'), SimdKernels.build(backend, 'simd128')];
       expect(builds).not.toContain(null);
-      const shapes = shapesOf(c);
-      const info = tf.backend_util.computeConv2DInfo(shapes.x, shapes.w, c.stride, 1, c.pad);
       const before = tf.memory().numTensors;
-      const [relaxed, simd128] = tf.tidy(() => {
-        const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
-        const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
-        const b = tf.tensor1d(seededValues(c.outChannels, 3));
-        return builds.map((simd) => {
-          const y = backend.makeOutput(shapes.y, 'float32');
-          simd?.conv2d(
-            x,
-            w,
-            b,
-            y,
-            [info.strideHeight, info.strideWidth],
-            info.padInfo.top,
-            info.padInfo.left,
-            'relu',
-            false,
-          );
-          return tf.engine().makeTensorFromTensorInfo(y).dataSync() as Float32Array;
-        });
-      }) as [Float32Array, Float32Array];
-      expect(relativeError(simd128, relaxed)).toBeLessThan(1e-5);
+      const [relaxed, simd128] = seededOutputs(
+        backend,
+        c,
+        builds.map(
+          (simd) =>
+            ({ x, w, b, top, left, strides }, y) =>
+              simd?.conv2d(x, w, b, y, strides, top, left, 'relu', false),
+        ),
+      );
+      expect(relativeError(simd128!, relaxed!)).toBeLessThan(1e-5);
       expect(tf.memory().numTensors).toBe(before);
     },
   );
@@ -123,24 +148,15 @@ describe('the Winograd convolution', () => {
     const backend = tf.backend() as WasmBackend;
     const builds = [SimdKernels.build(backend, 'relaxed'), SimdKernels.build(backend, 'simd128')];
     expect(builds).not.toContain(null);
-    const shapes = shapesOf(c);
-    const info = tf.backend_util.computeConv2DInfo(shapes.x, shapes.w, c.stride, 1, c.pad);
     const before = tf.memory().numTensors;
-    const [direct, ...winograd] = tf.tidy(() => {
-      const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.x), 1), shapes.x);
-      const w = tf.tensor4d(seededValues(tf.util.sizeFromShape(shapes.w), 2), shapes.w);
-      const b = tf.tensor1d(seededValues(c.outChannels, 3));
-      const output = (run: (y: tf.TensorInfo) => void) => {
-        const y = backend.makeOutput(shapes.y, 'float32');
-        run(y);
-        return tf.engine().makeTensorFromTensorInfo(y).dataSync() as Float32Array;
-      };
-      const { top, left } = info.padInfo;
-      return [
-        output((y) => builds[1]?.conv2d(x, w, b, y, [1, 1], top, left, 'relu', false)),
-        ...builds.map((simd) => output((y) => simd?.conv2dWinograd(x, w, b, y, top, left, 'relu'))),
-      ];
-    }) as Float32Array[];
+    const [direct, ...winograd] = seededOutputs(backend, c, [
+      ({ x, w, b, top, left }, y) => builds[1]?.conv2d(x, w, b, y, [1, 1], top, left, 'relu', false),
+      ...builds.map(
+        (simd) =>
+          ({ x, w, b, top, left }: SeededConv, y: tf.TensorInfo) =>
+            simd?.conv2dWinograd(x, w, b, y, top, left, 'relu'),
+      ),
+    ]);
     for (const result of winograd) expect(relativeError(result, direct!)).toBeLessThan(1e-5);
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -20,11 +20,8 @@ interface WebAssemblyApi {
 }
 const webAssembly = (globalThis as unknown as { WebAssembly?: WebAssemblyApi }).WebAssembly;
 
-/**
- * What both convolution-gradient kernels take after their three tensor pointers: the input's [N, H, W, C_in],
- * the output's [Ho, Wo, C_out], the kernel size, the strides and the top/left padding.
- */
-type ConvGeometry = [
+/** A convolution's input [N, H, W, C_in] and output [Ho, Wo, C_out], as the kernels take them. */
+type ConvShape = [
   batch: number,
   height: number,
   width: number,
@@ -32,6 +29,14 @@ type ConvGeometry = [
   outHeight: number,
   outWidth: number,
   outChannels: number,
+];
+
+/**
+ * What both convolution-gradient kernels take after their three tensor pointers: the shape, the kernel size,
+ * the strides and the top/left padding.
+ */
+type ConvGeometry = [
+  ...ConvShape,
   kh: number,
   kw: number,
   sh: number,
@@ -94,17 +99,7 @@ interface SimdExports {
     padded: number,
     v: number,
     m: number,
-    batch: number,
-    height: number,
-    width: number,
-    inChannels: number,
-    outHeight: number,
-    outWidth: number,
-    outChannels: number,
-    padTop: number,
-    padLeft: number,
-    chunkTiles: number,
-    activation: number,
+    ...rest: [...ConvShape, padTop: number, padLeft: number, chunkTiles: number, activation: number]
   ): void;
   masked_grad(
     dy: number,
