@@ -458,6 +458,21 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
  * w [3][3][ci][co]) into M ([16][tiles][co]), whose output transforms write y. `padded` holds each image with
  * zero borders ([2·tiles_high + 2][2·tiles_wide + 2][ci]); v and m hold one chunk each.
  */
+/*
+ * One output row of a Winograd tile, (q0 + q1 + q2, q1 - q2 - q3) plus bias: the right pixel only where the tile
+ * has two columns. A function, not a loop over the tile's rows, so q is never indexed by a run-time value: that
+ * would put it on a stack, which this module must not have.
+ */
+static inline void winograd_output_row(float* y, int co_total, const v128_t q[4], v128_t bias, int two_columns,
+                                       int activation) {
+  v128_t left = wasm_f32x4_add(wasm_f32x4_add(q[0], q[1]), q[2]);
+  wasm_v128_store(y, activate(wasm_f32x4_add(left, bias), activation));
+  if (two_columns) {
+    v128_t right = wasm_f32x4_sub(wasm_f32x4_sub(q[1], q[2]), q[3]);
+    wasm_v128_store(y + co_total, activate(wasm_f32x4_add(right, bias), activation));
+  }
+}
+
 EXPORT("conv2d_winograd")
 void conv2d_winograd(const float* x, const float* w, const float* bias, float* y, float* u, float* padded,
                      float* v, float* m, int batch, int height, int width, int ci_total, int out_height,
@@ -544,15 +559,9 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
             q[1][b] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
           }
           v128_t bv = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
-          for (int i = 0; i < 1 + two_rows; i++) {
-            float* yi = y0 + i * out_width * co_total + c;
-            v128_t left = wasm_f32x4_add(wasm_f32x4_add(q[i][0], q[i][1]), q[i][2]);
-            wasm_v128_store(yi, activate(wasm_f32x4_add(left, bv), activation));
-            if (two_columns) {
-              v128_t right = wasm_f32x4_sub(wasm_f32x4_sub(q[i][1], q[i][2]), q[i][3]);
-              wasm_v128_store(yi + co_total, activate(wasm_f32x4_add(right, bv), activation));
-            }
-          }
+          float* yc = y0 + c;
+          winograd_output_row(yc, co_total, q[0], bv, two_columns, activation);
+          if (two_rows) winograd_output_row(yc + out_width * co_total, co_total, q[1], bv, two_columns, activation);
         }
       }
     }

@@ -1,5 +1,10 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { RELAXED_SIMD_MODULE_BASE64, SIMD_MODULE_BASE64 } from './simd-module.js';
+import {
+  RELAXED_SIMD_MODULE_BASE64,
+  SHARED_RELAXED_SIMD_MODULE_BASE64,
+  SHARED_SIMD_MODULE_BASE64,
+  SIMD_MODULE_BASE64,
+} from './simd-module.js';
 import type { WasmBackend } from './wasm-backend.js';
 
 // The engine's SIMD kernels (native/simd.c) run on the wasm backend's own memory, so they read and write tensors
@@ -136,7 +141,10 @@ interface SimdExports {
 
 /** What the kernels need of the emscripten module behind the wasm backend. */
 interface EmscriptenModule {
+  /** The memory the single-threaded builds export. */
   asm?: { memory?: WasmMemory };
+  /** The shared memory the threaded build creates and hands its pthreads. */
+  wasmMemory?: WasmMemory;
   _malloc(bytes: number): number;
   _free(pointer: number): void;
 }
@@ -247,11 +255,20 @@ export class SimdKernels {
   /** A fresh instance of one build for `backend` (uncached: tests compare the two), or null where it cannot run. */
   static build(backend: WasmBackend, build: SimdBuild): SimdKernels | null {
     const internals = backend as unknown as Partial<BackendInternals>;
-    const memory = internals.wasm?.asm?.memory;
+    const memory = internals.wasm?.asm?.memory ?? internals.wasm?.wasmMemory;
     if (!webAssembly || !internals.wasm || !internals.dataIdMap || !(memory instanceof webAssembly.Memory)) {
       return null;
     }
-    const bytes = decodeBase64(build === 'relaxed' ? RELAXED_SIMD_MODULE_BASE64 : SIMD_MODULE_BASE64);
+    // A module imports a shared memory only if it declares one: the threaded build needs the shared builds.
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const base64 = shared
+      ? build === 'relaxed'
+        ? SHARED_RELAXED_SIMD_MODULE_BASE64
+        : SHARED_SIMD_MODULE_BASE64
+      : build === 'relaxed'
+        ? RELAXED_SIMD_MODULE_BASE64
+        : SIMD_MODULE_BASE64;
+    const bytes = decodeBase64(base64);
     if (build === 'relaxed' && !webAssembly.validate(bytes)) {
       allowRelaxedSimd();
       if (!webAssembly.validate(bytes)) return null;
