@@ -1,5 +1,6 @@
 // bench:web: the page (apps/web) in headless Chromium on the demo ResNet-20 pair, original vs compressed, at
-// batch 32 and batch 1, on 1 thread and on every core, the two thread counts alternating page load by page load.
+// batch 32 and batch 1, on 1 thread and on every core, with the engine's kernels and with XNNPACK's, the four
+// set-ups alternating page load by page load.
 // [--rounds N] [--limit IMAGES] [--out FILE]. Writes bench/results/web.json.
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { initEngine } from '@decompose/engine';
 import {
   copyPage,
   createDemoModels,
+  KERNEL_SETS,
+  type KernelSet,
   type PageResults,
   prepareSite,
   RESULTS_PROPERTY,
@@ -79,17 +82,20 @@ async function main(): Promise<void> {
       args: CHROMIUM_ARGS,
     });
     const threadCounts = [1, availableParallelism()];
-    const runs: { round: number; threads: number; results: Done }[] = [];
+    const setups = KERNEL_SETS.flatMap((kernels) => threadCounts.map((threads) => ({ kernels, threads })));
+    const runs: { round: number; threads: number; kernels: KernelSet; results: Done }[] = [];
     try {
       for (let round = 0; round < rounds; round++) {
-        for (const threads of threadCounts) {
+        for (const { kernels, threads } of setups) {
           const page = await context.newPage();
-          await page.goto(`${server.url}?limit=${limit}&threads=${threads}`);
+          await page.goto(`${server.url}?limit=${limit}&threads=${threads}&kernels=${kernels}`);
           await page.waitForFunction(
-            (property) =>
-              (globalThis as unknown as Record<string, { status: string } | undefined>)[property]?.status !==
-                undefined &&
-              (globalThis as unknown as Record<string, { status: string }>)[property]!.status !== 'running',
+            (property) => {
+              const status = (globalThis as unknown as Record<string, { status: string } | undefined>)[
+                property
+              ]?.status;
+              return status !== undefined && status !== 'running';
+            },
             RESULTS_PROPERTY,
             { timeout: 300_000 },
           );
@@ -100,9 +106,9 @@ async function main(): Promise<void> {
           await page.close();
           if (results.status !== 'done')
             throw new WebBenchError(`the page failed: ${JSON.stringify(results)}`);
-          runs.push({ round, threads: results.threads, results });
+          runs.push({ round, threads: results.threads, kernels: results.kernels, results });
           console.log(
-            `round ${round + 1}, ${results.threads} thread(s): ` +
+            `round ${round + 1}, ${results.kernels} kernels, ${results.threads} thread(s): ` +
               results.models
                 .map(
                   (m) =>
@@ -116,14 +122,15 @@ async function main(): Promise<void> {
       await context.close();
       await server.close();
     }
-    const summary = threadCounts.flatMap((threads) =>
+    const summary = setups.flatMap(({ kernels, threads }) =>
       (['original', 'compressed'] as const).map((slot) => {
         const of = runs
-          .filter((r) => r.threads === threads)
+          .filter((r) => r.threads === threads && r.kernels === kernels)
           .map((r) => r.results.models.find((m) => m.slot === slot)!);
         const b32 = median(of.map((m) => m.msPerImage));
         const b1 = median(of.map((m) => m.msPerImageBatch1));
         return {
+          kernels,
           threads,
           slot,
           ms_per_image_b32: b32,
@@ -134,8 +141,9 @@ async function main(): Promise<void> {
       }),
     );
     printTable(
-      ['threads', 'model', 'b32 ms/img', 'b32 img/s', 'b1 ms', 'b1 img/s'],
+      ['kernels', 'threads', 'model', 'b32 ms/img', 'b32 img/s', 'b1 ms', 'b1 img/s'],
       summary.map((s) => [
+        s.kernels,
         String(s.threads),
         s.slot,
         s.ms_per_image_b32.toFixed(2),
@@ -165,6 +173,7 @@ async function main(): Promise<void> {
           summary,
           runs: runs.map((r) => ({
             round: r.round,
+            kernels: r.kernels,
             threads: r.threads,
             models: r.results.models.map((m) => ({
               slot: m.slot,

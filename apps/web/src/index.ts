@@ -19,8 +19,8 @@ export { CROSS_ORIGIN_ISOLATION_HEADERS } from './isolation.js';
 export { BUILT_PAGE_DIR, copyPage, PageNotBuiltError } from './page-files.js';
 export { PAGE_LAYER_CLASSES } from './page-layers.js';
 export { type NodePredictions, type PrepareSiteOptions, prepareSite, SiteModelError } from './prepare.js';
-export type { ModelResult, PageResults } from './results.js';
-export { RESULTS_PROPERTY } from './results.js';
+export type { KernelSet, ModelResult, PageResults } from './results.js';
+export { KERNEL_SETS, RESULTS_PROPERTY } from './results.js';
 export { type ServeSiteOptions, type SiteServer, SiteServerError, serveSite } from './serve.js';
 export {
   IMAGES_MANIFEST_PATH,

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxProbabilityDifference } from './classify.js';
 import { createDemoModels } from './demo.js';
 import { type NodePredictions, prepareSite } from './prepare.js';
-import { type PageResults, RESULTS_PROPERTY } from './results.js';
+import { type KernelSet, type PageResults, RESULTS_PROPERTY } from './results.js';
 import { MODEL_PATHS, MODEL_SLOTS } from './site.js';
 import { SMALL_CLASSES, SMALL_SHAPE, smallClassifier, smallImageSet } from './test-helpers.js';
 
@@ -57,6 +57,8 @@ interface PageCase {
   classNames: readonly string[];
   /** BasisConv2D layers of the compressed model (undefined: none). */
   basisLayers: number | undefined;
+  /** The page's `?kernels=` (undefined: left out, the page picks). */
+  kernels: KernelSet | undefined;
 }
 
 /** The demo ResNet-20 pair on the bundled CIFAR-10 test batch, the compressed one exported or not. */
@@ -67,6 +69,8 @@ function demoCase(exported: boolean): PageCase {
     imageShape: [32, 32, 3],
     classNames: CIFAR10_CLASS_NAMES,
     basisLayers: exported ? undefined : 6,
+    // The exported model on the engine's kernels whatever the cores; the other one on the page's own pick.
+    kernels: exported ? 'engine' : undefined,
     prepare: async (dataDir) => {
       const subset = findBundledSubset();
       const calibration = decodeBatch(await readFile(join(subset, TRAIN_FILES[0])), {
@@ -89,11 +93,13 @@ const SMALL_TEST_IMAGES = 3 * 8;
 
 /** A 24×24, three-class stock model and its SVD-compressed copy on a synthetic image folder. */
 const smallCase: PageCase = {
-  title: 'the page in headless Chromium, a 24×24 three-class model on an image folder',
+  title: "the page in headless Chromium, a 24×24 three-class model on an image folder, XNNPACK's kernels",
   imageCount: SMALL_TEST_IMAGES,
   imageShape: [...SMALL_SHAPE],
   classNames: SMALL_CLASSES,
   basisLayers: undefined,
+  // The one case on XNNPACK's kernels, so both kernel sets are checked against Node's predictions.
+  kernels: 'xnnpack',
   prepare: async (dataDir, work) => {
     const images = await smallImageSet(join(work, 'shapes'), { perClass: 40 });
     const original = smallClassifier(3);
@@ -162,7 +168,8 @@ for (const pageCase of [demoCase(false), demoCase(true), smallCase]) {
       page.on('console', (message) => {
         if (message.type() === 'error') pageErrors.push(message.text());
       });
-      await page.goto(`${url}?limit=${PAGE_IMAGES}`);
+      const kernels = pageCase.kernels === undefined ? '' : `&kernels=${pageCase.kernels}`;
+      await page.goto(`${url}?limit=${PAGE_IMAGES}${kernels}`);
       const finished = page.waitForFunction(
         (property) => {
           const current = (window as unknown as Record<string, PageResults | undefined>)[property];
@@ -203,7 +210,18 @@ for (const pageCase of [demoCase(false), demoCase(true), smallCase]) {
       expect(results.backend).toBe('wasm');
       // Served cross-origin isolated: the browser gives the page SharedArrayBuffer, which the threaded build needs.
       expect(results.crossOriginIsolated).toBe(true);
-      expect(results.threads).toBe(availableParallelism());
+      // Left out, the page picks the engine's kernels on up to 2 cores, XNNPACK's on more.
+      const kernels = pageCase.kernels ?? (availableParallelism() <= 2 ? 'engine' : 'xnnpack');
+      if (kernels === 'xnnpack') {
+        expect(results).toMatchObject({ kernels, engineSimd: null, threads: availableParallelism() });
+      } else {
+        // On one thread of the threaded build, on its shared memory (Chromium has relaxed SIMD).
+        expect(results).toMatchObject({
+          kernels,
+          threads: 1,
+          engineSimd: { build: 'relaxed', sharedMemory: true },
+        });
+      }
       for (const model of results.models) expect(model.msPerImageBatch1).toBeGreaterThan(0);
       expect(results.imageCount).toBe(pageCase.imageCount);
       const [original, compressed] = results.models;

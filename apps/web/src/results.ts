@@ -1,3 +1,4 @@
+import type { SimdBuild } from '@decompose/engine/browser';
 import type { ModelSlot } from './site.js';
 
 /** What the page measured for one model. */
@@ -26,6 +27,13 @@ export interface ModelResult {
   probabilities: number[][];
 }
 
+/**
+ * The convolution kernels the page runs on tfjs's wasm backend: the engine's (`@decompose/engine/browser`, as
+ * `decompose eval` runs in Node) or the backend's own, XNNPACK's.
+ */
+export const KERNEL_SETS = ['engine', 'xnnpack'] as const;
+export type KernelSet = (typeof KERNEL_SETS)[number];
+
 /** What the page puts on `window.__decomposeResults`: `running` until it is `done` or hits an `error`. */
 export type PageResults =
   | { status: 'running'; step: string }
@@ -35,6 +43,13 @@ export type PageResults =
       backend: string;
       /** Threads the wasm backend runs on (its threaded build when the page is cross-origin isolated). */
       threads: number;
+      /** Whose convolution kernels ran (`?kernels=`). */
+      kernels: KernelSet;
+      /**
+       * With the engine's kernels, the build of its SIMD module on the backend's memory (null: this browser cannot
+       * run it, XNNPACK's ran instead) and whether that memory is shared (the threaded build); null with XNNPACK's.
+       */
+      engineSimd: { build: SimdBuild | null; sharedMemory: boolean } | null;
       /** Whether the page was served cross-origin isolated (COOP/COEP), which the threaded build needs. */
       crossOriginIsolated: boolean;
       imageCount: number;

@@ -7,6 +7,7 @@ import {
   normalizeImageSet,
   valuesPerImage,
 } from '@decompose/cifar10/browser';
+import { installWasmEngineKernels } from '@decompose/engine/browser';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
@@ -15,7 +16,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
 import { batchAt, classifyBatch, countImages, PREDICT_BATCH, weightBytes } from '../classify.js';
 import { firstImages, readSiteImages } from '../images-file.js';
-import { type ModelResult, type PageResults, RESULTS_PROPERTY } from '../results.js';
+import {
+  KERNEL_SETS,
+  type KernelSet,
+  type ModelResult,
+  type PageResults,
+  RESULTS_PROPERTY,
+} from '../results.js';
 import { IMAGES_MANIFEST_PATH, MODEL_PATHS, MODEL_SLOTS, type ModelSlot } from '../site.js';
 import { renderGallery, renderStatus, renderSummary } from './render.js';
 
@@ -141,16 +148,35 @@ async function startWasmBackend(threads: number): Promise<boolean> {
   }
 }
 
+/**
+ * The kernels the page runs unless `?kernels=` says otherwise: the engine's where they beat XNNPACK's. They run on
+ * the page's thread, at 2.1× XNNPACK's speed on one thread and faster than XNNPACK's on two (ResNet-20 at batch
+ * 32 and 1 in headless Chromium, bench/results/web.json); XNNPACK's spread over the pool, so from 3 threads
+ * (an extrapolation: 1.76× from 1 to 2) they would win.
+ */
+function defaultKernels(cores: number): KernelSet {
+  return cores <= 2 ? 'engine' : 'xnnpack';
+}
+
+function isKernelSet(value: string): value is KernelSet {
+  return (KERNEL_SETS as readonly string[]).includes(value);
+}
+
 async function run(): Promise<void> {
   const query = new URLSearchParams(window.location.search);
   const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY);
   step('Starting the wasm backend…');
-  // Cross-origin isolated (serveSite and vite send COOP/COEP), the backend runs its threaded build: on every
-  // core unless `?threads=N` says otherwise.
+  const kernels = query.get('kernels') ?? defaultKernels(navigator.hardwareConcurrency);
+  if (!isKernelSet(kernels)) {
+    throw new Error(`?kernels=${kernels} is not one of ${KERNEL_SETS.join(', ')} (leave it out to pick)`);
+  }
+  // Cross-origin isolated (serveSite and vite send COOP/COEP), the backend runs its threaded build: XNNPACK's
+  // kernels on every core, the engine's on one (a pool would only add hand-offs to the kernels they leave to
+  // XNNPACK: 1.49 against 1.36 ms per image), unless `?threads=N` says otherwise.
   const threads = query.get('threads');
-  const count = threads === null ? navigator.hardwareConcurrency : Number(threads);
+  const count = threads !== null ? Number(threads) : kernels === 'engine' ? 1 : navigator.hardwareConcurrency;
   if (!(Number.isInteger(count) && count >= 1)) {
-    throw new Error(`?threads=${threads} is not a whole number ≥ 1 (leave it out to use every core)`);
+    throw new Error(`?threads=${threads} is not a whole number ≥ 1 (leave it out to pick)`);
   }
   setWasmPaths({
     'tfjs-backend-wasm.wasm': plainWasm,
@@ -158,6 +184,7 @@ async function run(): Promise<void> {
     'tfjs-backend-wasm-threaded-simd.wasm': threadedSimdWasm,
   });
   if (!(await startWasmBackend(count))) throw new Error('The wasm backend did not start.');
+  const engine = kernels === 'engine' ? installWasmEngineKernels() : null;
   const imagesUrl = query.get('images') ?? IMAGES_MANIFEST_PATH;
   step(`Fetching ${imagesUrl}…`);
   const { images, source } = await fetchImages(imagesUrl, limit);
@@ -170,7 +197,7 @@ async function run(): Promise<void> {
   step(`Classifying ${images.count} images with both models…`);
   const models = await compare(loaded, images);
   for (const { model } of loaded) model.dispose();
-  const backend = `${tf.getBackend()} (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})`;
+  const backend = `${tf.getBackend()} (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'}, ${kernels} kernels)`;
   const [height, width] = imageShapeOf(images);
   renderStatus(
     `Done: ${images.count} test images (${height}×${width}, ${source}) on the ${backend} backend.`,
@@ -181,6 +208,8 @@ async function run(): Promise<void> {
     status: 'done',
     backend: tf.getBackend(),
     threads: getThreadsCount(),
+    kernels,
+    engineSimd: engine && { build: engine.simd, sharedMemory: engine.sharedMemory },
     crossOriginIsolated: window.crossOriginIsolated,
     imageCount: images.count,
     imageShape: [...imageShapeOf(images)],

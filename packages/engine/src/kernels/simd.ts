@@ -230,6 +230,10 @@ const wholeVectors = (n: number) => Math.ceil(n / 4) * 4;
 /** The SIMD kernels bound to one wasm backend. */
 export class SimdKernels {
   private constructor(
+    /** Which build of native/simd.c runs. */
+    readonly variant: SimdBuild,
+    /** Whether it runs on a shared memory (tfjs's threaded build). */
+    readonly sharedMemory: boolean,
     private readonly module: EmscriptenModule,
     private readonly memory: WasmMemory,
     private readonly exports: SimdExports,
@@ -276,6 +280,8 @@ export class SimdKernels {
     try {
       const instance = new webAssembly.Instance(new webAssembly.Module(bytes), { env: { memory } });
       return new SimdKernels(
+        build,
+        shared,
         internals.wasm,
         memory,
         instance.exports as unknown as SimdExports,
