@@ -20,7 +20,11 @@ const ops: [string, (x: tf.Tensor, c: tf.Tensor) => tf.Tensor][] = [
   ['x · x (backend path)', (x) => tf.mul(x, x)],
   ['x · scalar (backend path)', (x) => tf.mul(x, 3)],
   ['broadcastTo of a channel vector', (_, c) => tf.broadcastTo(tf.reshape(c, [1, 1, 1, 8]), full)],
-  ['tile along channels (backend path)', (_, c) => tf.tile(tf.reshape(c, [1, 8]), [3, 2])],
+  ['tile along channels', (_, c) => tf.tile(tf.reshape(c, [1, 8]), [3, 2])],
+  ['tile of a pooled [N, 1, 1, C] over H, W', (x) => tf.tile(tf.mean(x, [1, 2], true), [1, 3, 4, 1])],
+  ['tile along three axes', (x) => tf.tile(tf.slice(x, [0, 0, 0, 0], [2, 2, 3, 8]), [2, 1, 3, 2])],
+  ['tile of int32 values', (x) => tf.tile(tf.cast(tf.mul(x, 10), 'int32'), [2, 1, 1, 1])],
+  ['tile by ones', (x) => tf.tile(x, [1, 1, 1, 1])],
   ['clone and same-type cast', (x) => tf.add(tf.cast(x.clone(), 'float32'), 1)],
   ['cast to int32 (backend path)', (x) => tf.cast(tf.mul(x, 10), 'int32')],
 ];

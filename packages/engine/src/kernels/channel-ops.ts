@@ -175,26 +175,71 @@ const cast: KernelFunc = (args) => {
     : runWasmKernel(args.backend as WasmBackend, Cast, args.inputs, args.attrs ?? {});
 };
 
-/** `Tile` of a [1, …, 1, C] channel vector (what `tf.broadcastTo` runs for a per-channel value) in one pass. */
+/** One axis of a tile, after merging: `size` values repeated `reps` times. */
+interface TileAxis {
+  size: number;
+  reps: number;
+}
+
+/**
+ * The axes of a tile with neighbours merged where that changes nothing: size-1 axes side by side repeat as one
+ * (their reps multiply), unrepeated axes side by side copy as one. `[N, 1, 1, C]` by `[1, H, W, 1]` (the gradient of
+ * a global average pool) becomes N slabs of C repeated H·W times.
+ */
+function tileAxes(shape: readonly number[], reps: readonly number[]): TileAxis[] {
+  const axes: TileAxis[] = [];
+  for (const [i, size] of shape.entries()) {
+    const repeat = reps[i] as number;
+    if (size === 1 && repeat === 1) continue;
+    const last = axes.at(-1);
+    if (last !== undefined && last.size === 1 && size === 1) last.reps *= repeat;
+    else if (last !== undefined && last.reps === 1 && repeat === 1) last.size *= size;
+    else axes.push({ size, reps: repeat });
+  }
+  return axes;
+}
+
+/**
+ * `Tile` by whole-slab copies, axis by axis: along an axis each slab (the values from that axis in) is written
+ * once, then doubled with `copyWithin` (memmove). The backend's own kernel indexes value by value: 53 ms of a
+ * 730 ms ResNet-20 train step went to tiling the pooled gradient [128, 1, 1, 64] to [128, 8, 8, 64].
+ */
 const tile: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as WasmBackend;
   const { x } = inputs as { x: TensorInfo };
   const { reps } = attrs as { reps: number[] };
-  const channels = x.shape[x.shape.length - 1] ?? 0;
-  const isChannelVector =
-    x.dtype === 'float32' &&
-    channels > 0 &&
-    util.sizeFromShape(x.shape) === channels &&
-    reps[reps.length - 1] === 1;
-  if (!isChannelVector) return runWasmKernel(wasm, Tile, inputs, attrs ?? {});
-  const outShape = x.shape.map((size, i) => size * (reps[i] as number));
-  const out = wasm.makeOutput(outShape, 'float32');
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') return runWasmKernel(wasm, Tile, inputs, attrs ?? {});
+  const out = wasm.makeOutput(
+    x.shape.map((size, i) => size * (reps[i] as number)),
+    x.dtype,
+  );
   const result = wasm.typedArrayFromHeap(out);
   if (result.length === 0) return out;
-  result.set(wasm.typedArrayFromHeap(x), 0);
-  // Doubling copies (memmove) instead of one small copy per pixel.
-  for (let filled = channels; filled < result.length; filled *= 2) {
-    result.copyWithin(filled, 0, Math.min(filled, result.length - filled));
+  const axes = tileAxes(x.shape, reps);
+  const repeated = axes.flatMap((axis, i) => (axis.reps > 1 ? [i] : []));
+  let values = wasm.typedArrayFromHeap(x);
+  if (repeated.length === 0) result.set(values);
+  for (const [step, i] of repeated.entries()) {
+    const { size, reps: times } = axes[i] as TileAxis;
+    const slab = size * axes.slice(i + 1).reduce((product, axis) => product * axis.size, 1);
+    const slabs = values.length / slab;
+    // The last repeated axis writes the output; earlier ones an intermediate of their own size.
+    const length = values.length * times;
+    const target =
+      step === repeated.length - 1
+        ? result
+        : x.dtype === 'int32'
+          ? new Int32Array(length)
+          : new Float32Array(length);
+    for (let o = 0; o < slabs; o++) {
+      const begin = o * slab * times;
+      target.set(values.subarray(o * slab, (o + 1) * slab), begin);
+      for (let filled = slab; filled < slab * times; filled *= 2) {
+        target.copyWithin(begin + filled, begin, begin + Math.min(filled, slab * times - filled));
+      }
+    }
+    (axes[i] as TileAxis).size *= times;
+    values = target;
   }
   return out;
 };
@@ -205,7 +250,7 @@ const kernel = (kernelName: string, kernelFunc: KernelFunc): KernelConfig => ({
   kernelFunc,
 });
 
-/** `Sum`, `Mean`, `Multiply`, `Add`, `Sub` with fast per-channel paths (NHWC reductions, [C] broadcasts), a copy-free `Identity` and same-type `Cast`, and a one-pass channel `Tile`, for wasm. */
+/** `Sum`, `Mean`, `Multiply`, `Add`, `Sub` with fast per-channel paths (NHWC reductions, [C] broadcasts), a copy-free `Identity` and same-type `Cast`, and a `Tile` by slab copies, for wasm. */
 export const wasmChannelKernels: readonly KernelConfig[] = [
   kernel(Identity, identity),
   kernel(Cast, cast),
