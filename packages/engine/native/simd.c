@@ -459,6 +459,52 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
  * zero borders ([2·tiles_high + 2][2·tiles_wide + 2][ci]); v and m hold one chunk each.
  */
 /*
+ * Copies image xn ([height, width, ci_total]) into the zero-padded buffer both Winograd kernels read 4×4 input
+ * tiles from (rows `row` floats apart, the image at (pad_top, pad_left)): its first `rows` rows and `columns`
+ * columns, the part the tiles reach. The border stays as zeroed once before the first image.
+ */
+static inline void winograd_copy_image(const float* xn, int width, int ci_total, float* padded, int row, int pad_top,
+                                       int pad_left, int rows, int columns) {
+  for (int i = 0; i < rows; i++) {
+    const float* from = xn + i * width * ci_total;
+    float* to = padded + (pad_top + i) * row + pad_left * ci_total;
+    for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
+  }
+}
+
+/*
+ * V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], four input channels at a time, for the `tiles` tiles
+ * from `first` (row-major, tiles_wide a row): position e of tile t at v[e * tiles * ci_total + t * ci_total + c].
+ */
+static inline void winograd_input_tiles(const float* padded, int row, int ci_total, int tiles_wide, int first,
+                                        int tiles, float* v) {
+  int v_plane = tiles * ci_total;
+  for (int tile = 0; tile < tiles; tile++) {
+    int ti = (first + tile) / tiles_wide, tj = (first + tile) % tiles_wide;
+    const float* d0 = padded + 2 * ti * row + 2 * tj * ci_total;
+    for (int c = 0; c < ci_total; c += 4) {
+      v128_t s[4][4];
+      for (int b = 0; b < 4; b++) {
+        const float* col = d0 + b * ci_total + c;
+        v128_t p0 = wasm_v128_load(col), p1 = wasm_v128_load(col + row);
+        v128_t p2 = wasm_v128_load(col + 2 * row), p3 = wasm_v128_load(col + 3 * row);
+        s[0][b] = wasm_f32x4_sub(p0, p2);
+        s[1][b] = wasm_f32x4_add(p1, p2);
+        s[2][b] = wasm_f32x4_sub(p2, p1);
+        s[3][b] = wasm_f32x4_sub(p1, p3);
+      }
+      float* vt = v + tile * ci_total + c;
+      for (int i = 0; i < 4; i++) {
+        wasm_v128_store(vt + (i * 4 + 0) * v_plane, wasm_f32x4_sub(s[i][0], s[i][2]));
+        wasm_v128_store(vt + (i * 4 + 1) * v_plane, wasm_f32x4_add(s[i][1], s[i][2]));
+        wasm_v128_store(vt + (i * 4 + 2) * v_plane, wasm_f32x4_sub(s[i][2], s[i][1]));
+        wasm_v128_store(vt + (i * 4 + 3) * v_plane, wasm_f32x4_sub(s[i][1], s[i][3]));
+      }
+    }
+  }
+}
+
+/*
  * M = V·U at each of the 16 positions of a chunk's tiles: a 1×1 "convolution" of `tiles` pixels with ci_total
  * inputs. Whole groups of 16 outputs call the 2-pixel, 4-vector block directly: the products are only ci_total
  * deep, and conv_pixels' choice of block per call cost 15 % of them at 16 channels.
@@ -531,41 +577,14 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
   int columns = width + pad_left < padded_width ? width : padded_width - pad_left;
   for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
   for (int n = 0; n < batch; n++) {
-    const float* xn = x + n * height * width * ci_total;
-    for (int i = 0; i < rows; i++) {
-      const float* from = xn + i * width * ci_total;
-      float* to = padded + (pad_top + i) * row + pad_left * ci_total;
-      for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
-    }
+    winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
+                        columns);
     int image_tiles = tiles_high * tiles_wide;
     for (int first = 0; first < image_tiles; first += chunk_tiles) {
       int last = first + chunk_tiles < image_tiles ? first + chunk_tiles : image_tiles;
       int tiles = last - first;
       int v_plane = tiles * ci_total, m_plane = tiles * co_total;
-      /* V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], four input channels at a time. */
-      for (int tile = 0; tile < tiles; tile++) {
-        int ti = (first + tile) / tiles_wide, tj = (first + tile) % tiles_wide;
-        const float* d0 = padded + 2 * ti * row + 2 * tj * ci_total;
-        for (int c = 0; c < ci_total; c += 4) {
-          v128_t s[4][4];
-          for (int b = 0; b < 4; b++) {
-            const float* col = d0 + b * ci_total + c;
-            v128_t p0 = wasm_v128_load(col), p1 = wasm_v128_load(col + row);
-            v128_t p2 = wasm_v128_load(col + 2 * row), p3 = wasm_v128_load(col + 3 * row);
-            s[0][b] = wasm_f32x4_sub(p0, p2);
-            s[1][b] = wasm_f32x4_add(p1, p2);
-            s[2][b] = wasm_f32x4_sub(p2, p1);
-            s[3][b] = wasm_f32x4_sub(p1, p3);
-          }
-          float* vt = v + tile * ci_total + c;
-          for (int i = 0; i < 4; i++) {
-            wasm_v128_store(vt + (i * 4 + 0) * v_plane, wasm_f32x4_sub(s[i][0], s[i][2]));
-            wasm_v128_store(vt + (i * 4 + 1) * v_plane, wasm_f32x4_add(s[i][1], s[i][2]));
-            wasm_v128_store(vt + (i * 4 + 2) * v_plane, wasm_f32x4_sub(s[i][2], s[i][1]));
-            wasm_v128_store(vt + (i * 4 + 3) * v_plane, wasm_f32x4_sub(s[i][1], s[i][3]));
-          }
-        }
-      }
+      winograd_input_tiles(padded, row, ci_total, tiles_wide, first, tiles, v);
       winograd_products(v, v_plane, tiles, ci_total, u, pairs, co_total, m, m_plane);
       /* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], four output channels at a time; odd edges write one row/column. */
       for (int tile = 0; tile < tiles; tile++) {
@@ -587,6 +606,125 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
           if (two_rows) winograd_output_row(yc + out_width * co_total, co_total, q[1], bv, two_columns, activation);
         }
       }
+    }
+  }
+}
+
+/*
+ * dw-block of the Winograd filter gradient: m[c][k] (rows c and c + 1, 4·VECTORS outputs k from k0) += sum over
+ * the chunk's tiles t of v[t][c] · d[t][k], v rows ci_total floats apart and d rows co_total apart.
+ */
+#define DEFINE_DW_BLOCK(VECTORS)                                                                              \
+  static inline void dw_block_2_##VECTORS(const float* v, int ci_total, const float* d, int co_total, int tiles, \
+                                          float* m) {                                                          \
+    v128_t acc[2][VECTORS];                                                                                  \
+    for (int r = 0; r < 2; r++)                                                                              \
+      for (int q = 0; q < VECTORS; q++) acc[r][q] = wasm_v128_load(m + r * co_total + 4 * q);                 \
+    for (int t = 0; t < tiles; t++, v += ci_total, d += co_total) {                                          \
+      v128_t s0 = wasm_v128_load32_splat(v), s1 = wasm_v128_load32_splat(v + 1);                              \
+      for (int q = 0; q < VECTORS; q++) {                                                                    \
+        v128_t dv = wasm_v128_load(d + 4 * q);                                                               \
+        acc[0][q] = madd(s0, dv, acc[0][q]);                                                                 \
+        acc[1][q] = madd(s1, dv, acc[1][q]);                                                                 \
+      }                                                                                                      \
+    }                                                                                                        \
+    for (int r = 0; r < 2; r++)                                                                              \
+      for (int q = 0; q < VECTORS; q++) wasm_v128_store(m + r * co_total + 4 * q, acc[r][q]);                 \
+  }
+
+DEFINE_DW_BLOCK(4)
+DEFINE_DW_BLOCK(1)
+
+/*
+ * Filter gradient of a 3×3, stride-1 convolution by Winograd's F(3×3, 2×2), NHWC, the transpose of the forward's
+ * F(2×2, 3×3): per 2×2 tile of dy, dw += G^T [(A dy A^T) ⊙ (B^T d B)] G over the 4×4 input patch d, with the
+ * forward's B^T and G and A = [1 0; 1 1; 1 -1; 0 -1]. The 16 products, summed over every tile of every image
+ * into m (16 · ci_total · co_total floats), are dw's only multiplies: 2.25× fewer than the direct kernel's. dy
+ * rows and columns past the output (odd sizes) count as zeros. ci_total and co_total multiples of 4; dw
+ * (9 · ci_total · co_total floats) is overwritten. Scratch as for conv2d_winograd: padded, then v and d for
+ * chunk_tiles tiles.
+ */
+EXPORT("conv2d_filter_grad_winograd")
+void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, float* m, float* padded, float* v,
+                                 float* d, int batch, int height, int width, int ci_total, int out_height,
+                                 int out_width, int co_total, int pad_top, int pad_left, int chunk_tiles) {
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  int pairs = ci_total * co_total;
+  for (int k = 0; k < 16 * pairs; k++) m[k] = 0.0f;
+  int tiles_high = (out_height + 1) / 2, tiles_wide = (out_width + 1) / 2;
+  int padded_height = 2 * tiles_high + 2, padded_width = 2 * tiles_wide + 2;
+  int row = padded_width * ci_total;
+  int rows = height + pad_top < padded_height ? height : padded_height - pad_top;
+  int columns = width + pad_left < padded_width ? width : padded_width - pad_left;
+  for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int n = 0; n < batch; n++) {
+    winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
+                        columns);
+    const float* dyn = dy + n * out_height * out_width * co_total;
+    int image_tiles = tiles_high * tiles_wide;
+    for (int first = 0; first < image_tiles; first += chunk_tiles) {
+      int tiles = first + chunk_tiles < image_tiles ? chunk_tiles : image_tiles - first;
+      int v_plane = tiles * ci_total, d_plane = tiles * co_total;
+      winograd_input_tiles(padded, row, ci_total, tiles_wide, first, tiles, v);
+      /* D = A g A^T of each 2×2 dy tile g, four output channels at a time. */
+      for (int tile = 0; tile < tiles; tile++) {
+        int oi = 2 * ((first + tile) / tiles_wide), oj = 2 * ((first + tile) % tiles_wide);
+        int two_rows = oi + 1 < out_height, two_columns = oj + 1 < out_width;
+        const float* g0 = dyn + (oi * out_width + oj) * co_total;
+        const float* g1 = g0 + out_width * co_total;
+        for (int c = 0; c < co_total; c += 4) {
+          v128_t p00 = wasm_v128_load(g0 + c);
+          v128_t p01 = two_columns ? wasm_v128_load(g0 + co_total + c) : zero;
+          v128_t p10 = two_rows ? wasm_v128_load(g1 + c) : zero;
+          v128_t p11 = two_rows && two_columns ? wasm_v128_load(g1 + co_total + c) : zero;
+          /* Rows: r = [g0, g0 + g1, g0 - g1, -g1]; then the same on each row's two columns. */
+          v128_t r0[2] = {p00, p01};
+          v128_t r1[2] = {wasm_f32x4_add(p00, p10), wasm_f32x4_add(p01, p11)};
+          v128_t r2[2] = {wasm_f32x4_sub(p00, p10), wasm_f32x4_sub(p01, p11)};
+          v128_t r3[2] = {wasm_f32x4_neg(p10), wasm_f32x4_neg(p11)};
+          float* dt = d + tile * co_total + c;
+#define STORE_D_ROW(I, R)                                                                  \
+  wasm_v128_store(dt + ((I) * 4 + 0) * d_plane, R[0]);                                     \
+  wasm_v128_store(dt + ((I) * 4 + 1) * d_plane, wasm_f32x4_add(R[0], R[1]));               \
+  wasm_v128_store(dt + ((I) * 4 + 2) * d_plane, wasm_f32x4_sub(R[0], R[1]));               \
+  wasm_v128_store(dt + ((I) * 4 + 3) * d_plane, wasm_f32x4_neg(R[1]));
+          STORE_D_ROW(0, r0)
+          STORE_D_ROW(1, r1)
+          STORE_D_ROW(2, r2)
+          STORE_D_ROW(3, r3)
+#undef STORE_D_ROW
+        }
+      }
+      /* m_e += V_e^T · D_e: two input channels by 16 (or 4) outputs per block, over the chunk's tiles. */
+      for (int e = 0; e < 16; e++) {
+        const float* ve = v + e * v_plane;
+        const float* de = d + e * d_plane;
+        float* me = m + e * pairs;
+        for (int c = 0; c < ci_total; c += 2) {
+          int k = 0;
+          for (; k + 16 <= co_total; k += 16) dw_block_2_4(ve + c, ci_total, de + k, co_total, tiles, me + c * co_total + k);
+          for (; k < co_total; k += 4) dw_block_2_1(ve + c, ci_total, de + k, co_total, tiles, me + c * co_total + k);
+        }
+      }
+    }
+  }
+  /* dw = G^T M G, G^T = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1], four output channels at a time. */
+  for (int k = 0; k < pairs; k += 4) {
+    v128_t t[3][4];
+    for (int j = 0; j < 4; j++) {
+      v128_t m0 = wasm_v128_load(m + (0 * 4 + j) * pairs + k), m1 = wasm_v128_load(m + (1 * 4 + j) * pairs + k);
+      v128_t m2 = wasm_v128_load(m + (2 * 4 + j) * pairs + k), m3 = wasm_v128_load(m + (3 * 4 + j) * pairs + k);
+      v128_t sum = wasm_f32x4_mul(half, wasm_f32x4_add(m1, m2));
+      t[0][j] = wasm_f32x4_add(m0, sum);
+      t[1][j] = wasm_f32x4_mul(half, wasm_f32x4_sub(m1, m2));
+      t[2][j] = wasm_f32x4_add(sum, m3);
+    }
+    for (int a = 0; a < 3; a++) {
+      v128_t sum = wasm_f32x4_mul(half, wasm_f32x4_add(t[a][1], t[a][2]));
+      wasm_v128_store(dw + (a * 3 + 0) * pairs + k, wasm_f32x4_add(t[a][0], sum));
+      wasm_v128_store(dw + (a * 3 + 1) * pairs + k, wasm_f32x4_mul(half, wasm_f32x4_sub(t[a][1], t[a][2])));
+      wasm_v128_store(dw + (a * 3 + 2) * pairs + k, wasm_f32x4_add(sum, t[a][3]));
     }
   }
 }

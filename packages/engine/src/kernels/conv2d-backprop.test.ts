@@ -10,6 +10,7 @@ import {
   seededValues,
   shapesOf,
 } from './parity-helpers.js';
+import { winogradFilterGradApplies } from './simd.js';
 
 interface ConvGrads {
   dx: Float32Array;
@@ -77,6 +78,18 @@ function convGrads(c: ConvCase, fused: boolean): ConvGrads {
 }
 
 describe('wasm Conv2DBackpropFilter / Conv2DBackpropInput', () => {
+  it('check the Winograd filter gradient on odd, padded, valid and non-square cases', () => {
+    const winograd = parityCases.filter((c) =>
+      winogradFilterGradApplies(c.kernel[0], c.kernel[1], [c.stride, c.stride], c.inChannels, c.outChannels),
+    );
+    expect(winograd.length).toBeGreaterThanOrEqual(6);
+    expect(winograd.some((c) => c.pad === 'valid')).toBe(true);
+    expect(winograd.some((c) => Array.isArray(c.pad))).toBe(true);
+    expect(winograd.some((c) => shapesOf(c).y[1] % 2 === 1)).toBe(true);
+    expect(winograd.some((c) => shapesOf(c).y[2] % 2 === 1 && c.width !== undefined)).toBe(true);
+    expect(winograd.some((c) => c.outChannels > 16)).toBe(true);
+  });
+
   it.each(parityCases)('match cpu for $name', async (c) => {
     const { wasm, cpu } = await onWasmAndCpu(() => backpropKernels(c));
     expect(relativeError(wasm.dx, cpu.dx)).toBeLessThan(1e-4);

@@ -124,6 +124,17 @@ const cases: ConvCase[] = [
   ]),
   { ...conv('Winograd 12→8 s1 valid non-square', 2, 9, 12, 8, 3, 1, 'valid'), width: 12 },
   conv('Winograd 16→7 s1 (an SVD rank: outputs padded to whole vectors)', 2, 9, 16, 7, 3, 1),
+  // The filter gradient's F(3×3, 2×2) needs outputs in groups of 16: odd outputs (half tiles of dy), valid,
+  // non-square, wide padding, several groups.
+  conv('Winograd 8→16 s1, odd size', 2, 7, 8, 16, 3, 1),
+  { ...conv('Winograd 12→16 s1 valid non-square', 2, 9, 12, 16, 3, 1, 'valid'), width: 12 },
+  { ...conv('Winograd 8→32 s1 non-square, odd width', 2, 6, 8, 32, 3, 1), width: 9 },
+  conv('Winograd 8→16 s1 padding wider than the kernel', 2, 6, 8, 16, 3, 1, [
+    [0, 0],
+    [3, 0],
+    [0, 4],
+    [0, 0],
+  ]),
 ];
 
 // ResNet-18's wider 3×3 layers take the cpu reference 3–10 s each, so they run only with

@@ -106,6 +106,16 @@ interface SimdExports {
     m: number,
     ...rest: [...ConvShape, padTop: number, padLeft: number, chunkTiles: number, activation: number]
   ): void;
+  conv2d_filter_grad_winograd(
+    x: number,
+    dy: number,
+    dw: number,
+    m: number,
+    padded: number,
+    v: number,
+    d: number,
+    ...rest: [...ConvShape, padTop: number, padLeft: number, chunkTiles: number]
+  ): void;
   masked_grad(
     dy: number,
     x: number,
@@ -224,8 +234,37 @@ const ACTIVATION_CODES: Record<SimdActivation, number> = { linear: 0, relu: 1 };
  */
 const WINOGRAD_CHUNK_TILES = 4;
 
+/**
+ * Tiles per chunk of the Winograd filter gradient: its products add into the 16·C_in·C_out sums once per chunk,
+ * so longer chunks pay that load and store less often; 16 was the best of 8, 16, 32 and 64 at 16→16.
+ */
+const WINOGRAD_FILTER_GRAD_CHUNK_TILES = 16;
+
 /** `n` rounded up to a whole number of SIMD vectors (4 floats). */
 const wholeVectors = (n: number) => Math.ceil(n / 4) * 4;
+
+/**
+ * Whether a filter gradient runs as Winograd's F(3×3, 2×2): 3×3, stride 1, input channels in whole vectors, at
+ * least 8 (as for the forward), and outputs in groups of 16: 1.2–1.4× the direct kernel at 16→16, 32→32, 64→64
+ * and 32→16 (batch 128), but 0.6× at 16→8, where its products run one vector of outputs per block.
+ */
+export function winogradFilterGradApplies(
+  kh: number,
+  kw: number,
+  strides: [number, number],
+  inChannels: number,
+  outChannels: number,
+): boolean {
+  return (
+    kh === 3 &&
+    kw === 3 &&
+    strides[0] === 1 &&
+    strides[1] === 1 &&
+    inChannels % 4 === 0 &&
+    inChannels >= 8 &&
+    outChannels % 16 === 0
+  );
+}
 
 /** The SIMD kernels bound to one wasm backend. */
 export class SimdKernels {
@@ -368,6 +407,10 @@ export class SimdKernels {
     padLeft: number,
   ): void {
     const [kh, kw, inChannels, outChannels] = dw.shape as [number, number, number, number];
+    if (winogradFilterGradApplies(kh, kw, strides, inChannels, outChannels)) {
+      this.winogradFilterGrad(x, dy, dw, padTop, padLeft);
+      return;
+    }
     const geometry = convGeometry(x, dy, kh, kw, strides, padTop, padLeft);
     if (outChannels % 4 === 0) {
       this.exports.conv2d_filter_grad(this.offset(x), this.offset(dy), this.offset(dw), ...geometry);
@@ -382,6 +425,47 @@ export class SimdKernels {
       this.exports.copy_rows(this.offset(dy), outChannels, dyAt, padded, pixels);
       this.exports.conv2d_filter_grad(this.offset(x), dyAt, dwAt, ...geometry);
       this.exports.copy_rows(dwAt, padded, this.offset(dw), outChannels, taps);
+    });
+  }
+
+  /** {@link conv2dFilterGrad} by Winograd's F(3×3, 2×2), where {@link winogradFilterGradApplies}. */
+  private winogradFilterGrad(
+    x: TensorInfo,
+    dy: TensorInfo,
+    dw: TensorInfo,
+    padTop: number,
+    padLeft: number,
+  ): void {
+    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
+    const [, outHeight, outWidth, outChannels] = dy.shape as [number, number, number, number];
+    const tilesHigh = Math.ceil(outHeight / 2);
+    const tilesWide = Math.ceil(outWidth / 2);
+    const chunkTiles = Math.min(tilesHigh * tilesWide, WINOGRAD_FILTER_GRAD_CHUNK_TILES);
+    const mFloats = 16 * inChannels * outChannels;
+    const paddedFloats = (2 * tilesHigh + 2) * (2 * tilesWide + 2) * inChannels;
+    const vFloats = 16 * chunkTiles * inChannels;
+    this.withScratch(4 * (mFloats + paddedFloats + vFloats + 16 * chunkTiles * outChannels), (mAt) => {
+      const paddedAt = mAt + 4 * mFloats;
+      const vAt = paddedAt + 4 * paddedFloats;
+      this.exports.conv2d_filter_grad_winograd(
+        this.offset(x),
+        this.offset(dy),
+        this.offset(dw),
+        mAt,
+        paddedAt,
+        vAt,
+        vAt + 4 * vFloats,
+        batch,
+        height,
+        width,
+        inChannels,
+        outHeight,
+        outWidth,
+        outChannels,
+        padTop,
+        padLeft,
+        chunkTiles,
+      );
     });
   }
 
