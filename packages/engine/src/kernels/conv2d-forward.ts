@@ -43,11 +43,17 @@ function channelBias(bias: TensorInfo | undefined, channels: number): TensorInfo
 
 /**
  * Whether a convolution runs as Winograd's F(2×2, 3×3): 3×3, stride 1, input channels in whole vectors, at least
- * 8 (fewer leave the products too short to pay for the transforms), and at least 8 outputs: with 4 (a basis
- * convolution's m = C_out/4 at 16 channels) its products broadcast one input per multiply-add, and the direct
- * kernel's lanes were 1.4–2× as fast (16→4 at 32×32: 1.05 against 1.5–2.2 ms).
+ * 8 (fewer leave the products too short to pay for the transforms), unless the direct kernel's lanes take it with
+ * 4 outputs (a basis convolution's m = C_out/4 at 16 channels): there Winograd's products broadcast one input per
+ * multiply-add, and the lanes were 1.4–2× as fast (16→4 at 32×32: 1.05 against 1.5–2.2 ms); from 8 outputs
+ * Winograd is the faster (16→8: 1.7 against the lanes' 1.9 ms), and fewer than 4 run it padded to one vector.
  */
-function winogradApplies(info: backend_util.Conv2DInfo, inChannels: number, outChannels: number): boolean {
+function winogradApplies(
+  info: backend_util.Conv2DInfo,
+  inChannels: number,
+  lanes: boolean,
+  outChannels: number,
+): boolean {
   return (
     info.filterHeight === 3 &&
     info.filterWidth === 3 &&
@@ -55,7 +61,7 @@ function winogradApplies(info: backend_util.Conv2DInfo, inChannels: number, outC
     info.strideWidth === 1 &&
     inChannels % 4 === 0 &&
     inChannels >= 8 &&
-    outChannels >= 8
+    !(lanes && outChannels === 4)
   );
 }
 
@@ -90,7 +96,12 @@ export function runSimdConv(
     'channelsLast',
   );
   const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, outChannels], 'float32');
-  if (winogradApplies(info, inChannels, outChannels)) {
+  const lanes =
+    inChannels % 4 === 0 &&
+    inChannels >= 16 &&
+    outChannels % 4 === 0 &&
+    outChannels <= LANES_MAX_OUT_CHANNELS;
+  if (winogradApplies(info, inChannels, lanes, outChannels)) {
     simd.conv2dWinograd(x, filter, bias, y, info.padInfo.top, info.padInfo.left, activation);
     return y;
   }
@@ -103,10 +114,7 @@ export function runSimdConv(
     info.padInfo.top,
     info.padInfo.left,
     activation,
-    inChannels % 4 === 0 &&
-      inChannels >= 16 &&
-      outChannels % 4 === 0 &&
-      outChannels <= LANES_MAX_OUT_CHANNELS,
+    lanes,
   );
   return y;
 }
