@@ -150,9 +150,9 @@ async function startWasmBackend(threads: number): Promise<boolean> {
 
 /**
  * The kernels the page runs unless `?kernels=` says otherwise: the engine's where they beat XNNPACK's. They run on
- * the page's thread, at 2.1× XNNPACK's speed on one thread and faster than XNNPACK's on two (ResNet-20 at batch
- * 32 and 1 in headless Chromium, bench/results/web.json); XNNPACK's spread over the pool, so from 3 threads
- * (an extrapolation: 1.76× from 1 to 2) they would win.
+ * the page's thread, at 2.0–2.2× XNNPACK's speed on one thread and 1.1–1.3× XNNPACK's on two (ResNet-20 at batch
+ * 32 in headless Chromium, bench/results/web.json); XNNPACK's spread over the pool (1.6–1.8× from 1 thread to 2),
+ * so from 3 threads (an extrapolation) they would win.
  */
 function defaultKernels(cores: number): KernelSet {
   return cores <= 2 ? 'engine' : 'xnnpack';
@@ -171,8 +171,8 @@ async function run(): Promise<void> {
     throw new Error(`?kernels=${kernels} is not one of ${KERNEL_SETS.join(', ')} (leave it out to pick)`);
   }
   // Cross-origin isolated (serveSite and vite send COOP/COEP), the backend runs its threaded build: XNNPACK's
-  // kernels on every core, the engine's on one (a pool would only add hand-offs to the kernels they leave to
-  // XNNPACK: 1.49 against 1.36 ms per image), unless `?threads=N` says otherwise.
+  // kernels on every core, the engine's on one (a pool only adds hand-offs to the kernels they leave to XNNPACK:
+  // 1.26 against 1.22 ms per image, and up to 1.5× at batch 1), unless `?threads=N` says otherwise.
   const threads = query.get('threads');
   const count = threads !== null ? Number(threads) : kernels === 'engine' ? 1 : navigator.hardwareConcurrency;
   if (!(Number.isInteger(count) && count >= 1)) {
