@@ -459,6 +459,19 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
  * zero borders ([2·tiles_high + 2][2·tiles_wide + 2][ci]); v and m hold one chunk each.
  */
 /*
+ * The tile grid both Winograd kernels share, declared where it is used: tiles_high × tiles_wide tiles of 2×2
+ * outputs; the zero-padded image copy they read 4×4 input tiles from, rows `row` floats apart (zeroed here), and
+ * the `rows` × `columns` of an image the tiles reach.
+ */
+#define WINOGRAD_PADDED_GRID                                                                   \
+  int tiles_high = (out_height + 1) / 2, tiles_wide = (out_width + 1) / 2;                     \
+  int padded_height = 2 * tiles_high + 2, padded_width = 2 * tiles_wide + 2;                   \
+  int row = padded_width * ci_total;                                                           \
+  int rows = height + pad_top < padded_height ? height : padded_height - pad_top;              \
+  int columns = width + pad_left < padded_width ? width : padded_width - pad_left;             \
+  for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
+
+/*
  * Copies image xn ([height, width, ci_total]) into the zero-padded buffer both Winograd kernels read 4×4 input
  * tiles from (rows `row` floats apart, the image at (pad_top, pad_left)): its first `rows` rows and `columns`
  * columns, the part the tiles reach. The border stays as zeroed once before the first image.
@@ -570,12 +583,7 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
       for (int j = 0; j < 4; j++) wasm_v128_store(u + (i * 4 + j) * pairs + k, r[j]);
     }
   }
-  int tiles_high = (out_height + 1) / 2, tiles_wide = (out_width + 1) / 2;
-  int padded_height = 2 * tiles_high + 2, padded_width = 2 * tiles_wide + 2;
-  int row = padded_width * ci_total;
-  int rows = height + pad_top < padded_height ? height : padded_height - pad_top;
-  int columns = width + pad_left < padded_width ? width : padded_width - pad_left;
-  for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
+  WINOGRAD_PADDED_GRID
   for (int n = 0; n < batch; n++) {
     winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
                         columns);
@@ -651,12 +659,7 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
   const v128_t half = wasm_f32x4_splat(0.5f);
   int pairs = ci_total * co_total;
   for (int k = 0; k < 16 * pairs; k++) m[k] = 0.0f;
-  int tiles_high = (out_height + 1) / 2, tiles_wide = (out_width + 1) / 2;
-  int padded_height = 2 * tiles_high + 2, padded_width = 2 * tiles_wide + 2;
-  int row = padded_width * ci_total;
-  int rows = height + pad_top < padded_height ? height : padded_height - pad_top;
-  int columns = width + pad_left < padded_width ? width : padded_width - pad_left;
-  for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
+  WINOGRAD_PADDED_GRID
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int n = 0; n < batch; n++) {
     winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,

@@ -240,6 +240,14 @@ const WINOGRAD_CHUNK_TILES = 4;
  */
 const WINOGRAD_FILTER_GRAD_CHUNK_TILES = 16;
 
+/** What both Winograd kernels take after their tensor pointers (see `withWinogradScratch`). */
+interface WinogradScratch {
+  /** Heap addresses: the 16 positions' channel pairs, the padded image, a chunk's input and output tiles. */
+  buffers: [pairs: number, padded: number, inputTiles: number, outputTiles: number];
+  shape: ConvShape;
+  chunkTiles: number;
+}
+
 /** `n` rounded up to a whole number of SIMD vectors (4 floats). */
 const wholeVectors = (n: number) => Math.ceil(n / 4) * 4;
 
@@ -436,36 +444,58 @@ export class SimdKernels {
     padTop: number,
     padLeft: number,
   ): void {
-    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
     const [, outHeight, outWidth, outChannels] = dy.shape as [number, number, number, number];
+    this.withWinogradScratch(
+      x,
+      outHeight,
+      outWidth,
+      outChannels,
+      WINOGRAD_FILTER_GRAD_CHUNK_TILES,
+      (scratch) => {
+        this.exports.conv2d_filter_grad_winograd(
+          this.offset(x),
+          this.offset(dy),
+          this.offset(dw),
+          ...scratch.buffers,
+          ...scratch.shape,
+          padTop,
+          padLeft,
+          scratch.chunkTiles,
+        );
+      },
+    );
+  }
+
+  /**
+   * Runs `use` with the scratch both Winograd kernels take, one allocation: 16·C_in·C_out floats for the 16
+   * positions' channel pairs (the forward's transformed filter, the filter gradient's sums), the zero-padded image,
+   * then 16 planes of a chunk of tiles for C_in and for C_out (chunks of up to `maxChunkTiles`).
+   */
+  private withWinogradScratch(
+    x: TensorInfo,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    maxChunkTiles: number,
+    use: (scratch: WinogradScratch) => void,
+  ): void {
+    const inChannels = x.shape[3] as number;
     const tilesHigh = Math.ceil(outHeight / 2);
     const tilesWide = Math.ceil(outWidth / 2);
-    const chunkTiles = Math.min(tilesHigh * tilesWide, WINOGRAD_FILTER_GRAD_CHUNK_TILES);
-    const mFloats = 16 * inChannels * outChannels;
+    const chunkTiles = Math.min(tilesHigh * tilesWide, maxChunkTiles);
+    const pairFloats = 16 * inChannels * outChannels;
     const paddedFloats = (2 * tilesHigh + 2) * (2 * tilesWide + 2) * inChannels;
-    const vFloats = 16 * chunkTiles * inChannels;
-    this.withScratch(4 * (mFloats + paddedFloats + vFloats + 16 * chunkTiles * outChannels), (mAt) => {
-      const paddedAt = mAt + 4 * mFloats;
-      const vAt = paddedAt + 4 * paddedFloats;
-      this.exports.conv2d_filter_grad_winograd(
-        this.offset(x),
-        this.offset(dy),
-        this.offset(dw),
-        mAt,
-        paddedAt,
-        vAt,
-        vAt + 4 * vFloats,
-        batch,
-        height,
-        width,
-        inChannels,
-        outHeight,
-        outWidth,
-        outChannels,
-        padTop,
-        padLeft,
+    const inputFloats = 16 * chunkTiles * inChannels;
+    const outputFloats = 16 * chunkTiles * outChannels;
+    this.withScratch(4 * (pairFloats + paddedFloats + inputFloats + outputFloats), (pairs) => {
+      const padded = pairs + 4 * pairFloats;
+      const inputTiles = padded + 4 * paddedFloats;
+      const [batch, height, width] = x.shape as [number, number, number, number];
+      use({
+        buffers: [pairs, padded, inputTiles, inputTiles + 4 * inputFloats],
+        shape: [batch, height, width, inChannels, outHeight, outWidth, outChannels],
         chunkTiles,
-      );
+      });
     });
   }
 
@@ -712,35 +742,17 @@ export class SimdKernels {
     padLeft: number,
     activation: SimdActivation,
   ): void {
-    const [batch, height, width, inChannels] = x.shape as [number, number, number, number];
-    const tilesHigh = Math.ceil(outHeight / 2);
-    const tilesWide = Math.ceil(outWidth / 2);
-    const chunkTiles = Math.min(tilesHigh * tilesWide, WINOGRAD_CHUNK_TILES);
-    const uFloats = 16 * inChannels * outChannels;
-    const paddedFloats = (2 * tilesHigh + 2) * (2 * tilesWide + 2) * inChannels;
-    const vFloats = 16 * chunkTiles * inChannels;
-    this.withScratch(4 * (uFloats + paddedFloats + vFloats + 16 * chunkTiles * outChannels), (uAt) => {
-      const paddedAt = uAt + 4 * uFloats;
-      const vAt = paddedAt + 4 * paddedFloats;
+    this.withWinogradScratch(x, outHeight, outWidth, outChannels, WINOGRAD_CHUNK_TILES, (scratch) => {
       this.exports.conv2d_winograd(
         this.offset(x),
         filterAt,
         biasAt,
         yAt,
-        uAt,
-        paddedAt,
-        vAt,
-        vAt + 4 * vFloats,
-        batch,
-        height,
-        width,
-        inChannels,
-        outHeight,
-        outWidth,
-        outChannels,
+        ...scratch.buffers,
+        ...scratch.shape,
         padTop,
         padLeft,
-        chunkTiles,
+        scratch.chunkTiles,
         ACTIVATION_CODES[activation],
       );
     });
