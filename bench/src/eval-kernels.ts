@@ -19,7 +19,7 @@ import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
 import { startKernelTimer } from './kernel-timer.js';
 import { printTable, writeAtomically } from './output.js';
-import { median } from './samples.js';
+import { median, timeCalls } from './samples.js';
 
 // The forward convolution kernels on CIFAR ResNet-20's eval (option B, BatchNorm folded, as bench:peer and the
 // product run it) on this thread: first where the time goes, kernel by kernel and shape by shape; then the
@@ -201,19 +201,8 @@ interface Case {
 
 /** Images per CPU-second and per wall-second of one sample: `step` called until `minMs` of wall time passed. */
 async function sample(step: () => Promise<void>, batch: number, minMs: number) {
-  let calls = 0;
-  const cpuStart = process.cpuUsage();
-  const start = performance.now();
-  do {
-    await step();
-    calls += 1;
-  } while (performance.now() - start < minMs);
-  const wall = performance.now() - start;
-  const cpu = process.cpuUsage(cpuStart);
-  return {
-    img_per_cpu_s: (calls * batch * 1e6) / (cpu.user + cpu.system),
-    img_per_s: (calls * batch * 1000) / wall,
-  };
+  const { calls, ms, cpu_ms } = await timeCalls(step, minMs);
+  return { img_per_cpu_s: (calls * batch * 1000) / cpu_ms, img_per_s: (calls * batch * 1000) / ms };
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import { median } from './samples.js';
+import { median, type TimedCalls } from './samples.js';
 
 // The pure half of bench:peer (peer.ts): which cases it times, and the figures it makes of the samples.
 
@@ -48,12 +48,8 @@ export function caseLabel({ net, variant, mode, batch, cores }: PeerCase): strin
 }
 
 /** One timing sample of one side: `calls` calls of the step took `ms` of wall time and `cpu_ms` of CPU time. */
-export interface PeerSample {
-  calls: number;
-  ms: number;
-  /** CPU time of the whole process (all threads), for a shared machine where wall time includes waiting. */
-  cpu_ms: number;
-}
+/** One side's sample of a case: calls timed together (PyTorch's as reference.py reports them). */
+export type PeerSample = TimedCalls;
 
 /** Median and range of one figure over the rounds. */
 export interface Spread {

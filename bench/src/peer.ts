@@ -29,6 +29,7 @@ import {
   type SideFigures,
   sideFigures,
 } from './peer-summary.js';
+import { timeCalls } from './samples.js';
 
 // Our engine side by side with PyTorch (Debian's python3-torch; bash bench/install-torch.sh) in one run: the
 // same networks and batches, each round timing every case on PyTorch and then on ours (A B A B), so both see the
@@ -293,21 +294,6 @@ async function ourStep(network: OurNetwork, peerCase: PeerCase): Promise<() => P
     tf.tidy(() => void (network.folded.predict(images, { batchSize: data.count }) as tf.Tensor).dataSync());
 }
 
-/** Calls `step` until `minMs` of wall time have passed (at least once), as reference.py does. */
-async function sampleOurs(step: () => Promise<void>, minMs: number): Promise<PeerSample> {
-  let calls = 0;
-  let ms = 0;
-  const cpuStart = process.cpuUsage();
-  const start = performance.now();
-  do {
-    await step();
-    calls += 1;
-    ms = performance.now() - start;
-  } while (ms < minMs);
-  const cpu = process.cpuUsage(cpuStart);
-  return { calls, ms, cpu_ms: (cpu.user + cpu.system) / 1000 };
-}
-
 async function samplePeer(
   peer: TorchPeer,
   network: OurNetwork,
@@ -392,7 +378,7 @@ async function main(): Promise<void> {
     for (let round = 0; round <= rounds; round++) {
       for (const [i, { peerCase, network, step }] of subjects.entries()) {
         const pytorch = peer ? await samplePeer(peer, network, peerCase, minMs) : undefined;
-        const ours = await sampleOurs(step, minMs);
+        const ours = await timeCalls(step, minMs); // as reference.py times PyTorch
         if (round === 0) continue;
         samples[i]!.ours.push(ours);
         if (pytorch) samples[i]!.pytorch.push(pytorch);
