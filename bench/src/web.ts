@@ -15,7 +15,6 @@ import {
   copyPage,
   createDemoModels,
   KERNEL_SETS,
-  type KernelSet,
   type PageResults,
   prepareSite,
   RESULTS_PROPERTY,
@@ -83,7 +82,7 @@ async function main(): Promise<void> {
     });
     const threadCounts = [1, availableParallelism()];
     const setups = KERNEL_SETS.flatMap((kernels) => threadCounts.map((threads) => ({ kernels, threads })));
-    const runs: { round: number; threads: number; kernels: KernelSet; results: Done }[] = [];
+    const runs: { round: number; results: Done }[] = [];
     try {
       for (let round = 0; round < rounds; round++) {
         for (const { kernels, threads } of setups) {
@@ -106,7 +105,7 @@ async function main(): Promise<void> {
           await page.close();
           if (results.status !== 'done')
             throw new WebBenchError(`the page failed: ${JSON.stringify(results)}`);
-          runs.push({ round, threads: results.threads, kernels: results.kernels, results });
+          runs.push({ round, results });
           console.log(
             `round ${round + 1}, ${results.kernels} kernels, ${results.threads} thread(s): ` +
               results.models
@@ -125,7 +124,7 @@ async function main(): Promise<void> {
     const summary = setups.flatMap(({ kernels, threads }) =>
       (['original', 'compressed'] as const).map((slot) => {
         const of = runs
-          .filter((r) => r.threads === threads && r.kernels === kernels)
+          .filter((r) => r.results.threads === threads && r.results.kernels === kernels)
           .map((r) => r.results.models.find((m) => m.slot === slot)!);
         const b32 = median(of.map((m) => m.msPerImage));
         const b1 = median(of.map((m) => m.msPerImageBatch1));
@@ -173,8 +172,8 @@ async function main(): Promise<void> {
           summary,
           runs: runs.map((r) => ({
             round: r.round,
-            kernels: r.kernels,
-            threads: r.threads,
+            kernels: r.results.kernels,
+            threads: r.results.threads,
             models: r.results.models.map((m) => ({
               slot: m.slot,
               ms_per_image_b32: m.msPerImage,

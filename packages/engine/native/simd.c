@@ -619,36 +619,39 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
 }
 
 /*
- * dw-block of the Winograd filter gradient: m[c][k] (rows c and c + 1, 4·VECTORS outputs k from k0) += sum over
- * the chunk's tiles t of v[t][c] · d[t][k], v rows ci_total floats apart and d rows co_total apart.
+ * dw-block of the Winograd filter gradient: m[c][k] (rows c and c + 1, 16 outputs k from k0) += sum over the
+ * chunk's tiles t of v[t][c] · d[t][k], v rows ci_total floats apart and d rows co_total apart.
  */
-#define DEFINE_DW_BLOCK(VECTORS)                                                                              \
-  static inline void dw_block_2_##VECTORS(const float* v, int ci_total, const float* d, int co_total, int tiles, \
-                                          float* m) {                                                          \
-    v128_t acc[2][VECTORS];                                                                                  \
-    for (int r = 0; r < 2; r++)                                                                              \
-      for (int q = 0; q < VECTORS; q++) acc[r][q] = wasm_v128_load(m + r * co_total + 4 * q);                 \
-    for (int t = 0; t < tiles; t++, v += ci_total, d += co_total) {                                          \
-      v128_t s0 = wasm_v128_load32_splat(v), s1 = wasm_v128_load32_splat(v + 1);                              \
-      for (int q = 0; q < VECTORS; q++) {                                                                    \
-        v128_t dv = wasm_v128_load(d + 4 * q);                                                               \
-        acc[0][q] = madd(s0, dv, acc[0][q]);                                                                 \
-        acc[1][q] = madd(s1, dv, acc[1][q]);                                                                 \
-      }                                                                                                      \
-    }                                                                                                        \
-    for (int r = 0; r < 2; r++)                                                                              \
-      for (int q = 0; q < VECTORS; q++) wasm_v128_store(m + r * co_total + 4 * q, acc[r][q]);                 \
+static inline void dw_block_2_4(const float* v, int ci_total, const float* d, int co_total, int tiles, float* m) {
+  v128_t acc[2][4];
+  for (int r = 0; r < 2; r++)
+    for (int q = 0; q < 4; q++) acc[r][q] = wasm_v128_load(m + r * co_total + 4 * q);
+  for (int t = 0; t < tiles; t++, v += ci_total, d += co_total) {
+    v128_t s0 = wasm_v128_load32_splat(v), s1 = wasm_v128_load32_splat(v + 1);
+    for (int q = 0; q < 4; q++) {
+      v128_t dv = wasm_v128_load(d + 4 * q);
+      acc[0][q] = madd(s0, dv, acc[0][q]);
+      acc[1][q] = madd(s1, dv, acc[1][q]);
+    }
   }
+  for (int r = 0; r < 2; r++)
+    for (int q = 0; q < 4; q++) wasm_v128_store(m + r * co_total + 4 * q, acc[r][q]);
+}
 
-DEFINE_DW_BLOCK(4)
-DEFINE_DW_BLOCK(1)
+/* Row i of D = A g A^T from row i of A g, (a, b): D[i] = [a, a + b, a - b, -b], one plane per position. */
+static inline void winograd_dy_row(float* dt, int d_plane, int i, v128_t a, v128_t b) {
+  wasm_v128_store(dt + (i * 4 + 0) * d_plane, a);
+  wasm_v128_store(dt + (i * 4 + 1) * d_plane, wasm_f32x4_add(a, b));
+  wasm_v128_store(dt + (i * 4 + 2) * d_plane, wasm_f32x4_sub(a, b));
+  wasm_v128_store(dt + (i * 4 + 3) * d_plane, wasm_f32x4_neg(b));
+}
 
 /*
  * Filter gradient of a 3×3, stride-1 convolution by Winograd's F(3×3, 2×2), NHWC, the transpose of the forward's
  * F(2×2, 3×3): per 2×2 tile of dy, dw += G^T [(A dy A^T) ⊙ (B^T d B)] G over the 4×4 input patch d, with the
  * forward's B^T and G and A = [1 0; 1 1; 1 -1; 0 -1]. The 16 products, summed over every tile of every image
  * into m (16 · ci_total · co_total floats), are dw's only multiplies: 2.25× fewer than the direct kernel's. dy
- * rows and columns past the output (odd sizes) count as zeros. ci_total and co_total multiples of 4; dw
+ * rows and columns past the output (odd sizes) count as zeros. ci_total a multiple of 4, co_total of 16; dw
  * (9 · ci_total · co_total floats) is overwritten. Scratch as for conv2d_winograd: padded, then v and d for
  * chunk_tiles tiles.
  */
@@ -681,34 +684,22 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
           v128_t p01 = two_columns ? wasm_v128_load(g0 + co_total + c) : zero;
           v128_t p10 = two_rows ? wasm_v128_load(g1 + c) : zero;
           v128_t p11 = two_rows && two_columns ? wasm_v128_load(g1 + co_total + c) : zero;
-          /* Rows: r = [g0, g0 + g1, g0 - g1, -g1]; then the same on each row's two columns. */
-          v128_t r0[2] = {p00, p01};
-          v128_t r1[2] = {wasm_f32x4_add(p00, p10), wasm_f32x4_add(p01, p11)};
-          v128_t r2[2] = {wasm_f32x4_sub(p00, p10), wasm_f32x4_sub(p01, p11)};
-          v128_t r3[2] = {wasm_f32x4_neg(p10), wasm_f32x4_neg(p11)};
+          /* Rows of A g: [g0, g0 + g1, g0 - g1, -g1], each of two columns; then the same along each row. */
           float* dt = d + tile * co_total + c;
-#define STORE_D_ROW(I, R)                                                                  \
-  wasm_v128_store(dt + ((I) * 4 + 0) * d_plane, R[0]);                                     \
-  wasm_v128_store(dt + ((I) * 4 + 1) * d_plane, wasm_f32x4_add(R[0], R[1]));               \
-  wasm_v128_store(dt + ((I) * 4 + 2) * d_plane, wasm_f32x4_sub(R[0], R[1]));               \
-  wasm_v128_store(dt + ((I) * 4 + 3) * d_plane, wasm_f32x4_neg(R[1]));
-          STORE_D_ROW(0, r0)
-          STORE_D_ROW(1, r1)
-          STORE_D_ROW(2, r2)
-          STORE_D_ROW(3, r3)
-#undef STORE_D_ROW
+          winograd_dy_row(dt, d_plane, 0, p00, p01);
+          winograd_dy_row(dt, d_plane, 1, wasm_f32x4_add(p00, p10), wasm_f32x4_add(p01, p11));
+          winograd_dy_row(dt, d_plane, 2, wasm_f32x4_sub(p00, p10), wasm_f32x4_sub(p01, p11));
+          winograd_dy_row(dt, d_plane, 3, wasm_f32x4_neg(p10), wasm_f32x4_neg(p11));
         }
       }
-      /* m_e += V_e^T · D_e: two input channels by 16 (or 4) outputs per block, over the chunk's tiles. */
+      /* m_e += V_e^T · D_e: two input channels by 16 outputs per block, over the chunk's tiles. */
       for (int e = 0; e < 16; e++) {
         const float* ve = v + e * v_plane;
         const float* de = d + e * d_plane;
         float* me = m + e * pairs;
-        for (int c = 0; c < ci_total; c += 2) {
-          int k = 0;
-          for (; k + 16 <= co_total; k += 16) dw_block_2_4(ve + c, ci_total, de + k, co_total, tiles, me + c * co_total + k);
-          for (; k < co_total; k += 4) dw_block_2_1(ve + c, ci_total, de + k, co_total, tiles, me + c * co_total + k);
-        }
+        for (int c = 0; c < ci_total; c += 2)
+          for (int k = 0; k < co_total; k += 16)
+            dw_block_2_4(ve + c, ci_total, de + k, co_total, tiles, me + c * co_total + k);
       }
     }
   }

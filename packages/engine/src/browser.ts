@@ -1,6 +1,6 @@
 // The part of the engine a web page can load: its wasm kernels, without the Node-only backend choice, file
 // system and gradient workers of the main entry.
-import { backend, findBackend, getBackend } from '@tensorflow/tfjs-core';
+import { backend, getBackend } from '@tensorflow/tfjs-core';
 import { BackendUnavailableError } from './errors.js';
 import { type SimdBuild, SimdKernels } from './kernels/simd.js';
 import type { WasmBackend } from './kernels/wasm-backend.js';
@@ -33,7 +33,7 @@ export interface WasmEngineKernels {
  * them.
  */
 export function installWasmEngineKernels(): WasmEngineKernels {
-  if (findBackend('wasm') === undefined || getBackend() !== 'wasm') {
+  if (getBackend() !== 'wasm') {
     throw new BackendUnavailableError(
       'wasm',
       'it is not the active backend yet',

@@ -238,7 +238,6 @@ const tile: KernelFunc = ({ inputs, backend, attrs }) => {
         target.copyWithin(begin + filled, begin, begin + Math.min(filled, slab * times - filled));
       }
     }
-    (axes[i] as TileAxis).size *= times;
     values = target;
   }
   return out;

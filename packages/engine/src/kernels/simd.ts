@@ -169,6 +169,12 @@ const instances = new WeakMap<object, SimdKernels | null>();
 /** The two builds of native/simd.c: relaxed SIMD (fused multiply-add) and plain SIMD128. */
 export type SimdBuild = 'relaxed' | 'simd128';
 
+/** Each build for a private memory and for the shared memory of tfjs's threaded build, base64. */
+const SIMD_MODULES: Record<'private' | 'shared', Record<SimdBuild, string>> = {
+  private: { relaxed: RELAXED_SIMD_MODULE_BASE64, simd128: SIMD_MODULE_BASE64 },
+  shared: { relaxed: SHARED_RELAXED_SIMD_MODULE_BASE64, simd128: SHARED_SIMD_MODULE_BASE64 },
+};
+
 function relaxedSimdWanted(): boolean {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   return env?.DECOMPOSE_RELAXED_SIMD !== '0';
@@ -312,14 +318,7 @@ export class SimdKernels {
     }
     // A module imports a shared memory only if it declares one: the threaded build needs the shared builds.
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const base64 = shared
-      ? build === 'relaxed'
-        ? SHARED_RELAXED_SIMD_MODULE_BASE64
-        : SHARED_SIMD_MODULE_BASE64
-      : build === 'relaxed'
-        ? RELAXED_SIMD_MODULE_BASE64
-        : SIMD_MODULE_BASE64;
-    const bytes = decodeBase64(base64);
+    const bytes = decodeBase64(SIMD_MODULES[shared ? 'shared' : 'private'][build]);
     if (build === 'relaxed' && !webAssembly.validate(bytes)) {
       allowRelaxedSimd();
       if (!webAssembly.validate(bytes)) return null;
