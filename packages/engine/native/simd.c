@@ -983,3 +983,36 @@ void masked_grad(const float* dy, const float* x, float* out, int n, float low, 
   }
   for (; i < n; i++) out[i] = x[i] >= low && x[i] <= high ? dy[i] : 0.0f;
 }
+
+/*
+ * Input gradient of an average pool, NHWC: dx[n][p][q][c] = scale · (sum of dy[n][i][j][c] over the windows
+ * (i, j) that cover (p, q)), scale = 1 / (kh·kw) as tfjs's cpu backend divides (padding counted). Scatters each
+ * dy pixel into its window, vectors of channels at a time; dx is overwritten.
+ */
+EXPORT("avg_pool_grad")
+void avg_pool_grad(const float* dy, float* dx, int batch, int height, int width, int channels, int out_height,
+                   int out_width, int kh, int kw, int sh, int sw, int pad_top, int pad_left, float scale) {
+  int size = batch * height * width * channels;
+  for (int k = 0; k < size; k++) dx[k] = 0.0f;
+  v128_t s = wasm_f32x4_splat(scale);
+  for (int n = 0; n < batch; n++) {
+    for (int i = 0; i < out_height; i++) {
+      int top = i * sh - pad_top;
+      int row_start = top < 0 ? 0 : top, row_end = top + kh < height ? top + kh : height;
+      for (int j = 0; j < out_width; j++) {
+        int left = j * sw - pad_left;
+        int col_start = left < 0 ? 0 : left, col_end = left + kw < width ? left + kw : width;
+        const float* g = dy + ((n * out_height + i) * out_width + j) * channels;
+        for (int p = row_start; p < row_end; p++) {
+          for (int q = col_start; q < col_end; q++) {
+            float* target = dx + ((n * height + p) * width + q) * channels;
+            int c = 0;
+            for (; c + 4 <= channels; c += 4)
+              wasm_v128_store(target + c, madd(wasm_v128_load(g + c), s, wasm_v128_load(target + c)));
+            for (; c < channels; c++) target[c] += g[c] * scale;
+          }
+        }
+      }
+    }
+  }
+}

@@ -213,6 +213,8 @@ describe('wasm BatchMatMul / _FusedMatMul (SIMD for a small right factor and for
     { rows: 999, depth: 16, columns: 4 },
     { rows: 257, depth: 8, columns: 36 },
     { rows: 3, depth: 64, columns: 64 },
+    { rows: 4096, depth: 32, columns: 64 }, // aᵀ·c in 64 rows of 64
+    { rows: 999, depth: 8, columns: 12 }, // aᵀ·c in 27 rows of 37
     { rows: 64, depth: 7, columns: 10 }, // columns not a multiple of 4: XNNPACK
   ])('match cpu for $rows×$depth·$depth×$columns', async (c) => {
     const { wasm, cpu } = await onWasmAndCpu(() => products(c));

@@ -13,7 +13,7 @@ import {
 } from './conv2d-forward.js';
 import { wasmDepthwiseBackpropFilterConfig, wasmDepthwiseBackpropInputConfig } from './depthwise-backprop.js';
 import { meanGradConfig } from './mean-grad.js';
-import { wasmMaxPoolGradConfig } from './pool-grad.js';
+import { wasmAvgPoolGradConfig, wasmMaxPoolGradConfig } from './pool-grad.js';
 import { wasmSliceConfig } from './slice.js';
 
 /** Kernels the engine adds to (or replaces in) the wasm backend so it can train convolutional networks. */
@@ -28,6 +28,7 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   wasmBatchNormTrainGradConfig,
   wasmSliceConfig,
   wasmMaxPoolGradConfig,
+  wasmAvgPoolGradConfig,
   wasmMaskedGradConfig,
   wasmConv2DConfig,
   wasmFusedConv2DConfig,

@@ -31,6 +31,34 @@ function maxPoolGrad(c: PoolCase): Float32Array {
   });
 }
 
+/** The gradient of Σ avgPool(x)·r. */
+function avgPoolGrad(c: PoolCase): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(c.shape), 1), c.shape);
+    const y = tf.avgPool(x, c.size, c.stride, c.pad as 'same');
+    const r = tf.tensor(seededValues(y.size, 2), y.shape);
+    const loss = (a: tf.Tensor) =>
+      tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, c.size, c.stride, c.pad as 'same'), r));
+    return tf.grad(loss)(x).dataSync() as Float32Array;
+  });
+}
+
+describe('wasm AvgPoolGrad', () => {
+  it.each(cases)('matches cpu for $name', async (c) => {
+    const { wasm, cpu } = await onWasmAndCpu(() => avgPoolGrad(c));
+    expect(relativeError(wasm, cpu)).toBeLessThan(1e-6);
+  });
+
+  it('leaks no tensors', async () => {
+    await initEngine({ backend: 'wasm' });
+    const c = cases[1] as PoolCase;
+    avgPoolGrad(c);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 10; i++) avgPoolGrad(c);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('wasm MaxPoolGrad', () => {
   it.each(cases)('matches cpu for $name', async (c) => {
     const { wasm, cpu } = await onWasmAndCpu(() => maxPoolGrad(c));

@@ -1,4 +1,6 @@
 import {
+  AvgPoolGrad,
+  type AvgPoolGradAttrs,
   backend_util,
   type KernelConfig,
   type KernelFunc,
@@ -6,7 +8,8 @@ import {
   type MaxPoolGradAttrs,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import type { WasmBackend } from './wasm-backend.js';
+import { SimdKernels } from './simd.js';
+import { runWasmKernel, type WasmBackend } from './wasm-backend.js';
 
 /**
  * `MaxPoolGrad` (NHWC) on the heap: each window's dy goes to the first position (row-major) holding its maximum,
@@ -73,4 +76,33 @@ export const wasmMaxPoolGradConfig: KernelConfig = {
   kernelName: MaxPoolGrad,
   backendName: 'wasm',
   kernelFunc: maxPoolGrad,
+};
+
+/**
+ * `AvgPoolGrad` (NHWC) on the engine's SIMD kernel: tfjs-backend-wasm 4.22's takes 9 ms for the 2×2 pool of a
+ * ResNet shortcut at [128, 32, 32, 16], a few percent of a train step. Without the SIMD module, the backend's own.
+ */
+const avgPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as WasmBackend;
+  const simd = SimdKernels.of(wasm);
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  if (simd === null || dy.dtype !== 'float32') return runWasmKernel(wasm, AvgPoolGrad, inputs, attrs ?? {});
+  const { filterSize, strides, pad } = attrs as unknown as AvgPoolGradAttrs;
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+  );
+  const dx = wasm.makeOutput(input.shape, 'float32');
+  simd.avgPoolGrad(dy, dx, info);
+  return dx;
+};
+
+/** {@link avgPoolGrad} for the wasm backend. */
+export const wasmAvgPoolGradConfig: KernelConfig = {
+  kernelName: AvgPoolGrad,
+  backendName: 'wasm',
+  kernelFunc: avgPoolGrad,
 };
