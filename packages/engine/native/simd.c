@@ -724,58 +724,78 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 }
 
 /*
+ * ROWS rows of a, 4·VECTORS columns from column c of b: out[r][c..] = act(bias[c..] + sum over k < depth of
+ * a[r][k] * b[k][c..]), accumulated in registers; each loaded vector of b serves all ROWS rows.
+ */
+#define DEFINE_MATMUL_BLOCK(ROWS, VECTORS)                                                                    \
+  static inline void matmul_block_##ROWS##_##VECTORS(const float* a, const float* b, const float* bias,       \
+                                                     float* out, int depth, int columns, int activation) {    \
+    v128_t acc[ROWS][VECTORS];                                                                                \
+    for (int v = 0; v < VECTORS; v++) {                                                                       \
+      v128_t start = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);                           \
+      for (int r = 0; r < ROWS; r++) acc[r][v] = start;                                                       \
+    }                                                                                                         \
+    for (int k = 0; k < depth; k++, b += columns) {                                                           \
+      v128_t bv[VECTORS];                                                                                     \
+      for (int v = 0; v < VECTORS; v++) bv[v] = wasm_v128_load(b + 4 * v);                                    \
+      for (int r = 0; r < ROWS; r++) {                                                                        \
+        v128_t s = wasm_v128_load32_splat(a + r * depth + k);                                                 \
+        for (int v = 0; v < VECTORS; v++) acc[r][v] = madd(s, bv[v], acc[r][v]);                              \
+      }                                                                                                       \
+    }                                                                                                         \
+    for (int r = 0; r < ROWS; r++)                                                                            \
+      for (int v = 0; v < VECTORS; v++) wasm_v128_store(out + r * columns + 4 * v, activate(acc[r][v], activation)); \
+  }
+
+/* Per column-group width, the most rows whose accumulators, b vectors and broadcast fit the registers. */
+DEFINE_MATMUL_BLOCK(2, 4)
+DEFINE_MATMUL_BLOCK(1, 4)
+DEFINE_MATMUL_BLOCK(4, 2)
+DEFINE_MATMUL_BLOCK(1, 2)
+DEFINE_MATMUL_BLOCK(6, 1)
+DEFINE_MATMUL_BLOCK(1, 1)
+
+/*
  * out[r][c] = act(bias[c] + sum over k < depth of a[r][k] * b[k][c]) for r < rows, c < columns (a multiple of 4):
  * a matrix product whose right factor is small enough to stay in cache (the 1×1 combination step of a basis
- * convolution, and its input gradient). Two rows at a time share each loaded vector of b.
+ * convolution, and its input gradient). Columns go in groups of 16, then one of 8 and one of 4, each group with
+ * as many rows at a time as its registers hold: a group of 8 two rows at a time re-broadcast each a value for
+ * both halves (0.29 ms at [8192, 32]·[32, 8], twice the time of the same multiply-adds as [8192, 8]·[8, 32]).
  */
 EXPORT("matmul_small_right")
 void matmul_small_right(const float* a, const float* b, const float* bias, float* out, int rows, int depth,
                         int columns, int activation) {
-  int r = 0;
-  for (; r + 2 <= rows; r += 2) {
-    const float* a0 = a + r * depth;
-    const float* a1 = a0 + depth;
-    float* out0 = out + r * columns;
-    float* out1 = out0 + columns;
-    int c = 0;
-    for (; c + 16 <= columns; c += 16) {
-      v128_t p[4], q[4];
-      for (int v = 0; v < 4; v++) p[v] = q[v] = bias ? wasm_v128_load(bias + c + 4 * v) : wasm_f32x4_splat(0.0f);
-      for (int k = 0; k < depth; k++) {
-        v128_t s0 = wasm_v128_load32_splat(a0 + k), s1 = wasm_v128_load32_splat(a1 + k);
-        const float* bk = b + k * columns + c;
-        for (int v = 0; v < 4; v++) {
-          v128_t bv = wasm_v128_load(bk + 4 * v);
-          p[v] = madd(s0, bv, p[v]);
-          q[v] = madd(s1, bv, q[v]);
-        }
+  /* Chunks of 12 rows (a whole number of every group's blocks) keep their part of a in cache for all groups. */
+  for (int first = 0; first < rows; first += 12) {
+    int count = rows - first < 12 ? rows - first : 12;
+    const float* ac = a + first * depth;
+    float* oc = out + first * columns;
+    for (int c = 0; c < columns;) {
+      const float* bc = b + c;
+      const float* biasc = bias ? bias + c : 0;
+      int r = 0;
+      if (columns - c >= 16) {
+        for (; r + 2 <= count; r += 2)
+          matmul_block_2_4(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r < count; r++)
+          matmul_block_1_4(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        c += 16;
+      } else if (columns - c >= 8) {
+        for (; r + 4 <= count; r += 4)
+          matmul_block_4_2(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r < count; r++)
+          matmul_block_1_2(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        c += 8;
+      } else {
+        for (; r + 6 <= count; r += 6)
+          matmul_block_6_1(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r < count; r++)
+          matmul_block_1_1(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        c += 4;
       }
-      for (int v = 0; v < 4; v++) {
-        wasm_v128_store(out0 + c + 4 * v, activate(p[v], activation));
-        wasm_v128_store(out1 + c + 4 * v, activate(q[v], activation));
-      }
-    }
-    for (; c < columns; c += 4) {
-      v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f), q = p;
-      for (int k = 0; k < depth; k++) {
-        v128_t bv = wasm_v128_load(b + k * columns + c);
-        p = madd(wasm_v128_load32_splat(a0 + k), bv, p);
-        q = madd(wasm_v128_load32_splat(a1 + k), bv, q);
-      }
-      wasm_v128_store(out0 + c, activate(p, activation));
-      wasm_v128_store(out1 + c, activate(q, activation));
-    }
-  }
-  for (; r < rows; r++) {
-    for (int c = 0; c < columns; c += 4) {
-      v128_t p = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
-      for (int k = 0; k < depth; k++)
-        p = madd(wasm_v128_load32_splat(a + r * depth + k), wasm_v128_load(b + k * columns + c), p);
-      wasm_v128_store(out + r * columns + c, activate(p, activation));
     }
   }
 }
-
 
 /*
  * Copies `rows` rows of `from` floats at source into rows of `to` floats at target: the first min(from, to)

@@ -214,6 +214,8 @@ describe('wasm BatchMatMul / _FusedMatMul (SIMD for a small right factor and for
     { rows: 257, depth: 8, columns: 36 },
     { rows: 3, depth: 64, columns: 64 },
     { rows: 4096, depth: 32, columns: 64 }, // aᵀ·c in 64 rows of 64
+    { rows: 1003, depth: 32, columns: 8 }, // a·b in one group of 8 columns, rows left over
+    { rows: 250, depth: 8, columns: 28 }, // groups of 16, 8 and 4 columns
     { rows: 999, depth: 8, columns: 12 }, // aᵀ·c in 27 rows of 37
     { rows: 64, depth: 7, columns: 10 }, // columns not a multiple of 4: XNNPACK
   ])('match cpu for $rows×$depth·$depth×$columns', async (c) => {
@@ -221,5 +223,14 @@ describe('wasm BatchMatMul / _FusedMatMul (SIMD for a small right factor and for
     expect(relativeError(wasm.plain, cpu.plain)).toBeLessThan(1e-5);
     expect(relativeError(wasm.fused, cpu.fused)).toBeLessThan(1e-5);
     expect(relativeError(wasm.transposedLeft, cpu.transposedLeft)).toBeLessThan(1e-5);
+  });
+
+  it('leaks no tensors', async () => {
+    await initEngine({ backend: 'wasm' });
+    const c = { rows: 250, depth: 8, columns: 28 };
+    products(c);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) products(c);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
