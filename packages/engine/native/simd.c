@@ -196,61 +196,6 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int batch, i
   }
 }
 
-/*
- * Input gradient of a 2-D convolution, NHWC: dx[n][i*sh + a - pad_top][j*sw + b - pad_left][ci] += sum over co of
- * dy[n][i][j][co] * w_t[a][b][co][ci] for every output position (i, j) and tap (a, b) that lands inside dx, where
- * w_t is the filter with its two channel axes swapped ([kh][kw][co][ci]). dx (batch*height*width*ci_total floats)
- * is overwritten. ci_total must be a multiple of 4. Each dx vector is read and written once per position and tap,
- * with all co products accumulated in registers in between.
- */
-EXPORT("conv2d_input_grad")
-void conv2d_input_grad(const float* dy, const float* w_t, float* dx, int batch, int height, int width, int ci_total,
-                       int out_height, int out_width, int co_total, int kh, int kw, int sh, int sw, int pad_top,
-                       int pad_left) {
-  int size = batch * height * width * ci_total;
-  for (int k = 0; k < size; k += 4) wasm_v128_store(dx + k, wasm_f32x4_splat(0.0f));
-  for (int n = 0; n < batch; n++) {
-    for (int i = 0; i < out_height; i++) {
-      for (int a = 0; a < kh; a++) {
-        int y = i * sh + a - pad_top;
-        if (y < 0 || y >= height) continue;
-        for (int j = 0; j < out_width; j++) {
-          const float* g = dy + ((n * out_height + i) * out_width + j) * co_total;
-          for (int b = 0; b < kw; b++) {
-            int x = j * sw + b - pad_left;
-            if (x < 0 || x >= width) continue;
-            float* target = dx + ((n * height + y) * width + x) * ci_total;
-            const float* w = w_t + (a * kw + b) * co_total * ci_total;
-            int ci = 0;
-            for (; ci + 16 <= ci_total; ci += 16) {
-              v128_t s0 = wasm_v128_load(target + ci), s1 = wasm_v128_load(target + ci + 4);
-              v128_t s2 = wasm_v128_load(target + ci + 8), s3 = wasm_v128_load(target + ci + 12);
-              for (int co = 0; co < co_total; co++) {
-                v128_t d = wasm_v128_load32_splat(g + co);
-                const float* row = w + co * ci_total + ci;
-                s0 = madd(d, wasm_v128_load(row), s0);
-                s1 = madd(d, wasm_v128_load(row + 4), s1);
-                s2 = madd(d, wasm_v128_load(row + 8), s2);
-                s3 = madd(d, wasm_v128_load(row + 12), s3);
-              }
-              wasm_v128_store(target + ci, s0);
-              wasm_v128_store(target + ci + 4, s1);
-              wasm_v128_store(target + ci + 8, s2);
-              wasm_v128_store(target + ci + 12, s3);
-            }
-            for (; ci < ci_total; ci += 4) {
-              v128_t s0 = wasm_v128_load(target + ci);
-              for (int co = 0; co < co_total; co++)
-                s0 = madd(wasm_v128_load32_splat(g + co), wasm_v128_load(w + co * ci_total + ci), s0);
-              wasm_v128_store(target + ci, s0);
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 /* Applies the fused activation of the forward kernels: 0 linear, 1 relu. */
 static inline v128_t activate(v128_t v, int activation) {
   return activation ? wasm_f32x4_max(v, wasm_f32x4_splat(0.0f)) : v;
@@ -258,14 +203,14 @@ static inline v128_t activate(v128_t v, int activation) {
 
 /*
  * R output pixels of one row, CO_VECTORS·4 output channels: acc[r] = bias + sum over a < kh, t < taps_row of
- * xa[a*row + r*x_step + t] * w[(a*taps_row + t)*co_total]. xa points at the first pixel's tap (0, 0) in a source
- * whose every tap is inside (x itself, or its zero-padded copy), rows `row` floats apart; t runs over (b, ci),
- * contiguous in NHWC.
+ * xa[a*row + r*x_step + t] * w[(a*taps_row + t)*co_total], written to y + r*y_step. xa points at the first pixel's
+ * tap (0, 0) in a source whose every tap is inside (x itself, or its zero-padded copy), rows `row` floats apart; t
+ * runs over (b, ci), contiguous in NHWC.
  */
 #define DEFINE_CONV_BLOCK(R, CO_VECTORS)                                                                     \
   static inline void conv_block_##R##_##CO_VECTORS(const float* xa, int row, int kh, int taps_row,          \
                                                      int x_step, const float* w, int co_total,               \
-                                                     const float* bias, float* y, int activation) {          \
+                                                     const float* bias, float* y, int y_step, int activation) { \
     v128_t acc[R][CO_VECTORS];                                                                               \
     for (int v = 0; v < CO_VECTORS; v++) {                                                                   \
       v128_t b = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);                               \
@@ -283,7 +228,7 @@ static inline v128_t activate(v128_t v, int activation) {
     }                                                                                                        \
     for (int r = 0; r < R; r++)                                                                              \
       for (int v = 0; v < CO_VECTORS; v++)                                                                   \
-        wasm_v128_store(y + r * co_total + 4 * v, activate(acc[r][v], activation));                          \
+        wasm_v128_store(y + r * y_step + 4 * v, activate(acc[r][v], activation));                            \
   }
 
 /* Per vector count, the largest block whose accumulators, filter vectors and broadcast fit the 15 SIMD
@@ -309,9 +254,9 @@ DEFINE_CONV_BLOCK(1, 4)
 
 /* One block of `count` pixels (≤ the largest block of its vector count) and 4·vectors output channels. */
 static void conv_block(int vectors, int count, const float* xa, int row, int kh, int taps_row, int x_step,
-                       const float* w, int co_total, const float* bias, float* y, int activation) {
+                       const float* w, int co_total, const float* bias, float* y, int y_step, int activation) {
 #define CONV_BLOCK_CASE(R, V) \
-  case R: conv_block_##R##_##V(xa, row, kh, taps_row, x_step, w, co_total, bias, y, activation); return;
+  case R: conv_block_##R##_##V(xa, row, kh, taps_row, x_step, w, co_total, bias, y, y_step, activation); return;
   switch (vectors) {
     case 1:
       switch (count) {
@@ -332,18 +277,19 @@ static void conv_block(int vectors, int count, const float* xa, int row, int kh,
 }
 
 /*
- * `pixels` output pixels of one row (sources x_step floats apart, as for conv_block_*), all co_total outputs: groups
- * of up to 16 output channels, each with the block size that fits its accumulators in registers.
+ * `pixels` output pixels of one row (sources x_step floats apart, as for conv_block_*, outputs y_step apart), all
+ * co_total outputs: groups of up to 16 output channels, each with the block size that fits its accumulators in
+ * registers.
  */
 static void conv_pixels(const float* xa, int pixels, int row, int kh, int taps_row, int x_step, const float* w,
-                        int co_total, const float* bias, float* y, int activation) {
+                        int co_total, const float* bias, float* y, int y_step, int activation) {
   for (int g = 0; g < co_total; g += 16) {
     int vectors = (co_total - g < 16 ? co_total - g : 16) / 4;
     int block = vectors == 1 ? 8 : vectors == 2 ? 5 : vectors == 3 ? 3 : 2;
     for (int j = 0; j < pixels; j += block) {
       int count = pixels - j < block ? pixels - j : block;
       conv_block(vectors, count, xa + j * x_step, row, kh, taps_row, x_step, w + g, co_total, bias ? bias + g : 0,
-                 y + j * co_total + g, activation);
+                 y + j * y_step + g, y_step, activation);
     }
   }
 }
@@ -443,7 +389,52 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
                            bias ? bias + g : 0, y_row + j * co_total + g, co_total, activation);
         continue;
       }
-      conv_pixels(x_row, out_width, row, kh, taps_row, x_step, w, co_total, bias, y_row, activation);
+      conv_pixels(x_row, out_width, row, kh, taps_row, x_step, w, co_total, bias, y_row, co_total, activation);
+    }
+  }
+}
+
+/*
+ * Input gradient of a strided 2-D convolution, NHWC, one output phase at a time: the dx positions at rows ≡ r
+ * (mod sh) and columns ≡ q (mod sw) only meet the filter taps ≡ r + pad (mod s), so each phase is a stride-1
+ * convolution of dy with those taps (flipped, channels swapped: [th][tw][co][ci]), which the forward's register
+ * blocks write straight into every sh-th row and sw-th column of dx (a gather: each dx vector is stored once,
+ * where scattering each dy pixel into its taps loaded and stored it once per tap). Per image, dy is copied into
+ * `padded` ([padded_height][padded_width][co_total], zero borders, the image at (pad_top, pad_left)) unless it
+ * needs no border. `phases` holds 9 ints per phase: taps high and wide, the padded row and column its first output
+ * reads, its output rows and columns, its first dx row and column, and the heap address of its taps. dx positions
+ * of no phase are left as they are (the caller zeroes them). ci_total a multiple of 4.
+ */
+EXPORT("conv2d_input_grad_phases")
+void conv2d_input_grad_phases(const float* dy, const int* phases, int phase_count, float* dx, float* padded,
+                              int batch, int dy_height, int dy_width, int co_total, int height, int width,
+                              int ci_total, int sh, int sw, int pad_top, int pad_left, int padded_height,
+                              int padded_width) {
+  int inside = padded_height == dy_height && padded_width == dy_width;
+  int row = padded_width * co_total;
+  if (!inside)
+    for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
+  for (int n = 0; n < batch; n++) {
+    const float* dyn = dy + n * dy_height * dy_width * co_total;
+    const float* source = dyn;
+    if (!inside) {
+      for (int i = 0; i < dy_height; i++) {
+        const float* from = dyn + i * dy_width * co_total;
+        float* to = padded + (pad_top + i) * row + pad_left * co_total;
+        for (int k = 0; k < dy_width * co_total; k++) to[k] = from[k];
+      }
+      source = padded;
+    }
+    for (int p = 0; p < phase_count; p++) {
+      const int* phase = phases + 9 * p;
+      int th = phase[0], tw = phase[1], first_row = phase[2], first_column = phase[3];
+      int rows = phase[4], columns = phase[5], dx_row = phase[6], dx_column = phase[7];
+      const float* w = (const float*)phase[8];
+      for (int i = 0; i < rows; i++) {
+        const float* x_row = source + (first_row + i) * row + first_column * co_total;
+        float* target = dx + ((n * height + dx_row + i * sh) * width + dx_column) * ci_total;
+        conv_pixels(x_row, columns, row, th, tw * co_total, co_total, w, ci_total, 0, target, sw * ci_total, 0);
+      }
     }
   }
 }
@@ -529,15 +520,15 @@ static inline void winograd_products(const float* v, int v_plane, int tiles, int
     const float* ue = u + e * pairs;
     float* me = m + e * m_plane;
     if (co_total % 16 != 0) {
-      conv_pixels(ve, tiles, 0, 1, ci_total, ci_total, ue, co_total, 0, me, 0);
+      conv_pixels(ve, tiles, 0, 1, ci_total, ci_total, ue, co_total, 0, me, co_total, 0);
       continue;
     }
     for (int g = 0; g < co_total; g += 16) {
       int j = 0;
       for (; j + 2 <= tiles; j += 2)
-        conv_block_2_4(ve + j * ci_total, 0, 1, ci_total, ci_total, ue + g, co_total, 0, me + j * co_total + g, 0);
+        conv_block_2_4(ve + j * ci_total, 0, 1, ci_total, ci_total, ue + g, co_total, 0, me + j * co_total + g, co_total, 0);
       if (j < tiles)
-        conv_block_1_4(ve + j * ci_total, 0, 1, ci_total, ci_total, ue + g, co_total, 0, me + j * co_total + g, 0);
+        conv_block_1_4(ve + j * ci_total, 0, 1, ci_total, ci_total, ue + g, co_total, 0, me + j * co_total + g, co_total, 0);
     }
   }
 }

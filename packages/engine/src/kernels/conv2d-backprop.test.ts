@@ -104,6 +104,17 @@ describe('wasm Conv2DBackpropFilter / Conv2DBackpropInput', () => {
     if (fused) expect(relativeError(wasm.db as Float32Array, cpu.db as Float32Array)).toBeLessThan(1e-4);
   });
 
+  it('leak neither tensors nor backend buffers (phase-by-phase and Winograd routes)', async () => {
+    await initEngine({ backend: 'wasm' });
+    const routes = ['resnet20 16→32 s2 @32', '3×3 s1 padding wider than the kernel', 'resnet20 16→16 s1 @32'];
+    const chosen = parityCases.filter((c) => routes.includes(c.name));
+    expect(chosen).toHaveLength(routes.length);
+    for (const c of chosen) backpropKernels(c);
+    const before = { tensors: tf.memory().numTensors, buffers: tf.engine().backend.numDataIds() };
+    for (const c of chosen) backpropKernels(c);
+    expect({ tensors: tf.memory().numTensors, buffers: tf.engine().backend.numDataIds() }).toEqual(before);
+  });
+
   it('reject NCHW with a typed error', async () => {
     await initEngine({ backend: 'wasm' });
     const x = tf.zeros([1, 2, 4, 4]);

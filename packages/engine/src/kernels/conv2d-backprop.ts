@@ -11,7 +11,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { runSimdConv } from './conv2d-forward.js';
-import { SimdKernels } from './simd.js';
+import { type InputGradPhase, SimdKernels } from './simd.js';
 import { release, runWasmKernel, UnsupportedKernelInputError, type WasmBackend } from './wasm-backend.js';
 
 // Both gradients are rewritten as forward convolutions (the engine's SIMD one where it applies, else the wasm
@@ -174,10 +174,87 @@ function phaseFilter(
   return out;
 }
 
+/** The row and column phases of an input gradient (one each at stride 1), and whether a phase contributes. */
+function outputPhases(info: backend_util.Conv2DInfo): { rows: PhaseTaps[]; cols: PhaseTaps[] } {
+  const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth } =
+    info;
+  return {
+    rows: Array.from({ length: strideHeight }, (_, r) =>
+      phaseTaps(r, strideHeight, filterHeight, info.padInfo.top, inHeight, outHeight),
+    ),
+    cols: Array.from({ length: strideWidth }, (_, q) =>
+      phaseTaps(q, strideWidth, filterWidth, info.padInfo.left, inWidth, outWidth),
+    ),
+  };
+}
+
+/** A phase without taps, outputs or dy left contributes nothing: its positions of dX stay zero. */
+const contributes = (taps: PhaseTaps, dySize: number): boolean =>
+  taps.count > 0 && taps.outputs > 0 && dySize - taps.cropBefore - taps.cropAfter > 0;
+
+/** dX of shape `info`, zeroed unless every phase contributes (and so writes every position). */
+function phaseOutput(
+  backend: WasmBackend,
+  info: backend_util.Conv2DInfo,
+  phases: { rows: PhaseTaps[]; cols: PhaseTaps[] },
+): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const dx = backend.makeOutput([batchSize, inHeight, inWidth, inChannels], 'float32');
+  const complete =
+    phases.rows.every((t) => contributes(t, outHeight)) && phases.cols.every((t) => contributes(t, outWidth));
+  if (!complete) backend.typedArrayFromHeap(dx).fill(0);
+  return dx;
+}
+
+/**
+ * dX one output phase at a time on the engine's SIMD kernel: each phase a stride-1 convolution of dy, padded once
+ * for all of them, written straight into its rows and columns of dX.
+ */
+function simdPhaseBackpropInput(
+  backend: WasmBackend,
+  simd: SimdKernels,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const plan = outputPhases(info);
+  const dx = phaseOutput(backend, info, plan);
+  const pad = {
+    top: Math.max(...plan.rows.map((t) => t.padBefore)),
+    bottom: Math.max(...plan.rows.map((t) => t.padAfter)),
+    left: Math.max(...plan.cols.map((t) => t.padBefore)),
+    right: Math.max(...plan.cols.map((t) => t.padAfter)),
+  };
+  const strides: [number, number] = [info.strideHeight, info.strideWidth];
+  const phases: InputGradPhase[] = [];
+  for (const [r, rows] of plan.rows.entries()) {
+    if (!contributes(rows, info.outHeight)) continue;
+    for (const [q, cols] of plan.cols.entries()) {
+      if (!contributes(cols, info.outWidth)) continue;
+      phases.push({
+        taps: phaseFilter(backend, filter, rows, cols, strides),
+        firstRow: pad.top - rows.padBefore + rows.cropBefore,
+        firstColumn: pad.left - cols.padBefore + cols.cropBefore,
+        rows: rows.outputs,
+        columns: cols.outputs,
+        dxRow: r,
+        dxColumn: q,
+      });
+    }
+  }
+  try {
+    simd.conv2dInputGradPhases(dy, dx, phases, strides, pad);
+  } finally {
+    release(backend, ...phases.map((p) => p.taps));
+  }
+  return dx;
+}
+
 /**
  * Strided dX one output phase at a time: the inputs at rows ≡ r (mod s) and columns ≡ q (mod s) only meet
  * the filter taps ≡ r + pad (mod s), so each phase is a stride-1 convolution of dy with those taps, written
- * into every s-th position of dX. This does 1/s² of the work of convolving a zero-upsampled dy.
+ * into every s-th position of dX. This does 1/s² of the work of convolving a zero-upsampled dy. Without the
+ * SIMD module: each phase on XNNPACK, copied into dX from JavaScript.
  */
 function stridedBackpropInput(
   backend: WasmBackend,
@@ -185,28 +262,13 @@ function stridedBackpropInput(
   filter: TensorInfo,
   info: backend_util.Conv2DInfo,
 ): TensorInfo {
-  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth } = info;
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
   const strides: [number, number] = [info.strideHeight, info.strideWidth];
-  const rowPhases = Array.from({ length: strides[0] }, (_, r) =>
-    phaseTaps(r, strides[0], filterHeight, info.padInfo.top, inHeight, outHeight),
-  );
-  const colPhases = Array.from({ length: strides[1] }, (_, q) =>
-    phaseTaps(q, strides[1], filterWidth, info.padInfo.left, inWidth, outWidth),
-  );
-  // A phase without taps or without dy left contributes nothing: its positions of dX stay zero.
-  const contributes = (taps: PhaseTaps, dySize: number): boolean =>
-    taps.count > 0 && dySize - taps.cropBefore - taps.cropAfter > 0;
-  const dx = backend.makeOutput([batchSize, inHeight, inWidth, inChannels], 'float32');
-  if (
-    !rowPhases.every((t) => contributes(t, outHeight)) ||
-    !colPhases.every((t) => contributes(t, outWidth))
-  ) {
-    backend.typedArrayFromHeap(dx).fill(0);
-  }
-  for (const [r, rows] of rowPhases.entries()) {
-    for (const [q, cols] of colPhases.entries()) {
+  const plan = outputPhases(info);
+  const dx = phaseOutput(backend, info, plan);
+  for (const [r, rows] of plan.rows.entries()) {
+    for (const [q, cols] of plan.cols.entries()) {
       if (!contributes(rows, outHeight) || !contributes(cols, outWidth)) continue;
-      if (rows.outputs === 0 || cols.outputs === 0) continue;
       const dyRows = outHeight - rows.cropBefore - rows.cropAfter;
       const dyCols = outWidth - cols.cropBefore - cols.cropAfter;
       const cropped =
@@ -246,34 +308,24 @@ function stridedBackpropInput(
 
 /**
  * dX = dy ⋆ flip(W)ᵀ: a stride-1 convolution of the padded output gradient with the spatially flipped filter
- * whose in/out channels are swapped; strided convolutions go phase by phase ({@link stridedBackpropInput}).
+ * whose in/out channels are swapped; strided ones (and stride-1 ones whose padding drops rows of dy) go phase by
+ * phase ({@link simdPhaseBackpropInput}, {@link stridedBackpropInput} without the SIMD module).
  */
 const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as WasmBackend;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const convAttrs = attrs as unknown as Conv2DBackpropInputAttrs;
   const info = convInfoFor(Conv2DBackpropInput, convAttrs.inputShape, filter.shape as Shape4, convAttrs);
-  if (info.strideHeight !== 1 || info.strideWidth !== 1) {
-    // Strided: the SIMD kernel scatters each dy pixel's products straight into dX (no phase convolutions and
-    // copies); stride 1 stays on XNNPACK, which is as fast there.
-    const simd = info.inChannels % 4 === 0 ? SimdKernels.of(wasm) : null;
-    if (simd === null) return stridedBackpropInput(wasm, dy, filter, info);
-    const dx = wasm.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
-    simd.conv2dInputGrad(
-      dy,
-      filter,
-      dx,
-      [info.strideHeight, info.strideWidth],
-      info.padInfo.top,
-      info.padInfo.left,
-    );
-    return dx;
-  }
   const { filterHeight: kh, filterWidth: kw, inHeight, inWidth, outHeight, outWidth, padInfo } = info;
   const rows = phaseTaps(0, 1, kh, padInfo.top, inHeight, outHeight);
   const cols = phaseTaps(0, 1, kw, padInfo.left, inWidth, outWidth);
-  if (rows.cropBefore + rows.cropAfter + cols.cropBefore + cols.cropAfter > 0) {
-    return stridedBackpropInput(wasm, dy, filter, info);
+  const strided = info.strideHeight !== 1 || info.strideWidth !== 1;
+  if (strided || rows.cropBefore + rows.cropAfter + cols.cropBefore + cols.cropAfter > 0) {
+    // Phase by phase; on the SIMD kernel, straight into dX (no per-phase outputs copied from JavaScript).
+    const simd = info.inChannels % 4 === 0 && dy.dtype === 'float32' ? SimdKernels.of(wasm) : null;
+    return simd === null
+      ? stridedBackpropInput(wasm, dy, filter, info)
+      : simdPhaseBackpropInput(wasm, simd, dy, filter, info);
   }
   const flipped = phaseFilter(wasm, filter, rows, cols, [1, 1]);
   const dx = conv2d(

@@ -51,6 +51,32 @@ type ConvGeometry = [
 ];
 type ConvGradientKernel = (first: number, second: number, out: number, ...geometry: ConvGeometry) => void;
 
+/**
+ * One output phase of an input gradient (see `conv2dInputGradPhases`): the dx positions at rows ≡ dxRow (mod sh)
+ * and columns ≡ dxColumn (mod sw), from the taps that reach them.
+ */
+export interface InputGradPhase {
+  /** The phase's taps, spatially flipped, channels swapped: [th, tw, C_out, C_in]. */
+  taps: TensorInfo;
+  /** Where its first output's first tap reads the padded dy. */
+  firstRow: number;
+  firstColumn: number;
+  /** Its output positions. */
+  rows: number;
+  columns: number;
+  /** Its first dx position. */
+  dxRow: number;
+  dxColumn: number;
+}
+
+/** Zero rows and columns around dy that every phase's taps stay inside. */
+export interface PhasePadding {
+  top: number;
+  bottom: number;
+  left: number;
+  right: number;
+}
+
 /** What the average-pool gradient takes after its tensors: [N, H, W, C], [Ho, Wo], window, strides, top/left pad. */
 type PoolGeometry = [
   batch: number,
@@ -91,7 +117,26 @@ export type DepthwiseGeometry = [
 ];
 
 interface SimdExports {
-  conv2d_input_grad: ConvGradientKernel;
+  conv2d_input_grad_phases(
+    dy: number,
+    phases: number,
+    phaseCount: number,
+    dx: number,
+    padded: number,
+    batch: number,
+    dyHeight: number,
+    dyWidth: number,
+    outChannels: number,
+    height: number,
+    width: number,
+    inChannels: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+    paddedHeight: number,
+    paddedWidth: number,
+  ): void;
   conv2d_filter_grad: ConvGradientKernel;
   depthwise_input_grad(
     dy: number,
@@ -593,37 +638,57 @@ export class SimdKernels {
   }
 
   /**
-   * Overwrites `dx` ([N, H, W, C_in]; C_in a multiple of 4) with the input gradient of a stride-(sh, sw)
-   * convolution with `filter` ([kh, kw, C_in, C_out]) whose output gradient is `dy` ([N, Ho, Wo, C_out]).
+   * Overwrites the positions of `dx` ([N, H, W, C_in]; C_in a multiple of 4) that `phases` cover with the input
+   * gradient of a convolution whose output gradient is `dy` ([N, Ho, Wo, C_out]), phase by phase: each a stride-1
+   * convolution of dy (padded by `pad`) with the phase's taps, written into every `strides`-th row and column.
    */
-  conv2dInputGrad(
+  conv2dInputGradPhases(
     dy: TensorInfo,
-    filter: TensorInfo,
     dx: TensorInfo,
+    phases: readonly InputGradPhase[],
     strides: [number, number],
-    padTop: number,
-    padLeft: number,
+    pad: PhasePadding,
   ): void {
-    const [kh, kw, inChannels, outChannels] = filter.shape as [number, number, number, number];
-    const size = kh * kw * inChannels * outChannels;
-    this.withScratch(4 * size, (transposed) => {
-      // [kh, kw, C_in, C_out] → [kh, kw, C_out, C_in], so the kernel reads C_in-contiguous rows. Views are made
-      // after the allocation, which may grow (and so replace) the heap's buffer.
-      const source = new Float32Array(this.memory.buffer, this.offset(filter), size);
-      const target = new Float32Array(this.memory.buffer, transposed, size);
-      for (let tap = 0; tap < kh * kw; tap++) {
-        const base = tap * inChannels * outChannels;
-        for (let i = 0; i < inChannels; i++) {
-          for (let o = 0; o < outChannels; o++) {
-            target[base + o * inChannels + i] = source[base + i * outChannels + o] as number;
-          }
-        }
-      }
-      this.exports.conv2d_input_grad(
+    const [batch, dyHeight, dyWidth, outChannels] = dy.shape as [number, number, number, number];
+    const [, height, width, inChannels] = dx.shape as [number, number, number, number];
+    const paddedHeight = dyHeight + pad.top + pad.bottom;
+    const paddedWidth = dyWidth + pad.left + pad.right;
+    const paddedFloats =
+      pad.top + pad.bottom + pad.left + pad.right > 0 ? paddedHeight * paddedWidth * outChannels : 0;
+    this.withScratch(4 * (paddedFloats + 9 * phases.length), (padded) => {
+      const table = padded + 4 * paddedFloats;
+      new Int32Array(this.memory.buffer, table, 9 * phases.length).set(
+        phases.flatMap((p) => [
+          p.taps.shape[0] as number,
+          p.taps.shape[1] as number,
+          p.firstRow,
+          p.firstColumn,
+          p.rows,
+          p.columns,
+          p.dxRow,
+          p.dxColumn,
+          this.offset(p.taps),
+        ]),
+      );
+      this.exports.conv2d_input_grad_phases(
         this.offset(dy),
-        transposed,
+        table,
+        phases.length,
         this.offset(dx),
-        ...convGeometry(dx, dy, kh, kw, strides, padTop, padLeft),
+        padded,
+        batch,
+        dyHeight,
+        dyWidth,
+        outChannels,
+        height,
+        width,
+        inChannels,
+        strides[0],
+        strides[1],
+        pad.top,
+        pad.left,
+        paddedHeight,
+        paddedWidth,
       );
     });
   }
