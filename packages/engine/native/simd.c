@@ -335,6 +335,28 @@ DEFINE_CONV_LANES(2)
 DEFINE_CONV_LANES(1)
 
 /*
+ * Copies image xn ([height, width, ci_total]) into a zero-padded buffer (rows `row` floats apart, the image at
+ * (pad_top, pad_left)): its first `rows` rows and `columns` columns, the part the kernel reading it reaches. The
+ * border stays as zeroed once before the first image.
+ */
+static inline void copy_into_padded(const float* xn, int width, int ci_total, float* padded, int row, int pad_top,
+                                    int pad_left, int rows, int columns) {
+  for (int i = 0; i < rows; i++) {
+    const float* from = xn + i * width * ci_total;
+    float* to = padded + (pad_top + i) * row + pad_left * ci_total;
+    for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
+  }
+}
+
+/* Where a kernel reads image xn from: xn itself when every tap is inside it, else its padded copy, made here. */
+static inline const float* image_source(const float* xn, int inside, int width, int ci_total, float* padded, int row,
+                                        int pad_top, int pad_left, int rows, int columns) {
+  if (inside) return xn;
+  copy_into_padded(xn, width, ci_total, padded, row, pad_top, pad_left, rows, columns);
+  return padded;
+}
+
+/*
  * Forward convolution, NHWC, dilation 1, co_total a multiple of 4:
  * y[n][i][j][co] = act(bias[co] + sum over a, b, ci of x[n][i*sh + a - pad_top][j*sw + b - pad_left][ci] * w[a][b][ci][co])
  * (zero outside x; bias may be 0; activation 0 linear, 1 relu). Where some taps fall outside x, each image is
@@ -356,23 +378,15 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
   int inside = pad_top == 0 && pad_left == 0 && padded_height <= height && padded_width <= width;
   int row = (inside ? width : padded_width) * ci_total;
   /* The rows and columns of x the padded copy holds. */
-  int first_row = pad_top, rows = height + pad_top < padded_height ? height : padded_height - pad_top;
-  int first_column = pad_left, columns = width + pad_left < padded_width ? width : padded_width - pad_left;
+  int rows = height + pad_top < padded_height ? height : padded_height - pad_top;
+  int columns = width + pad_left < padded_width ? width : padded_width - pad_left;
   if (!inside) {
     int size = padded_height * row;
     for (int k = 0; k < size; k++) padded[k] = 0.0f;
   }
   for (int n = 0; n < batch; n++) {
-    const float* xn = x + n * height * width * ci_total;
-    const float* source = xn;
-    if (!inside) {
-      for (int i = 0; i < rows; i++) {
-        const float* from = xn + i * width * ci_total;
-        float* to = padded + (first_row + i) * row + first_column * ci_total;
-        for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
-      }
-      source = padded;
-    }
+    const float* source = image_source(x + n * height * width * ci_total, inside, width, ci_total, padded, row,
+                                       pad_top, pad_left, rows, columns);
     for (int i = 0; i < out_height; i++) {
       float* y_row = y + ((n * out_height + i) * out_width) * co_total;
       const float* x_row = source + i * sh * row;
@@ -415,16 +429,8 @@ void conv2d_input_grad_phases(const float* dy, const int* phases, int phase_coun
   if (!inside)
     for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
   for (int n = 0; n < batch; n++) {
-    const float* dyn = dy + n * dy_height * dy_width * co_total;
-    const float* source = dyn;
-    if (!inside) {
-      for (int i = 0; i < dy_height; i++) {
-        const float* from = dyn + i * dy_width * co_total;
-        float* to = padded + (pad_top + i) * row + pad_left * co_total;
-        for (int k = 0; k < dy_width * co_total; k++) to[k] = from[k];
-      }
-      source = padded;
-    }
+    const float* source = image_source(dy + n * dy_height * dy_width * co_total, inside, dy_width, co_total, padded,
+                                       row, pad_top, pad_left, dy_height, dy_width);
     for (int p = 0; p < phase_count; p++) {
       const int* phase = phases + 9 * p;
       int th = phase[0], tw = phase[1], first_row = phase[2], first_column = phase[3];
@@ -461,20 +467,6 @@ void conv2d_input_grad_phases(const float* dy, const int* phases, int phase_coun
   int rows = height + pad_top < padded_height ? height : padded_height - pad_top;              \
   int columns = width + pad_left < padded_width ? width : padded_width - pad_left;             \
   for (int k = 0; k < padded_height * row; k++) padded[k] = 0.0f;
-
-/*
- * Copies image xn ([height, width, ci_total]) into the zero-padded buffer both Winograd kernels read 4×4 input
- * tiles from (rows `row` floats apart, the image at (pad_top, pad_left)): its first `rows` rows and `columns`
- * columns, the part the tiles reach. The border stays as zeroed once before the first image.
- */
-static inline void winograd_copy_image(const float* xn, int width, int ci_total, float* padded, int row, int pad_top,
-                                       int pad_left, int rows, int columns) {
-  for (int i = 0; i < rows; i++) {
-    const float* from = xn + i * width * ci_total;
-    float* to = padded + (pad_top + i) * row + pad_left * ci_total;
-    for (int k = 0; k < columns * ci_total; k++) to[k] = from[k];
-  }
-}
 
 /*
  * V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], four input channels at a time, for the `tiles` tiles
@@ -576,7 +568,7 @@ void conv2d_winograd(const float* x, const float* w, const float* bias, float* y
   }
   WINOGRAD_PADDED_GRID
   for (int n = 0; n < batch; n++) {
-    winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
+    copy_into_padded(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
                         columns);
     int image_tiles = tiles_high * tiles_wide;
     for (int first = 0; first < image_tiles; first += chunk_tiles) {
@@ -656,7 +648,7 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
   WINOGRAD_PADDED_GRID
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int n = 0; n < batch; n++) {
-    winograd_copy_image(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
+    copy_into_padded(x + n * height * width * ci_total, width, ci_total, padded, row, pad_top, pad_left, rows,
                         columns);
     const float* dyn = dy + n * out_height * out_width * co_total;
     int image_tiles = tiles_high * tiles_wide;
@@ -715,48 +707,20 @@ void conv2d_filter_grad_winograd(const float* x, const float* dy, float* dw, flo
 }
 
 /*
- * ROWS rows of a, 4·VECTORS columns from column c of b: out[r][c..] = act(bias[c..] + sum over k < depth of
- * a[r][k] * b[k][c..]), accumulated in registers; each loaded vector of b serves all ROWS rows.
- */
-#define DEFINE_MATMUL_BLOCK(ROWS, VECTORS)                                                                    \
-  static inline void matmul_block_##ROWS##_##VECTORS(const float* a, const float* b, const float* bias,       \
-                                                     float* out, int depth, int columns, int activation) {    \
-    v128_t acc[ROWS][VECTORS];                                                                                \
-    for (int v = 0; v < VECTORS; v++) {                                                                       \
-      v128_t start = bias ? wasm_v128_load(bias + 4 * v) : wasm_f32x4_splat(0.0f);                           \
-      for (int r = 0; r < ROWS; r++) acc[r][v] = start;                                                       \
-    }                                                                                                         \
-    for (int k = 0; k < depth; k++, b += columns) {                                                           \
-      v128_t bv[VECTORS];                                                                                     \
-      for (int v = 0; v < VECTORS; v++) bv[v] = wasm_v128_load(b + 4 * v);                                    \
-      for (int r = 0; r < ROWS; r++) {                                                                        \
-        v128_t s = wasm_v128_load32_splat(a + r * depth + k);                                                 \
-        for (int v = 0; v < VECTORS; v++) acc[r][v] = madd(s, bv[v], acc[r][v]);                              \
-      }                                                                                                       \
-    }                                                                                                         \
-    for (int r = 0; r < ROWS; r++)                                                                            \
-      for (int v = 0; v < VECTORS; v++) wasm_v128_store(out + r * columns + 4 * v, activate(acc[r][v], activation)); \
-  }
-
-/* Per column-group width, the most rows whose accumulators, b vectors and broadcast fit the registers. */
-DEFINE_MATMUL_BLOCK(2, 4)
-DEFINE_MATMUL_BLOCK(1, 4)
-DEFINE_MATMUL_BLOCK(4, 2)
-DEFINE_MATMUL_BLOCK(1, 2)
-DEFINE_MATMUL_BLOCK(6, 1)
-DEFINE_MATMUL_BLOCK(1, 1)
-
-/*
  * out[r][c] = act(bias[c] + sum over k < depth of a[r][k] * b[k][c]) for r < rows, c < columns (a multiple of 4):
  * a matrix product whose right factor is small enough to stay in cache (the 1×1 combination step of a basis
- * convolution, and its input gradient). Columns go in groups of 16, then one of 8 and one of 4, each group with
- * as many rows at a time as its registers hold: a group of 8 two rows at a time re-broadcast each a value for
- * both halves (0.29 ms at [8192, 32]·[32, 8], twice the time of the same multiply-adds as [8192, 8]·[8, 32]).
+ * convolution, and its input gradient), as a 1×1 convolution of the rows on the convolution's register blocks.
+ * Columns go in groups of 16, then one of 8 and one of 4, each with as many rows at a time as its registers hold
+ * (2, 4, 6; conv_pixels' 5 and 8 rows ran 10-40 % slower here): a group of 8 taken two rows at a time
+ * re-broadcast each a value for both halves (0.29 ms at [8192, 32]·[32, 8], twice the time of the same
+ * multiply-adds as [8192, 8]·[8, 32]). Chunks of 12 rows (whole blocks of every group) keep their part of a in
+ * cache for all groups.
  */
 EXPORT("matmul_small_right")
 void matmul_small_right(const float* a, const float* b, const float* bias, float* out, int rows, int depth,
                         int columns, int activation) {
-  /* Chunks of 12 rows (a whole number of every group's blocks) keep their part of a in cache for all groups. */
+#define MATMUL_ROWS(R, V) \
+  conv_block_##R##_##V(ac + r * depth, 0, 1, depth, depth, bc, columns, biasc, oc + r * columns + c, columns, activation)
   for (int first = 0; first < rows; first += 12) {
     int count = rows - first < 12 ? rows - first : 12;
     const float* ac = a + first * depth;
@@ -766,26 +730,21 @@ void matmul_small_right(const float* a, const float* b, const float* bias, float
       const float* biasc = bias ? bias + c : 0;
       int r = 0;
       if (columns - c >= 16) {
-        for (; r + 2 <= count; r += 2)
-          matmul_block_2_4(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
-        for (; r < count; r++)
-          matmul_block_1_4(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r + 2 <= count; r += 2) MATMUL_ROWS(2, 4);
+        for (; r < count; r++) MATMUL_ROWS(1, 4);
         c += 16;
       } else if (columns - c >= 8) {
-        for (; r + 4 <= count; r += 4)
-          matmul_block_4_2(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
-        for (; r < count; r++)
-          matmul_block_1_2(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r + 4 <= count; r += 4) MATMUL_ROWS(4, 2);
+        for (; r < count; r++) MATMUL_ROWS(1, 2);
         c += 8;
       } else {
-        for (; r + 6 <= count; r += 6)
-          matmul_block_6_1(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
-        for (; r < count; r++)
-          matmul_block_1_1(ac + r * depth, bc, biasc, oc + r * columns + c, depth, columns, activation);
+        for (; r + 6 <= count; r += 6) MATMUL_ROWS(6, 1);
+        for (; r < count; r++) MATMUL_ROWS(1, 1);
         c += 4;
       }
     }
   }
+#undef MATMUL_ROWS
 }
 
 /*

@@ -18,59 +18,37 @@ const cases: PoolCase[] = [
   { name: '2×2 s1 valid, 16 channels', shape: [2, 6, 6, 16], size: 2, stride: 1, pad: 'valid' },
 ];
 
-/** The gradient of Σ maxPool(x)·r; x holds repeated values, so ties are broken as the cpu backend does. */
-function maxPoolGrad(c: PoolCase): Float32Array {
+type Pool = 'max' | 'avg';
+
+/**
+ * The gradient of Σ pool(x)·r; for max pooling x holds repeated values, so ties are broken as the cpu backend
+ * does.
+ */
+function poolGrad(pool: Pool, c: PoolCase): Float32Array {
   return tf.tidy(() => {
-    const values = seededValues(tf.util.sizeFromShape(c.shape), 1).map((v) => Math.round(v * 4) / 4);
-    const x = tf.tensor4d(values, c.shape);
-    const y = tf.maxPool(x, c.size, c.stride, c.pad as 'same');
-    const r = tf.tensor(seededValues(y.size, 2), y.shape);
-    const loss = (a: tf.Tensor) =>
-      tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.size, c.stride, c.pad as 'same'), r));
-    return tf.grad(loss)(x).dataSync() as Float32Array;
+    const seeded = seededValues(tf.util.sizeFromShape(c.shape), 1);
+    const x = tf.tensor4d(pool === 'max' ? seeded.map((v) => Math.round(v * 4) / 4) : seeded, c.shape);
+    const run = (a: tf.Tensor) =>
+      (pool === 'max' ? tf.maxPool : tf.avgPool)(a as tf.Tensor4D, c.size, c.stride, c.pad as 'same');
+    const r = tf.tensor(seededValues(run(x).size, 2), run(x).shape);
+    return tf
+      .grad((a: tf.Tensor) => tf.sum(tf.mul(run(a), r)))(x)
+      .dataSync() as Float32Array;
   });
 }
 
-/** The gradient of Σ avgPool(x)·r. */
-function avgPoolGrad(c: PoolCase): Float32Array {
-  return tf.tidy(() => {
-    const x = tf.tensor4d(seededValues(tf.util.sizeFromShape(c.shape), 1), c.shape);
-    const y = tf.avgPool(x, c.size, c.stride, c.pad as 'same');
-    const r = tf.tensor(seededValues(y.size, 2), y.shape);
-    const loss = (a: tf.Tensor) =>
-      tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, c.size, c.stride, c.pad as 'same'), r));
-    return tf.grad(loss)(x).dataSync() as Float32Array;
-  });
-}
-
-describe('wasm AvgPoolGrad', () => {
+describe.each(['max', 'avg'] as const)('wasm %sPoolGrad', (pool) => {
   it.each(cases)('matches cpu for $name', async (c) => {
-    const { wasm, cpu } = await onWasmAndCpu(() => avgPoolGrad(c));
+    const { wasm, cpu } = await onWasmAndCpu(() => poolGrad(pool, c));
     expect(relativeError(wasm, cpu)).toBeLessThan(1e-6);
   });
 
   it('leaks no tensors', async () => {
     await initEngine({ backend: 'wasm' });
     const c = cases[1] as PoolCase;
-    avgPoolGrad(c);
+    poolGrad(pool, c);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 10; i++) avgPoolGrad(c);
-    expect(tf.memory().numTensors).toBe(before);
-  });
-});
-
-describe('wasm MaxPoolGrad', () => {
-  it.each(cases)('matches cpu for $name', async (c) => {
-    const { wasm, cpu } = await onWasmAndCpu(() => maxPoolGrad(c));
-    expect(relativeError(wasm, cpu)).toBeLessThan(1e-6);
-  });
-
-  it('leaks no tensors', async () => {
-    await initEngine({ backend: 'wasm' });
-    const c = cases[1] as PoolCase;
-    maxPoolGrad(c);
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 10; i++) maxPoolGrad(c);
+    for (let i = 0; i < 10; i++) poolGrad(pool, c);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -40,15 +40,10 @@ type ConvShape = [
  * What both convolution-gradient kernels take after their three tensor pointers: the shape, the kernel size,
  * the strides and the top/left padding.
  */
-type ConvGeometry = [
-  ...ConvShape,
-  kh: number,
-  kw: number,
-  sh: number,
-  sw: number,
-  padTop: number,
-  padLeft: number,
-];
+type ConvGeometry = [...ConvShape, ...WindowParams];
+
+/** A window's size, strides and top/left padding, as the convolution and pool kernels take them. */
+type WindowParams = [kh: number, kw: number, sh: number, sw: number, padTop: number, padLeft: number];
 type ConvGradientKernel = (first: number, second: number, out: number, ...geometry: ConvGeometry) => void;
 
 /**
@@ -77,21 +72,18 @@ export interface PhasePadding {
   right: number;
 }
 
-/** What the average-pool gradient takes after its tensors: [N, H, W, C], [Ho, Wo], window, strides, top/left pad. */
-type PoolGeometry = [
+/** The input's [N, H, W, C] and the output's [Ho, Wo]: how the window kernels (pools, depthwise) start their shape. */
+export type WindowShape = [
   batch: number,
   height: number,
   width: number,
   channels: number,
   outHeight: number,
   outWidth: number,
-  kh: number,
-  kw: number,
-  sh: number,
-  sw: number,
-  padTop: number,
-  padLeft: number,
 ];
+
+/** What the average-pool gradient takes after its tensors. */
+type PoolGeometry = [...WindowShape, ...WindowParams];
 
 /**
  * What both depthwise-gradient kernels take after their tensor and scratch pointers: the input's [N, H, W, C], the
@@ -99,12 +91,7 @@ type PoolGeometry = [
  * dilations.
  */
 export type DepthwiseGeometry = [
-  batch: number,
-  height: number,
-  width: number,
-  channels: number,
-  outHeight: number,
-  outWidth: number,
+  ...WindowShape,
   multiplier: number,
   kh: number,
   kw: number,
