@@ -17,7 +17,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { BenchError } from './errors.js';
 import { flagParsers } from './flags.js';
-import { startKernelTimer } from './kernel-timer.js';
+import { labelByShapes, startKernelTimer } from './kernel-timer.js';
 import { printTable, writeAtomically } from './output.js';
 import { median, timeCalls } from './samples.js';
 
@@ -78,15 +78,6 @@ function flopsOf(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAtt
   return 0;
 }
 
-function labelOf(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): string {
-  const shapes = Object.entries(inputs).flatMap(([name, info]) =>
-    info === undefined ? [] : [`${name}[${info.shape.join(',')}]`],
-  );
-  const strides = attrs?.strides === undefined ? '' : ` s${String(attrs.strides)}`;
-  const activation = typeof attrs?.activation === 'string' ? ` ${attrs.activation}` : '';
-  return `${kernelName}\t${shapes.join(' ')}${strides}${activation}`;
-}
-
 interface Profile {
   batch: number;
   wall_ms: number;
@@ -101,7 +92,7 @@ function profile(predict: () => void, batch: number, runs: number): Profile {
   predict();
   const flops = new Map<string, number>();
   const stop = startKernelTimer('wasm', (name, inputs, attrs) => {
-    const label = labelOf(name, inputs, attrs);
+    const label = labelByShapes(name, inputs, attrs);
     flops.set(label, flopsOf(name, inputs, attrs));
     return label;
   });

@@ -8,6 +8,23 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 
+/**
+ * A {@link startKernelTimer} label grouping calls by kernel and shapes: the kernel's name, a tab, then each input's
+ * shape, the strides and the fused activation (e.g. `FusedConv2D\tx[128,32,32,16] filter[3,3,16,16] s1 relu`).
+ */
+export function labelByShapes(
+  kernelName: string,
+  inputs: NamedTensorInfoMap,
+  attrs: NamedAttrMap | undefined,
+): string {
+  const shapes = Object.entries(inputs).flatMap(([name, info]) =>
+    info === undefined ? [] : [`${name}[${info.shape.join(',')}]`],
+  );
+  const strides = attrs?.strides === undefined ? '' : ` s${String(attrs.strides)}`;
+  const activation = typeof attrs?.activation === 'string' ? ` ${attrs.activation}` : '';
+  return `${kernelName}\t${shapes.join(' ')}${strides}${activation}`;
+}
+
 /** Time spent in one kernel over a measured span. */
 export interface KernelTime {
   /** The kernel's name, or what `label` made of the call. */

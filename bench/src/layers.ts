@@ -21,6 +21,7 @@ import { type EngineInfo, initEngine } from '@decompose/engine';
 import { buildSvdLayers, rankForParams, svdCost } from '@decompose/svd';
 import * as tf from '@tensorflow/tfjs-core';
 import { layers } from '@tensorflow/tfjs-layers';
+import { type KernelTime, labelByShapes, startKernelTimer } from './kernel-timer.js';
 import { printTable, writeAtomically } from './output.js';
 import { measure, median, type Samples } from './samples.js';
 
@@ -196,6 +197,55 @@ function gradientsWork(): string | null {
   }
 }
 
+/** Where a variant's forward+backward spends its CPU time: per kernel and shapes, ms per call. */
+interface VariantProfile {
+  variant: string;
+  kernelMs: number;
+  kernels: { kernel: string; shapes: string; ms: number; calls: number }[];
+}
+
+/**
+ * Kernel profiles of one shape's forward+backward for `variants`, after the timed rounds: `passes` round-robin
+ * passes of `runs` calls per variant, each variant's quietest pass kept (the machine is shared: one pass of 5
+ * calls saw the same kernel at 0.5 and 1.4 ms in consecutive variants). What a missed target's time goes to, set
+ * beside the dense layer's.
+ */
+function profileShape(
+  c: ShapeCase,
+  variants: Variant[],
+  backend: string,
+  runs = 5,
+  passes = 3,
+): VariantProfile[] {
+  const runners = variants.map((v) => runnerFor(v, c.shape, BATCH[c.network], c.inputGradient));
+  const best: (VariantProfile | undefined)[] = variants.map(() => undefined);
+  try {
+    for (const r of runners) r.forwardBackward();
+    for (let pass = 0; pass < passes; pass++) {
+      runners.forEach((runner, i) => {
+        const stop = startKernelTimer(backend, labelByShapes);
+        let times: KernelTime[] = [];
+        try {
+          for (let call = 0; call < runs; call++) runner.forwardBackward();
+        } finally {
+          times = stop();
+        }
+        const kernels = times.map((t) => {
+          const [kernel = '', shapes = ''] = t.kernel.split('\t');
+          return { kernel, shapes, ms: Number((t.cpu_ms / runs).toFixed(3)), calls: t.calls / runs };
+        });
+        const kernelMs = Number(kernels.reduce((sum, k) => sum + k.ms, 0).toFixed(3));
+        const kept = best[i];
+        if (kept === undefined || kernelMs < kept.kernelMs)
+          best[i] = { variant: variants[i]!.name, kernelMs, kernels };
+      });
+    }
+  } finally {
+    for (const r of runners) r.dispose();
+  }
+  return best.filter((p): p is VariantProfile => p !== undefined);
+}
+
 interface Row {
   network: string;
   shape: string;
@@ -225,6 +275,7 @@ async function main(): Promise<void> {
     'basis: BasisConv2D in its default (auto) execution; "(folded)" marks calls where conv(x, B) + the 1×1 step would take more multiply-adds than forming W = A·B and running one conv, which the layer then does (MACs shown are the dense ones).',
     '"conv to m only": the basis layer without its 1×1 step (a Conv2D with m = 0.25·C_out filters): its time against the basis 0.25 row splits that row into the narrow convolution and the combination step.',
     'SVD: rank-r weight SVD (k×k conv to r channels, then 1×1) with the largest r whose parameters fit the basis layer of the same ratio.',
+    'target.profiles: for each missed layer, the kernels of one forward+backward call (CPU ms per call: of 3 round-robin passes of 5 calls, the quietest of each variant) of the dense layer, the missed basis variant and its narrow convolution alone.',
   ];
   const cases = CASES.filter((c) => c.label.includes(FILTER));
   const variantsByCase = cases.map((c) => variantsOf(c.shape, BATCH[c.network]));
@@ -269,6 +320,17 @@ async function main(): Promise<void> {
   printRows(rows);
   const targeted = rows.filter((r) => r.variant.startsWith('basis') && r.macRatio >= 2);
   const missed = targeted.filter((r) => r.efficiency < 0.7);
+  // Each miss beside its dense layer and its narrow convolution alone ("conv to m only").
+  const profiles = missed.map((r) => {
+    const i = cases.findIndex((c) => c.network === r.network && labelOf(c.shape) === r.shape);
+    const variants = variantsByCase[i]!.filter(
+      (v, j) => j === 0 || v.name === r.variant || v.name.startsWith('conv to m'),
+    );
+    return {
+      layer: `${r.network} ${r.shape}`,
+      variants: profileShape(cases[i]!, variants, backends.forwardBackward),
+    };
+  });
   const result = {
     date: new Date().toISOString(),
     engine: { ...engine, backends },
@@ -279,14 +341,41 @@ async function main(): Promise<void> {
       layers: targeted.length,
       met: targeted.length - missed.length,
       missed: missed.map((r) => `${r.network} ${r.shape} ${r.variant}: ${r.efficiency.toFixed(2)}`),
+      profiles,
     },
     rows,
   };
+  printProfiles(profiles);
   const file = fileURLToPath(new URL('../results/layers.json', import.meta.url));
   await writeAtomically(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(
     `\nbackends: forward ${backends.forward}, forward+backward ${backends.forwardBackward} (${engine.threads} thread(s))\n` +
       `target met for ${result.target.met}/${result.target.layers} basis layers with MAC ratio ≥ 2\n${notes.join('\n')}\nwrote ${file}\n`,
+  );
+}
+
+/** The kernels of each missed layer's variants, largest first (ms per forward+backward call). */
+function printProfiles(profiles: { layer: string; variants: VariantProfile[] }[]): void {
+  if (profiles.length === 0) return;
+  process.stdout.write(
+    '\nkernel profiles of the missed layers (ms per forward+backward call, top 6 kernels):\n',
+  );
+  printTable(
+    ['layer', 'variant', 'kernels ms', 'kernel', 'shapes', 'ms'],
+    profiles.flatMap((p) =>
+      p.variants.flatMap((v) =>
+        v.kernels
+          .slice(0, 6)
+          .map((k, i) => [
+            i === 0 ? p.layer : '',
+            i === 0 ? v.variant : '',
+            i === 0 ? v.kernelMs.toFixed(2) : '',
+            k.kernel,
+            k.shapes,
+            k.ms.toFixed(3),
+          ]),
+      ),
+    ),
   );
 }
 
