@@ -16,6 +16,7 @@ import {
   accelerateBatchNormTraining,
   type EngineInfo,
   initEngine,
+  skipInputGradients,
   softmaxCrossEntropy,
 } from '@decompose/engine';
 import { createCifarResNet, listConvLayers } from '@decompose/resnet';
@@ -69,8 +70,10 @@ function subjectFor(variant: NetworkVariant, images: tf.Tensor4D, labels: tf.Ten
     }).model;
     dense.dispose();
   }
-  // As the engine's training loop does: BatchNorm trains through the engine's fused op.
+  // As the engine's training step does: BatchNorm trains through the engine's fused op, the stem skips the
+  // images' gradient.
   accelerateBatchNormTraining(model);
+  skipInputGradients(model);
   const { total } = costTable(model, { strategies: [basisStrategy] });
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   return {

@@ -28,6 +28,7 @@ export {
   UntrainableLayerError,
   type WorkerFailurePhase,
 } from './gradients/index.js';
+export { skipInputGradients } from './input-convolutions.js';
 export {
   createDirectory,
   describeFileSystemFailure,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable } from '@tensorflow/tfjs-layers';
 import { accelerateBatchNormTraining } from '../batch-norm-training.js';
+import { skipInputGradients } from '../input-convolutions.js';
 import type { ImageBatch, TrainingBatch } from './batch.js';
 import { crossEntropy, type ModelOutputKind } from './loss.js';
 
@@ -33,7 +34,8 @@ export function outputKindOf(model: LayersModel): ModelOutputKind {
  * Runs `model` in training mode on a validated batch of examples shaped `exampleShape`, and returns the mean
  * loss, the number of correct predictions and the gradients of the trainable weights. Like `model.fit`, the
  * training-mode call updates BatchNorm moving statistics. BatchNorm layers train through the engine's fused
- * op ({@link accelerateBatchNormTraining}).
+ * op ({@link accelerateBatchNormTraining}), and convolutions of the images skip their input gradient
+ * ({@link skipInputGradients}).
  */
 export function trainingStep(
   model: LayersModel,
@@ -42,6 +44,7 @@ export function trainingStep(
   settings: LossSettings,
 ): GradientResult {
   accelerateBatchNormTraining(model);
+  skipInputGradients(model);
   const trainable = model.trainableWeights;
   let output: tf.Tensor2D | undefined;
   const { value, grads } = tf.tidy(() => {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, LayerVariable, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { accelerateBatchNormTraining } from '../batch-norm-training.js';
 import { EngineError } from '../errors.js';
+import { skipInputGradients } from '../input-convolutions.js';
 
 /**
  * Thrown (by {@link checkTrainable}, which `createGradientComputer` runs) when a layer of the model cannot be
@@ -99,6 +100,7 @@ function dryRun(
  */
 export function checkTrainable(model: LayersModel): void {
   accelerateBatchNormTraining(model);
+  skipInputGradients(model);
   const frozen = model.nonTrainableWeights;
   const saved = frozen.map((w) => tf.clone(w.read()));
   try {
