@@ -21,6 +21,11 @@ static inline v128_t madd(v128_t a, v128_t b, v128_t c) {
 #endif
 }
 
+/* Applies the fused activation of the forward kernels: 0 linear, 1 relu. */
+static inline v128_t activate(v128_t v, int activation) {
+  return activation ? wasm_f32x4_max(v, wasm_f32x4_splat(0.0f)) : v;
+}
+
 /* Low and high halves of a float32x4 as two float64x2. */
 static inline v128_t low_f64(v128_t v) { return wasm_f64x2_promote_low_f32x4(v); }
 static inline v128_t high_f64(v128_t v) { return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)); }
@@ -48,11 +53,11 @@ void channel_moments(const float* x, const float* w, int n, int channels, double
 
 /*
  * out[i] = a[i]*p[c] + b[i]*q[c] + r[c] for the channel c of i (C a multiple of 4); without the b term when
- * b is 0. out may be a or b.
+ * b is 0, then max(0, ·) with `relu` (a BatchNorm's output with its relu fused). out may be a or b.
  */
 EXPORT("channel_affine")
 void channel_affine(float* out, const float* a, const float* p, const float* b, const float* q, const float* r,
-                    int n, int channels) {
+                    int n, int channels, int relu) {
   if (b) {
     for (int offset = 0; offset < n; offset += channels) {
       for (int c = 0; c < channels; c += 4) {
@@ -68,7 +73,7 @@ void channel_affine(float* out, const float* a, const float* p, const float* b, 
     for (int c = 0; c < channels; c += 4) {
       v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + offset + c), wasm_v128_load(p + c)),
                                 wasm_v128_load(r + c));
-      wasm_v128_store(out + offset + c, v);
+      wasm_v128_store(out + offset + c, activate(v, relu));
     }
   }
 }
@@ -194,11 +199,6 @@ void conv2d_filter_grad(const float* x, const float* dy, float* dw, int batch, i
       }
     }
   }
-}
-
-/* Applies the fused activation of the forward kernels: 0 linear, 1 relu. */
-static inline v128_t activate(v128_t v, int activation) {
-  return activation ? wasm_f32x4_max(v, wasm_f32x4_splat(0.0f)) : v;
 }
 
 /*

@@ -127,6 +127,37 @@ describe('accelerateBatchNormTraining', () => {
     model.dispose();
   });
 
+  it('fuses a relu that alone reads the BatchNorm, and no other', async () => {
+    await initEngine({ backend: 'wasm' });
+    const shape: Shape4 = [2, 8, 8, 16];
+    const kernelsOfStep = async (model: tfl.LayersModel) =>
+      (
+        await tf.profile(() => {
+          trainingCall(model, shape);
+        })
+      ).kernels.map((k) => k.name);
+    const fused = convBnModel(shape);
+    accelerateBatchNormTraining(fused);
+    const kernels = await kernelsOfStep(fused);
+    expect(kernels).toContain('DecomposeBatchNormTrain');
+    expect(kernels).not.toContain('Relu');
+    fused.dispose();
+    // A second reader of the BatchNorm's output (a residual sum) keeps the relu a layer of its own.
+    const build = () => {
+      const input = tfl.input({ shape: shape.slice(1) });
+      const bn = tfl.layers.batchNormalization({ name: 'bn' }).apply(input) as tfl.SymbolicTensor;
+      const relu = tfl.layers.activation({ activation: 'relu' }).apply(bn) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: input, outputs: tfl.layers.add().apply([relu, bn]) as tfl.SymbolicTensor });
+    };
+    const stock = build();
+    const branched = build();
+    accelerateBatchNormTraining(branched);
+    expectClose(trainingCall(branched, shape), trainingCall(stock, shape), 1e-4);
+    expect(await kernelsOfStep(branched)).toContain('Relu');
+    stock.dispose();
+    branched.dispose();
+  });
+
   it('does not leak tensors across training steps', async () => {
     await initEngine({ backend: 'wasm' });
     const shape: Shape4 = [2, 8, 8, 16];

@@ -5,7 +5,10 @@ import type { WasmBackend } from './wasm-backend.js';
 // BatchNorm training as two kernels instead of the ~25 ops tfjs-layers composes (moments, normalisation and
 // their gradients): five passes over the activations per training step instead of about twenty.
 
-/** Engine kernel: per-channel batch mean and (biased) variance of `x`, and `y = (x − mean)·γ/√(var+ε) + β`. */
+/**
+ * Engine kernel: per-channel batch mean and (biased) variance of `x`, and `y = (x − mean)·γ/√(var+ε) + β`
+ * (relu'd in the same pass with the `relu` attribute).
+ */
 export const BATCH_NORM_TRAIN = 'DecomposeBatchNormTrain';
 /** Engine kernel: dx, dγ and dβ of {@link BATCH_NORM_TRAIN}, the batch statistics' own dependence on x included. */
 export const BATCH_NORM_TRAIN_GRAD = 'DecomposeBatchNormTrainGrad';
@@ -13,6 +16,8 @@ export const BATCH_NORM_TRAIN_GRAD = 'DecomposeBatchNormTrainGrad';
 /** Attributes of both kernels. */
 export interface BatchNormTrainAttrs {
   varianceEpsilon: number;
+  /** {@link BATCH_NORM_TRAIN} only: write max(0, y). */
+  relu?: boolean;
 }
 
 /**
@@ -68,7 +73,10 @@ function channelMomentsJs(
   return { sum, products };
 }
 
-/** `out[i] = a[i]·p[c] + b[i]·q[c] + r[c]` (b may be null: then `a[i]·p[c] + r[c]`), with c the channel of i. */
+/**
+ * `out[i] = a[i]·p[c] + b[i]·q[c] + r[c]` (b may be null: then `a[i]·p[c] + r[c]`, relu'd with `relu`), with c
+ * the channel of i.
+ */
 function channelAffineJs(
   out: Float32Array,
   a: ArrayLike<number>,
@@ -76,13 +84,15 @@ function channelAffineJs(
   b: ArrayLike<number> | null,
   q: Float32Array,
   r: Float32Array,
+  relu: boolean,
 ): void {
   const channels = p.length;
   const n = out.length;
   let c = 0;
   if (b === null) {
     for (let i = 0; i < n; i++) {
-      out[i] = (a[i] as number) * (p[c] as number) + (r[c] as number);
+      const y = (a[i] as number) * (p[c] as number) + (r[c] as number);
+      out[i] = relu && y < 0 ? 0 : y;
       if (++c === channels) c = 0;
     }
     return;
@@ -109,7 +119,10 @@ export function channelMoments(
   return channelMomentsJs(values, weights === null ? null : backend.typedArrayFromHeap(weights), channels);
 }
 
-/** `out = a·p + b·q + r` per channel (b optional), by the SIMD kernel where it runs, JavaScript otherwise. */
+/**
+ * `out = a·p + b·q + r` per channel (b optional; without it relu'd with `relu`), by the SIMD kernel where it
+ * runs, JavaScript otherwise.
+ */
 function channelAffine(
   backend: WasmBackend,
   out: TensorInfo,
@@ -118,10 +131,11 @@ function channelAffine(
   b: TensorInfo | null,
   q: Float32Array,
   r: Float32Array,
+  relu = false,
 ): void {
   const simd = p.length % 4 === 0 ? SimdKernels.of(backend) : null;
   if (simd !== null) {
-    simd.channelAffine(out, a, p, b, q, r);
+    simd.channelAffine(out, a, p, b, q, r, relu);
     return;
   }
   const bValues = b === null ? null : backend.typedArrayFromHeap(b);
@@ -132,13 +146,14 @@ function channelAffine(
     bValues,
     q,
     r,
+    relu,
   );
 }
 
 const batchNormTrain: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as WasmBackend;
   const { x, scale, offset } = inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
-  const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
+  const { varianceEpsilon, relu } = attrs as unknown as BatchNormTrainAttrs;
   const channels = x.shape[x.shape.length - 1] ?? 0;
   const count = x.shape.reduce((a, b) => a * b, 1) / channels;
   const moments = channelMoments(wasm, x, null, channels);
@@ -154,7 +169,7 @@ const batchNormTrain: KernelFunc = ({ inputs, backend, attrs }) => {
     shift[c] = (betas[c] as number) - (mean[c] as number) * g;
   }
   const y = wasm.makeOutput([...x.shape], 'float32');
-  channelAffine(wasm, y, x, gain, null, gain, shift);
+  channelAffine(wasm, y, x, gain, null, gain, shift, relu === true);
   const meanOut = wasm.makeOutput([channels], 'float32');
   const varianceOut = wasm.makeOutput([channels], 'float32');
   wasm.typedArrayFromHeap(meanOut).set(mean);

@@ -117,18 +117,24 @@ export const clipByValueGradConfig: GradConfig = {
   },
 };
 
-/** Gradient of `Relu` (dy where x > 0), tfjs-core's own (dy·step(x)) on backends without {@link MASKED_GRAD}. */
+/**
+ * dy where x > 0 (a relu's gradient for its input x, or for its output: both are positive at the same places), in
+ * one pass where the backend has {@link MASKED_GRAD}, else tfjs-core's dy·step(x).
+ */
+export function reluGradient(dy: Tensor, x: Tensor): Tensor {
+  return (
+    maskedGradKernel(dy, x, { low: 0, high: Number.POSITIVE_INFINITY, lowOpen: true }) ??
+    mul(dy, cast(step(x), 'float32'))
+  );
+}
+
+/** Gradient of `Relu` ({@link reluGradient}). */
 export const reluGradConfig: GradConfig = {
   kernelName: Relu,
   inputsToSave: ['x'],
   gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-    const g = single(dy);
     const [x] = saved as [Tensor];
-    return {
-      x: () =>
-        maskedGradKernel(g, x, { low: 0, high: Number.POSITIVE_INFINITY, lowOpen: true }) ??
-        mul(g, cast(step(x), 'float32')),
-    };
+    return { x: () => reluGradient(single(dy), x) };
   },
 };
 

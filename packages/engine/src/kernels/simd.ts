@@ -195,6 +195,7 @@ interface SimdExports {
     r: number,
     n: number,
     channels: number,
+    relu: number,
   ): void;
 }
 
@@ -420,7 +421,10 @@ export class SimdKernels {
     });
   }
 
-  /** out = a·p + b·q + r per channel (without the b term when `b` is null); all float32 of one shape. */
+  /**
+   * out = a·p + b·q + r per channel (without the b term when `b` is null: then relu'd with `relu`); all float32 of
+   * one shape.
+   */
   channelAffine(
     out: TensorInfo,
     a: TensorInfo,
@@ -428,6 +432,7 @@ export class SimdKernels {
     b: TensorInfo | null,
     q: Float32Array,
     r: Float32Array,
+    relu = false,
   ): void {
     const channels = p.length;
     const n = out.shape.reduce((x, y) => x * y, 1);
@@ -445,6 +450,7 @@ export class SimdKernels {
         vectors + 8 * channels,
         n,
         channels,
+        relu ? 1 : 0,
       );
     });
   }
