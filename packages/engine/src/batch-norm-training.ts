@@ -219,7 +219,8 @@ function passFusedRelu(relu: Layer): void {
  * axis with both γ and β (the layers of CNNs) use {@link batchNormTraining}: the same outputs, moving-average
  * updates and gradients as the stock layer (to float rounding), in two kernels instead of about 25 ops. Where a
  * plain relu layer alone reads the BatchNorm's output (conv → BN → relu), the BatchNorm applies the relu in the
- * same pass and the relu layer passes its input on: one pass over the activations fewer each way. The layers stay
+ * same pass and the relu layer passes its input on: the relu's own pass over the activations saved (its gradient
+ * stays one pass, masking dy by the output). The layers stay
  * stock layers (class, config and weights), so saved models load anywhere; inference calls are untouched.
  * Idempotent. Returns the names of the BatchNorm layers it accelerated.
  */
