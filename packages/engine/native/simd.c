@@ -409,8 +409,9 @@ void conv2d_forward(const float* x, const float* w, const float* w_t, const floa
 }
 
 /*
- * Input gradient of a strided 2-D convolution, NHWC, one output phase at a time: the dx positions at rows ≡ r
- * (mod sh) and columns ≡ q (mod sw) only meet the filter taps ≡ r + pad (mod s), so each phase is a stride-1
+ * Input gradient of a strided 2-D convolution (or a stride-1 one whose padding drops rows of dy: one phase), NHWC,
+ * one output phase at a time: the dx positions at rows ≡ r (mod sh) and columns ≡ q (mod sw) only meet the filter
+ * taps ≡ r + pad (mod s), so each phase is a stride-1
  * convolution of dy with those taps (flipped, channels swapped: [th][tw][co][ci]), which the forward's register
  * blocks write straight into every sh-th row and sw-th column of dx (a gather: each dx vector is stored once,
  * where scattering each dy pixel into its taps loaded and stored it once per tap). Per image, dy is copied into

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import {
   BATCH_NORM_TRAIN,
   BATCH_NORM_TRAIN_GRAD,
   type BatchNormTrainAttrs,
 } from './kernels/batch-norm-train.js';
 import { reluGradient } from './kernels/clip-grad.js';
+import { callsOf, type ModelLayer } from './layer-graph.js';
 
 /** Output of a training-mode batch normalisation and the batch statistics it used. */
 export interface BatchNormTrainingResult {
@@ -150,8 +151,6 @@ interface BatchNormLayer {
 
 const accelerated = new WeakSet<object>();
 
-type Layer = LayersModel['layers'][number];
-
 /** The stock layer's moving average: moving ← moving − (moving − batch)·(1 − momentum). */
 function updateMovingAverage(
   variable: BatchNormLayer['movingMean'],
@@ -167,14 +166,8 @@ function updateMovingAverage(
 /** Outputs of BatchNorm calls with a fused relu: the relu layer after such a call passes them on as they are. */
 const reluApplied = new WeakSet<tf.Tensor>();
 
-/** A layer's calls as `LayersModel` records them. */
-interface GraphNode {
-  inputTensors: SymbolicTensor[];
-  outputTensors: SymbolicTensor[];
-}
-
 /** Whether `layer` is a plain relu: `Activation('relu')`, or `ReLU` without a cap. */
-function isPlainRelu(layer: Layer): boolean {
+function isPlainRelu(layer: ModelLayer): boolean {
   const config = layer.getConfig();
   if (layer.getClassName() === 'Activation') return config.activation === 'relu';
   return layer.getClassName() === 'ReLU' && config.maxValue == null;
@@ -184,26 +177,26 @@ function isPlainRelu(layer: Layer): boolean {
  * The relu layer that alone reads `bn`'s output, if one does (and the output is not also a model output):
  * then the BatchNorm can apply the relu itself.
  */
-function soleReluAfter(model: LayersModel, bn: Layer): Layer | undefined {
-  const nodes = (bn as unknown as { inboundNodes: GraphNode[] }).inboundNodes;
+function soleReluAfter(model: LayersModel, bn: ModelLayer): ModelLayer | undefined {
+  const nodes = callsOf(bn);
   if (nodes.length !== 1) return undefined;
   const output = nodes[0]?.outputTensors[0];
   if (output === undefined || model.outputs.includes(output)) return undefined;
   const readers = model.layers.flatMap((layer) =>
-    (layer as unknown as { inboundNodes: GraphNode[] }).inboundNodes
+    callsOf(layer)
       .filter((node) => node.inputTensors.includes(output))
       .map((node) => ({ layer, node })),
   );
   const [reader] = readers;
   if (readers.length !== 1 || reader === undefined) return undefined;
-  const callsOfReader = (reader.layer as unknown as { inboundNodes: GraphNode[] }).inboundNodes.length;
+  const callsOfReader = callsOf(reader.layer).length;
   return isPlainRelu(reader.layer) && callsOfReader === 1 && reader.node.inputTensors.length === 1
     ? reader.layer
     : undefined;
 }
 
 /** Makes `relu`'s training-mode call pass on, as they are, inputs its BatchNorm already relu'd. */
-function passFusedRelu(relu: Layer): void {
+function passFusedRelu(relu: ModelLayer): void {
   if (accelerated.has(relu)) return;
   accelerated.add(relu);
   const stockCall = relu.call.bind(relu);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import { callsOf } from './layer-graph.js';
 
 /** The parts of tfjs-layers' `Conv2D` the weights-only training call reads. */
 interface Conv2DLayer {
@@ -12,14 +13,7 @@ interface Conv2DLayer {
   dataFormat: string;
   dilationRate: number | number[];
   activation: { apply(x: tf.Tensor): tf.Tensor };
-  inboundNodes: { inputTensors: SymbolicTensor[] }[];
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
-}
-
-/** The layer graph as `LayersModel` keeps it: each layer's calls, with their input and output tensors. */
-interface GraphLayer {
-  trainableWeights: unknown[];
-  inboundNodes: { inputTensors: SymbolicTensor[]; outputTensors: SymbolicTensor[] }[];
 }
 
 const patched = new WeakSet<object>();
@@ -33,9 +27,9 @@ function weightFreeTensors(model: LayersModel): Set<SymbolicTensor> {
   let grew = true;
   while (grew) {
     grew = false;
-    for (const layer of model.layers as unknown as GraphLayer[]) {
+    for (const layer of model.layers) {
       if (layer.trainableWeights.length > 0) continue;
-      for (const node of layer.inboundNodes) {
+      for (const node of callsOf(layer)) {
         if (!node.inputTensors.every((t) => free.has(t))) continue;
         for (const output of node.outputTensors) {
           if (free.has(output)) continue;
@@ -65,7 +59,7 @@ export function skipInputGradients(model: LayersModel): string[] {
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'Conv2D') continue;
     const conv = layer as unknown as Conv2DLayer;
-    const nodes = conv.inboundNodes;
+    const nodes = callsOf(layer);
     const inputFree = nodes.length > 0 && nodes.every((node) => node.inputTensors.every((t) => free.has(t)));
     if (!inputFree || conv.rank !== 2 || conv.dataFormat !== 'channelsLast') continue;
     names.push(conv.name);

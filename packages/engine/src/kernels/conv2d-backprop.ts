@@ -174,7 +174,7 @@ function phaseFilter(
   return out;
 }
 
-/** The row and column phases of an input gradient (one each at stride 1), and whether a phase contributes. */
+/** The row and column phases of an input gradient (one each at stride 1). */
 function outputPhases(info: backend_util.Conv2DInfo): { rows: PhaseTaps[]; cols: PhaseTaps[] } {
   const { inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth } =
     info;

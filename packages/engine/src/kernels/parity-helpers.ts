@@ -27,6 +27,14 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
 export type Shape4 = [number, number, number, number];
 export type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
+/** Explicit padding wider than a 3×3 kernel (3 rows on top, 4 columns on the right): taps that read only zeros. */
+const WIDER_THAN_KERNEL: Pad = [
+  [0, 0],
+  [3, 0],
+  [0, 4],
+  [0, 0],
+];
+
 export interface ConvCase {
   name: string;
   batch: number;
@@ -104,24 +112,14 @@ const cases: ConvCase[] = [
     [0, 2],
     [0, 0],
   ]),
-  conv('3×3 s1 padding wider than the kernel', 2, 6, 4, 8, 3, 1, [
-    [0, 0],
-    [3, 0],
-    [0, 4],
-    [0, 0],
-  ]),
+  conv('3×3 s1 padding wider than the kernel', 2, 6, 4, 8, 3, 1, WIDER_THAN_KERNEL),
   { ...conv('3×3 s1 non-square', 2, 6, 4, 8, 3, 1), width: 11 },
   { ...conv('3×3 s2 non-square', 2, 9, 4, 8, 3, 2), width: 14 },
   // 3×3 stride 1 from at least 8 channels (a multiple of 4) runs as Winograd's F(2×2, 3×3): odd outputs (a half
   // tile at the edge), padding wider than the kernel, valid, non-square, outputs padded to whole vectors.
   conv('Winograd 8→8 s1, odd size', 2, 7, 8, 8, 3, 1),
   { ...conv('Winograd 8→12 s1 non-square', 2, 6, 8, 12, 3, 1), width: 11 },
-  conv('Winograd 8→8 s1 padding wider than the kernel', 2, 6, 8, 8, 3, 1, [
-    [0, 0],
-    [3, 0],
-    [0, 4],
-    [0, 0],
-  ]),
+  conv('Winograd 8→8 s1 padding wider than the kernel', 2, 6, 8, 8, 3, 1, WIDER_THAN_KERNEL),
   { ...conv('Winograd 12→8 s1 valid non-square', 2, 9, 12, 8, 3, 1, 'valid'), width: 12 },
   conv('Winograd 16→7 s1 (an SVD rank: outputs padded to whole vectors)', 2, 9, 16, 7, 3, 1),
   // The filter gradient's F(3×3, 2×2) needs outputs in groups of 16: odd outputs (half tiles of dy), valid,
@@ -129,12 +127,7 @@ const cases: ConvCase[] = [
   conv('Winograd 8→16 s1, odd size', 2, 7, 8, 16, 3, 1),
   { ...conv('Winograd 12→16 s1 valid non-square', 2, 9, 12, 16, 3, 1, 'valid'), width: 12 },
   { ...conv('Winograd 8→32 s1 non-square, odd width', 2, 6, 8, 32, 3, 1), width: 9 },
-  conv('Winograd 8→16 s1 padding wider than the kernel', 2, 6, 8, 16, 3, 1, [
-    [0, 0],
-    [3, 0],
-    [0, 4],
-    [0, 0],
-  ]),
+  conv('Winograd 8→16 s1 padding wider than the kernel', 2, 6, 8, 16, 3, 1, WIDER_THAN_KERNEL),
 ];
 
 // ResNet-18's wider 3×3 layers take the cpu reference 3–10 s each, so they run only with
